@@ -1,0 +1,17 @@
+"""Warping methods. Each lives in one module and registers itself by name; this list is the
+registry: adding a method means adding its module here."""
+
+from __future__ import annotations
+
+from . import integral, interp, pyoco, simple  # noqa: F401  (modules register themselves)
+from .base import REGISTRY, WarpMethod, WarpState, get_method, register
+
+DEFAULT_METHOD = "integral"
+
+
+def methods() -> list[str]:
+    """Names of the registered methods, sorted."""
+    return sorted(REGISTRY)
+
+
+__all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "get_method", "methods", "register"]

@@ -1,0 +1,84 @@
+"""The protocol every warping method implements, and the registry that names them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+import torch
+from torch import Tensor
+
+__all__ = ["REGISTRY", "WarpMethod", "WarpState", "get_method", "register"]
+
+
+@dataclass
+class WarpState:
+    """What a method carries from one frame to the next. ``noise`` is the current ``(C, H, W)``."""
+
+    noise: Tensor
+
+
+S = TypeVar("S", bound=WarpState)
+
+
+@runtime_checkable
+class WarpMethod(Protocol):
+    """A noise-warping method.
+
+    ``init`` receives the first frame's noise (i.i.d. N(0, 1), drawn by the caller) and returns
+    the state; ``step`` advances the state by one frame. Both take the generator that every
+    further random draw must come from. Flows arrive validated, ``(2, H, W)``, on the noise's
+    device and dtype; ``forward_flow`` (frame t-1's forward flow) may be None.
+    """
+
+    def init(self, noise: Tensor, generator: torch.Generator) -> WarpState: ...
+
+    def step(
+        self,
+        state: WarpState,
+        backward_flow: Tensor,
+        forward_flow: Tensor | None,
+        generator: torch.Generator,
+    ) -> WarpState: ...
+
+
+REGISTRY: dict[str, Callable[..., WarpMethod]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., WarpMethod]], Callable[..., WarpMethod]]:
+    """Class decorator: make a method constructible by name (``get_method(name, **options)``)."""
+
+    def deco(factory: Callable[..., WarpMethod]) -> Callable[..., WarpMethod]:
+        if name in REGISTRY:
+            raise ValueError(f"method {name!r} is already registered")
+        REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def get_method(name: str, **options: object) -> WarpMethod:
+    """Build the method registered as ``name`` with its options."""
+    try:
+        factory = REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown method {name!r}; choose one of {', '.join(sorted(REGISTRY))}"
+        ) from None
+    try:
+        return factory(**options)
+    except TypeError as e:
+        raise ValueError(f"bad options for method {name!r}: {e}") from None
+
+
+def fresh_like(noise: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
+    """Replace ``noise`` at ``mask`` ``(H, W)`` by new i.i.d. N(0, 1) draws (one per masked pixel
+    and channel), returning a new tensor."""
+    n = int(mask.sum())
+    if n == 0:
+        return noise
+    out = noise.clone()
+    out[:, mask] = torch.randn(noise.shape[0], n, generator=generator, device=noise.device,
+                               dtype=noise.dtype)
+    return out

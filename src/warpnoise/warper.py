@@ -1,0 +1,139 @@
+"""The streaming API: :class:`NoiseWarper` and :func:`warp_noise`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .flow import as_flow, as_flows
+from .methods import DEFAULT_METHOD, get_method
+from .rng import make_generator
+
+__all__ = ["NoiseWarper", "warp_noise"]
+
+
+def _check_size(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class NoiseWarper:
+    """Noise that follows a video, one frame at a time.
+
+    Convention:
+        Noise is ``(C, H, W)``. ``step`` takes frame t's backward flow ``(2, H, W)`` (dx, dy in
+        pixels: pixel ``x`` of frame t came from ``x + b(x)`` in frame t-1) and, optionally, frame
+        t-1's forward flow ``(2, H, W)`` for occlusion handling. Flows may be torch tensors or numpy
+        arrays; they are moved to the warper's device.
+
+    Args:
+        channels, height, width: the noise size.
+        method: a name from :func:`warpnoise.methods`.
+        seed: seeds a new generator on ``device`` (default 0). Ignored if ``generator`` is given.
+        generator: a ``torch.Generator`` on ``device``; every random draw comes from it.
+        device, dtype: where the noise lives and its floating dtype. Computation runs in float32
+            (float64 if asked) and the result is cast to ``dtype``.
+        **options: the method's options (e.g. ``upsample=8`` for ``integral``).
+
+    Example:
+        >>> w = NoiseWarper(4, 64, 64, method="integral", seed=0)
+        >>> w.noise.shape
+        torch.Size([4, 64, 64])
+        >>> w.step(torch.zeros(2, 64, 64)).shape
+        torch.Size([4, 64, 64])
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        method: str = DEFAULT_METHOD,
+        *,
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> None:
+        self.shape = (_check_size("channels", channels), _check_size("height", height),
+                      _check_size("width", width))
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self._work_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.method_name = method
+        self.method = get_method(method, **options)
+        self.generator = make_generator(None if generator is not None else seed, generator,
+                                        self.device)
+        first = torch.randn(self.shape, generator=self.generator, device=self.device,
+                            dtype=self._work_dtype)
+        self._state = self.method.init(first, self.generator)
+        self.frame = 0
+
+    @property
+    def noise(self) -> Tensor:
+        """The current frame's ``(C, H, W)`` noise."""
+        return self._state.noise.to(self.dtype)
+
+    def step(self, backward_flow: Any, forward_flow: Any | None = None) -> Tensor:
+        """Advance one frame and return its ``(C, H, W)`` noise.
+
+        Raises:
+            ValueError: a flow of the wrong shape, or with NaN or inf values.
+        """
+        _, h, w = self.shape
+        b = as_flow(backward_flow, h, w, name="backward_flow", device=self.device,
+                    dtype=self._work_dtype)
+        f = None if forward_flow is None else as_flow(
+            forward_flow, h, w, name="forward_flow", device=self.device, dtype=self._work_dtype)
+        self._state = self.method.step(self._state, b, f, self.generator)
+        self.frame += 1
+        return self.noise
+
+
+def warp_noise(
+    backward_flows: Any,
+    channels: int,
+    method: str = DEFAULT_METHOD,
+    *,
+    seed: int | None = 0,
+    generator: torch.Generator | None = None,
+    forward_flows: Any | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
+) -> Tensor:
+    """Warped noise for a whole clip.
+
+    Convention:
+        ``backward_flows`` is ``(T-1, 2, H, W)``: entry ``t-1`` is frame t's backward flow.
+        ``forward_flows``, if given, is ``(T-1, 2, H, W)``: entry ``t-1`` is frame t-1's forward
+        flow. Returns ``(T, C, H, W)``.
+
+    Example:
+        >>> warp_noise(torch.zeros(2, 2, 32, 32), channels=3, method="fixed").shape
+        torch.Size([3, 3, 32, 32])
+    """
+    if device is None:
+        device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
+    flows = as_flows(backward_flows, name="backward_flows", device=device)
+    t1, _, h, w = flows.shape
+    fwd = None
+    if forward_flows is not None:
+        fwd = as_flows(forward_flows, h, w, name="forward_flows", device=device)
+        if fwd.shape[0] != t1:
+            raise ValueError(
+                f"forward_flows has {fwd.shape[0]} flows but backward_flows has {t1}"
+            )
+    warper = NoiseWarper(channels, h, w, method, seed=seed, generator=generator, device=device,
+                         dtype=dtype, **options)
+    out = torch.empty(t1 + 1, channels, h, w, device=device, dtype=dtype)
+    out[0] = warper.noise
+    for t in range(t1):
+        out[t + 1] = warper.step(flows[t], None if fwd is None else fwd[t])
+    return out
