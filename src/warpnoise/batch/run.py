@@ -1,0 +1,382 @@
+"""Running a batch: one task per video on Ray (or in this process), resumable.
+
+Fault model:
+    * a video that fails (unreadable, too short, any error in its task) is recorded as failed
+      with its reason; the batch goes on;
+    * a worker process that dies is retried by Ray (``max_retries``), then recorded as failed;
+    * a killed batch, run again, skips each output that validates *and* whose last record is
+      ``ok`` with the same fingerprint (options, input file, format); everything else is redone.
+      Per-video seeds are deterministic, so a redone video gets exactly the same noise.
+
+Every output is written to ``OUTDIR/.warpnoise-partial/`` and renamed into place only once
+complete and validated (``os.replace`` on the same file system), so ``OUTDIR`` never holds a
+half-written noise file; the partial folder is cleared when a batch starts and ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .journal import (
+    JOURNAL_NAME,
+    SUMMARY_NAME,
+    Journal,
+    batch_lock,
+    compact_journal,
+    latest_by_output,
+    read_journal,
+    write_summary_csv,
+)
+from .plan import BatchJob
+
+__all__ = [
+    "PARTIAL_DIR",
+    "BatchSummary",
+    "Executor",
+    "RayExecutor",
+    "SerialExecutor",
+    "process_job",
+    "run_batch",
+]
+
+PARTIAL_DIR = ".warpnoise-partial"
+RAY_MISSING = ("Ray is not installed; install the batch extra: pip install 'warpnoise[batch]'")
+
+NoiseFn = Callable[[str, Path, Mapping[str, Any]], Any]
+ValidateFn = Callable[[Path], Mapping[str, Any]]
+
+
+def _default_noise_fn(input: str, output: Path, options: Mapping[str, Any]) -> Any:
+    from ..pipeline import NoiseOptions, video_to_noise
+
+    return video_to_noise(input, output, NoiseOptions(**options))
+
+
+def _default_validate_fn(path: Path) -> Mapping[str, Any]:
+    from ..pipeline import validate_noise_file
+
+    return validate_noise_file(path)
+
+
+def _field(result: Any, name: str) -> Any:
+    return result.get(name) if isinstance(result, Mapping) else getattr(result, name, None)
+
+
+def _record(job: BatchJob, status: str, **extra: Any) -> dict[str, Any]:
+    return {"key": job.key, "input": job.input, "output": job.output,
+            "seed": job.options.get("seed"), "fingerprint": job.fingerprint, "status": status,
+            "frames": None, "shape": None, "seconds": {}, "error": None,
+            "finished_at": round(time.time(), 3), **extra}
+
+
+def process_job(
+    job: BatchJob,
+    partial_dir: str,
+    *,
+    threads: int | None = None,
+    noise_fn: NoiseFn | None = None,
+    validate_fn: ValidateFn | None = None,
+) -> dict[str, Any]:
+    """Make one video's noise file; never raises for a bad video.
+
+    Writes to a unique file in ``partial_dir``, validates it, then renames it to
+    ``job.output``. Runs inside a Ray worker (or in this process).
+
+    Args:
+        threads: torch threads for this task (a Ray task gets as many as its CPUs).
+        noise_fn: ``(input, output, options) -> result with frames, shape, seconds``; default
+            ``warpnoise.pipeline.video_to_noise``.
+        validate_fn: ``(path) -> {"frames", ...}``, raising ``ValueError`` for a bad file;
+            default ``warpnoise.pipeline.validate_noise_file``.
+
+    Returns:
+        the job's record: ``status`` ``"ok"`` (with frames, shape, seconds) or ``"failed"``
+        (with ``error``).
+    """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    noise_fn = noise_fn or _default_noise_fn
+    validate_fn = validate_fn or _default_validate_fn
+    target = Path(job.output)
+    stem = hashlib.sha1(job.output.encode()).hexdigest()[:12]
+    partial = Path(partial_dir) / f"{stem}-{uuid.uuid4().hex[:8]}{target.suffix}"
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    start = time.perf_counter()
+    try:
+        result = noise_fn(job.input, partial, dict(job.options))
+        info = validate_fn(partial)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, target)
+    except Exception as err:  # one bad video must not stop the batch: record why it failed
+        message = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        seconds = {"total": round(time.perf_counter() - start, 4)}
+        return _record(job, "failed", error=message or type(err).__name__, seconds=seconds,
+                       **where)
+    finally:
+        partial.unlink(missing_ok=True)
+    seconds = {k: round(float(v), 4) for k, v in (_field(result, "seconds") or {}).items()}
+    seconds["total"] = round(time.perf_counter() - start, 4)
+    shape = _field(result, "shape") or info.get("shape")
+    return _record(job, "ok", frames=int(info.get("frames") or _field(result, "frames")),
+                   shape=list(shape) if shape is not None else None, seconds=seconds, **where)
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over items, yielding ``(item, result or exception)`` as each finishes."""
+
+    concurrency: int
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[Any], **kwargs: Any
+                      ) -> Iterator[tuple[Any, Any]]: ...
+
+
+class SerialExecutor:
+    """Runs every task in this process, in order: no Ray needed (tests, debugging)."""
+
+    concurrency = 1
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[Any], **kwargs: Any
+                      ) -> Iterator[tuple[Any, Any]]:
+        for item in items:
+            try:
+                yield item, fn(item, **kwargs)
+            except Exception as err:
+                yield item, err
+
+
+class RayExecutor:
+    """Runs tasks on Ray: a local cluster of ``workers`` CPUs, or the cluster at ``address``.
+
+    If Ray is already initialised in this process, that connection is used and left open.
+
+    Args:
+        address: an existing cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
+            ``None`` starts a local cluster.
+        workers: tasks run at once; default: the local CPU count, or the cluster's CPUs divided
+            by ``cpus_per_worker``.
+        cpus_per_worker: CPUs (and torch threads) reserved per task.
+        max_retries: Ray's retries of a task whose worker process died.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, *,
+                 cpus_per_worker: int = 1, max_retries: int = 2) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if cpus_per_worker < 1:
+            raise ValueError(f"cpus_per_worker must be >= 1, got {cpus_per_worker}")
+        self.address = address
+        self.workers = workers
+        self.cpus_per_worker = cpus_per_worker
+        self.max_retries = max_retries
+        self.concurrency = workers or 1
+        self._owns = False
+
+    def __enter__(self) -> RayExecutor:
+        try:
+            import ray
+        except ImportError:
+            raise ImportError(RAY_MISSING) from None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": "ERROR"}
+            if self.address is None:
+                kwargs["num_cpus"] = (self.workers or os.cpu_count() or 1) * self.cpus_per_worker
+            else:
+                kwargs["address"] = self.address
+            try:
+                ray.init(**kwargs)
+            except ConnectionError as err:
+                raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {err}"
+                                 ) from None
+            self._owns = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.concurrency = self.workers or max(1, cpus // self.cpus_per_worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owns:
+            import ray
+
+            ray.shutdown()
+            self._owns = False
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[Any], **kwargs: Any
+                      ) -> Iterator[tuple[Any, Any]]:
+        import ray
+
+        remote = ray.remote(_apply).options(num_cpus=self.cpus_per_worker,
+                                            max_retries=self.max_retries)
+        # Injected functions and options are shipped once, not once per task.
+        shared = ray.put((fn, kwargs))
+        pending: dict[Any, Any] = {}
+        todo = iter(items)
+        # Two tasks per worker in flight keep workers busy without queueing the whole dataset.
+        limit = 2 * self.concurrency
+
+        def fill() -> None:
+            for item in todo:
+                pending[remote.remote(shared, item)] = item
+                if len(pending) >= limit:
+                    return
+
+        try:
+            fill()
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    item = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as err:  # the worker died for good, or Ray failed
+                        result = err
+                    yield item, result
+                fill()
+        finally:
+            for ref in pending:  # interrupted: do not leave orphans computing on a cluster
+                ray.cancel(ref, force=True)
+
+
+def _apply(shared: tuple[Callable[..., Any], dict[str, Any]], item: Any) -> Any:
+    """The Ray task: ``fn(item, **kwargs)`` (Ray resolves ``shared`` from the object store)."""
+    fn, kwargs = shared
+    return fn(item, **kwargs)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did.
+
+    Attributes:
+        total: videos in the batch.
+        finished: videos done by this run.
+        skipped: videos already done by an earlier run (their output validated).
+        failed: videos that failed in this run.
+        seconds: wall time of this run.
+        records: the final record of every video, in batch order.
+        journal: the results manifest (JSON lines); ``summary_csv`` the same as a table.
+    """
+
+    total: int
+    finished: int
+    skipped: int
+    failed: int
+    seconds: float
+    records: list[dict[str, Any]] = field(default_factory=list)
+    journal: Path | None = None
+    summary_csv: Path | None = None
+
+    @property
+    def videos_per_minute(self) -> float:
+        """Throughput of this run over the videos it processed (finished or failed)."""
+        done = self.finished + self.failed
+        return 60.0 * done / self.seconds if self.seconds > 0 else 0.0
+
+
+def _already_done(job: BatchJob, last: Mapping[str, Any] | None, validate_fn: ValidateFn,
+                  retry_failed: bool) -> bool:
+    if last is None or last.get("fingerprint") != job.fingerprint:
+        return False
+    if last.get("status") == "failed":
+        return not retry_failed
+    if last.get("status") != "ok":
+        return False
+    try:
+        info = validate_fn(Path(job.output))
+    except (ValueError, OSError):
+        return False
+    return info.get("frames") == last.get("frames")
+
+
+def run_batch(
+    jobs: Sequence[BatchJob],
+    outdir: str | os.PathLike,
+    executor: Executor | None = None,
+    *,
+    retry_failed: bool = True,
+    threads: int | None = None,
+    noise_fn: NoiseFn | None = None,
+    validate_fn: ValidateFn | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> BatchSummary:
+    """Run (or resume) a batch of jobs from :func:`warpnoise.batch.plan_jobs`.
+
+    Args:
+        executor: where tasks run; default a :class:`RayExecutor` on a local cluster. It is
+            entered only if something is left to do.
+        retry_failed: redo videos whose last record is a failure (default); else keep them.
+        threads: torch threads per task (``None``: the executor's default).
+        noise_fn, validate_fn: see :func:`process_job` (for tests and custom pipelines).
+        on_start: called with (videos to run, videos already done) before any task starts.
+        on_result: called with each new record as it is written to the journal.
+
+    Returns:
+        a :class:`BatchSummary`; the results manifest is ``outdir/results.jsonl`` (one record
+        per video) and ``outdir/results.csv``.
+
+    Raises:
+        ValueError: another batch is writing to ``outdir``.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    validate = validate_fn or _default_validate_fn
+    journal_path = out / JOURNAL_NAME
+    partial_dir = out / PARTIAL_DIR
+    start = time.perf_counter()
+    finished = failed = 0
+    with batch_lock(out):
+        # Whatever is in the partial folder belongs to a batch that was killed: we hold the lock.
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        if journal_path.exists():
+            compact_journal(journal_path)  # also drops a last line cut short by a kill
+        latest = latest_by_output(read_journal(journal_path))
+        todo = [j for j in jobs
+                if not _already_done(j, latest.get(j.output), validate, retry_failed)]
+        if on_start is not None:
+            on_start(len(todo), len(jobs) - len(todo))
+        if todo:
+            partial_dir.mkdir()
+            executor = executor if executor is not None else RayExecutor()
+            with Journal(journal_path) as journal, executor as ex:
+                for job, result in ex.map_unordered(
+                        process_job, todo, partial_dir=str(partial_dir), threads=threads,
+                        noise_fn=noise_fn, validate_fn=validate_fn):
+                    if isinstance(result, BaseException):
+                        result = _record(job, "failed",
+                                         error=f"task lost: {type(result).__name__}: {result}")
+                    journal.append(result)
+                    if result["status"] == "ok":
+                        finished += 1
+                    else:
+                        failed += 1
+                    if on_result is not None:
+                        on_result(result)
+            shutil.rmtree(partial_dir, ignore_errors=True)
+        records = compact_journal(journal_path, order=[j.output for j in jobs])
+        mine = {j.output for j in jobs}
+        records = [r for r in records if r["output"] in mine]
+        write_summary_csv(out / SUMMARY_NAME, records)
+    return BatchSummary(total=len(jobs), finished=finished, skipped=len(jobs) - len(todo),
+                        failed=failed, seconds=time.perf_counter() - start, records=records,
+                        journal=journal_path, summary_csv=out / SUMMARY_NAME)
