@@ -1,0 +1,148 @@
+"""Noise files: warpnoise's ``.safetensors`` and Go-with-the-Flow's ``.npy``.
+
+Convention:
+    In memory a noise sequence is ``(T, C, H, W)``.
+
+    * ``.safetensors``: one tensor ``noise`` ``(T, C, H, W)`` (float32 or float16) and string
+      metadata: ``format`` (``warpnoise-noise/1``), ``method``, ``seed``, ``flow``, ``source``,
+      ``frame_size`` (``WxH`` of the frames the flow was computed on), ``downsample``,
+      ``warpnoise_version`` and whatever else the writer adds.
+    * ``.npy``: Go-with-the-Flow's ``noises.npy`` layout, ``[T, H, W, C]`` float16, no metadata
+      (Burgert et al., CVPR 2025: what its CogVideoX inference reads).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .atomic import atomic_output
+
+__all__ = ["NOISE_EXTENSIONS", "NOISE_FORMAT", "load_noise", "save_noise", "validate_noise_file"]
+
+NOISE_FORMAT = "warpnoise-noise/1"
+NOISE_EXTENSIONS = (".safetensors", ".npy")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def _check_noise(noise: Tensor, name: str) -> None:
+    if noise.ndim != 4:
+        raise ValueError(f"{name} must have shape (T, C, H, W), got {tuple(noise.shape)}")
+    if min(noise.shape) < 1:
+        raise ValueError(f"{name} is empty: shape {tuple(noise.shape)}")
+    if not noise.dtype.is_floating_point:
+        raise ValueError(f"{name} must be floating point, got {noise.dtype}")
+    if not bool(torch.isfinite(noise).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def save_noise(
+    path: str | os.PathLike,
+    noise: Tensor,
+    metadata: dict[str, Any] | None = None,
+    *,
+    dtype: str = "float32",
+) -> None:
+    """Write ``(T, C, H, W)`` noise atomically; the format follows the extension.
+
+    Args:
+        dtype: ``float32`` or ``float16`` for ``.safetensors``; ``.npy`` is always float16
+            ``[T, H, W, C]`` (Go-with-the-Flow's layout).
+        metadata: stored as strings in ``.safetensors`` (ignored by ``.npy``).
+
+    Raises:
+        ValueError: unknown extension or dtype, wrong shape, NaN or inf.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in NOISE_EXTENSIONS:
+        raise ValueError(f"unknown noise file type {ext!r} for {str(p)!r}; use .safetensors, or "
+                         ".npy for Go-with-the-Flow's [T, H, W, C] float16 layout")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    _check_noise(noise, "noise")
+    with atomic_output(p) as tmp:
+        if ext == ".npy":
+            arr = noise.detach().permute(0, 2, 3, 1).to("cpu", torch.float16).numpy()
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(arr))
+        else:
+            from safetensors.torch import save_file
+
+            meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+            meta["format"] = NOISE_FORMAT
+            meta["shape"] = "x".join(str(s) for s in noise.shape)
+            t = noise.detach().to("cpu", _DTYPES[dtype]).contiguous()
+            save_file({"noise": t}, str(tmp), metadata=meta)
+
+
+def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
+    """Read a noise file written by :func:`save_noise` (or any file of the same layout).
+
+    Returns:
+        ``(noise, metadata)``: ``(T, C, H, W)`` in the stored dtype, and the metadata strings
+        (empty for ``.npy``).
+
+    Raises:
+        ValueError: missing, truncated or malformed file, wrong shape, NaN or inf.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"noise file {str(p)!r} does not exist")
+    ext = p.suffix.lower()
+    if ext == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"cannot read {str(p)!r} as .npy: {e}") from None
+        if arr.ndim != 4:
+            raise ValueError(f"{str(p)!r} must hold [T, H, W, C] noise, got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"{str(p)!r} must hold floating-point noise, got {arr.dtype}")
+        noise = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+        meta: dict[str, str] = {}
+    elif ext == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(p), framework="pt") as fh:
+                meta = dict(fh.metadata() or {})
+                if "noise" not in fh.keys():  # noqa: SIM118  (safe_open is not a mapping)
+                    raise ValueError(f"{str(p)!r} has no 'noise' tensor (found: "
+                                     f"{sorted(fh.keys())})")
+                noise = fh.get_tensor("noise")
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"cannot read {str(p)!r} as safetensors (truncated or not a "
+                             f"safetensors file): {e}") from None
+    else:
+        raise ValueError(f"unknown noise file type {ext!r} for {str(p)!r}; expected "
+                         ".safetensors or .npy")
+    _check_noise(noise, f"noise in {str(p)!r}")
+    return noise, meta
+
+
+def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Open a noise file and check it is complete and well-formed.
+
+    Returns:
+        ``{"frames": T, "shape": (T, C, H, W), "dtype": str, "metadata": {...}}``.
+
+    Raises:
+        ValueError: anything :func:`load_noise` rejects, or a ``.safetensors`` file whose
+            metadata lacks the warpnoise format tag or disagrees with the tensor.
+    """
+    noise, meta = load_noise(path)
+    if str(path).lower().endswith(".safetensors"):
+        if meta.get("format") != NOISE_FORMAT:
+            raise ValueError(f"{str(path)!r} is not a warpnoise noise file (metadata format "
+                             f"{meta.get('format')!r}, expected {NOISE_FORMAT!r})")
+        if "shape" in meta and meta["shape"] != "x".join(map(str, noise.shape)):
+            raise ValueError(f"{str(path)!r}: metadata shape {meta['shape']} does not match the "
+                             f"tensor {tuple(noise.shape)}")
+    return {"frames": int(noise.shape[0]), "shape": tuple(int(s) for s in noise.shape),
+            "dtype": str(noise.dtype).removeprefix("torch."), "metadata": meta}

@@ -1,0 +1,296 @@
+"""From a video to noise: decode, estimate flow, warp, integrate to the latent grid, write.
+
+This is the library function behind ``warpnoise noise`` (and ``warpnoise flow``); the batch
+runner calls it too. Data flows one way: frames -> flows -> warper -> noise -> file.
+
+Convention:
+    Flows are estimated at pixel resolution (``(2, H, W)``, dx then dy; backward flow of frame t and
+    forward flow of frame t-1 per step) and the noise is warped there; ``downsample = s`` then
+    integrates ``s x s`` blocks (sum / s, :func:`warpnoise.field.block_integrate`), which keeps the
+    noise i.i.d. N(0, 1) on the latent grid (BRIEF §4). Output noise is ``(T, C, H/s, W/s)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import __version__
+from .estimate import FLOW_METHODS, PairEstimator, check_frames, make_estimator
+from .field import block_integrate
+from .io.atomic import check_writable
+from .io.flowfile import load_flows, save_flows
+from .io.noisefile import NOISE_EXTENSIONS, save_noise, validate_noise_file
+from .io.video import VideoWriter, read_frames
+from .methods import DEFAULT_METHOD, methods
+from .viz import preview_frame
+from .warper import NoiseWarper
+
+__all__ = [
+    "NoiseOptions",
+    "NoiseResult",
+    "Progress",
+    "source_flows",
+    "validate_noise_file",
+    "video_to_flows",
+    "video_to_noise",
+]
+
+#: ``progress(stage, done, total)``; stage is ``"decode"``, ``"flow"`` or ``"noise"``; total 0
+#: means unknown.
+Progress = Callable[[str, int, int], None]
+
+OCCLUSION_RULE = "forward-backward consistency, Sundaram et al. 2010 (alpha=0.01, beta=0.5 px^2)"
+
+
+@dataclass
+class NoiseOptions:
+    """Everything ``warpnoise noise`` can be told (see the CLI's ``--help`` for each)."""
+
+    method: str = DEFAULT_METHOD
+    channels: int = 4
+    downsample: int = 1
+    flow: str = "dis"  # "dis" | "farneback" | "raft" | path to a flow file
+    dis_preset: str = "medium"
+    raft_weights: str | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    size: tuple[int, int] | None = None
+    scale: float | None = None
+    start: int = 0
+    frames: int | None = None
+    stride: int = 1
+    method_options: dict[str, Any] = field(default_factory=dict)
+    preview_fps: float = 12.0
+
+    def check(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        if self.method not in methods():
+            raise ValueError(f"unknown method {self.method!r}; choose one of "
+                             f"{', '.join(methods())}")
+        for name in ("channels", "downsample"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
+            raise ValueError(f"--flow {self.flow!r} is neither a flow method "
+                             f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
+
+
+@dataclass
+class NoiseResult:
+    """What :func:`video_to_noise` wrote. ``seconds`` has decode, flow, warp, write, total."""
+
+    output: Path
+    frames: int
+    shape: tuple[int, int, int, int]
+    seconds: dict[str, float]
+    preview: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _decode(input: str | os.PathLike, o: NoiseOptions, progress: Progress | None) -> np.ndarray:
+    total = o.frames or 0
+    cb = None if progress is None else (lambda n: progress("decode", n, total))
+    return read_frames(input, size=o.size, scale=o.scale, start=o.start, frames=o.frames,
+                       stride=o.stride, progress=cb)
+
+
+def _flow_source(o: NoiseOptions, frames: np.ndarray) -> tuple[
+        PairEstimator | None, Tensor | None, Tensor | None]:
+    """Either an estimator, or precomputed ``(backward, forward)`` checked against the frames."""
+    if o.flow in FLOW_METHODS:
+        return make_estimator(o.flow, preset=o.dis_preset, raft_weights=o.raft_weights), None, None
+    backward, forward = load_flows(o.flow)
+    t, h, w = frames.shape[:3]
+    if backward.shape[0] != t - 1:
+        raise ValueError(f"flow file {o.flow!r} has {backward.shape[0]} flows but {t} frames "
+                         f"were selected (need {t - 1})")
+    if tuple(backward.shape[2:]) != (h, w):
+        raise ValueError(f"flow file {o.flow!r} is {backward.shape[3]}x{backward.shape[2]} but "
+                         f"the frames are {w}x{h} (use --size to match)")
+    return None, backward, forward
+
+
+def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
+    out = check_writable(output)
+    if out.suffix.lower() not in NOISE_EXTENSIONS:
+        raise ValueError(f"output {str(out)!r} must end in .safetensors, or .npy for "
+                         "Go-with-the-Flow's [T, H, W, C] float16 layout")
+    if preview is not None:
+        pv = check_writable(preview)
+        if pv.suffix.lower() != ".mp4":
+            raise ValueError(f"preview {str(pv)!r} must be an .mp4 file")
+        if pv.resolve() == out.resolve():
+            raise ValueError("the preview and the output are the same file")
+
+
+def video_to_noise(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    options: NoiseOptions,
+    *,
+    preview: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> NoiseResult:
+    """Turn a video (file or folder of frames) into warped noise and write it.
+
+    Writes ``output`` (``.safetensors``: tensor ``noise`` ``(T, C, H/s, W/s)`` in
+    ``options.dtype`` with metadata; ``.npy``: Go-with-the-Flow's ``[T, H/s, W/s, C]`` float16)
+    and, if asked, an mp4 ``preview`` (input | flow | noise). Both appear atomically when
+    complete. Every check on the input happens before anything is written.
+
+    Raises:
+        ValueError: bad options, unreadable input, a frame size not divisible by ``downsample``,
+            a flow file that does not match the frames.
+    """
+    options.check()
+    _check_outputs(output, preview)
+    t_start = time.perf_counter()
+    seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
+    frames = _decode(input, options, progress)
+    seconds["decode"] = time.perf_counter() - t_start
+    t, h, w = frames.shape[:3]
+    s = options.downsample
+    if h % s or w % s:
+        raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize with "
+                         f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
+    estimator, file_b, file_f = _flow_source(options, frames)
+    warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
+                         **options.method_options)
+    noise = torch.empty(t, options.channels, h // s, w // s)
+    noise[0] = block_integrate(warper.noise, s)
+    max_speed = 1.0
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if preview is not None:
+            writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
+            writer.write(preview_frame(frames[0], None, noise[0]))
+        for i in range(1, t):
+            tic = time.perf_counter()
+            if estimator is not None:
+                b, f = estimator(frames[i - 1], frames[i])
+            else:
+                b, f = file_b[i - 1], None if file_f is None else file_f[i - 1]
+            toc = time.perf_counter()
+            noise[i] = block_integrate(warper.step(b, f), s)
+            seconds["flow"] += toc - tic
+            seconds["warp"] += time.perf_counter() - toc
+            if writer is not None:
+                # A running maximum of robust speeds keeps the colours comparable across frames.
+                speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
+                max_speed = max(max_speed, speed)
+                writer.write(preview_frame(frames[i], b, noise[i], max_speed))
+            if progress is not None:
+                progress("noise", i, t - 1)
+        tic = time.perf_counter()
+        meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
+        save_noise(output, noise, meta, dtype=options.dtype)
+        seconds["write"] = time.perf_counter() - tic
+    seconds["total"] = time.perf_counter() - t_start
+    return NoiseResult(output=Path(output), frames=t, shape=tuple(noise.shape), seconds=seconds,
+                       preview=None if preview is None else Path(preview), metadata=meta)
+
+
+def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, ...],
+              occlusion: bool) -> dict[str, str]:
+    t, h, w = frame_shape[:3]
+    return {
+        "method": o.method, "method_options": json.dumps(o.method_options, sort_keys=True),
+        "seed": str(o.seed), "channels": str(o.channels), "downsample": str(o.downsample),
+        "flow": o.flow if o.flow in FLOW_METHODS else str(Path(o.flow).resolve()),
+        "dis_preset": o.dis_preset, "source": str(Path(input).resolve()),
+        "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
+        "frames": str(t), "dtype": o.dtype,
+        "occlusion": OCCLUSION_RULE if occlusion else "none (no forward flows)",
+        "warpnoise_version": __version__,
+    }
+
+
+def video_to_flows(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    options: NoiseOptions,
+    *,
+    progress: Progress | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Estimate backward and forward flows of a video and write them (``warpnoise flow``).
+
+    Uses ``options.flow`` (a method), ``dis_preset``, ``raft_weights`` and the frame selection.
+    Writes ``(T-1, 2, H, W)`` tensors ``backward`` and ``forward`` (see
+    :mod:`warpnoise.io.flowfile`), atomically. Returns them.
+    """
+    if options.flow not in FLOW_METHODS:
+        raise ValueError(f"unknown flow method {options.flow!r}; choose one of "
+                         f"{', '.join(FLOW_METHODS)}")
+    out = check_writable(output)
+    if out.suffix.lower() not in (".safetensors", ".npz"):
+        raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
+                         "both backward and forward flows)")
+    frames = _decode(input, options, progress)
+    estimator = make_estimator(options.flow, preset=options.dis_preset,
+                               raft_weights=options.raft_weights)
+    t, h, w = frames.shape[:3]
+    if t < 2:
+        raise ValueError(f"{str(input)!r}: flows need at least 2 frames, the selection has {t}")
+    backward = torch.empty(t - 1, 2, h, w)
+    forward = torch.empty_like(backward)
+    for i in range(1, t):
+        backward[i - 1], forward[i - 1] = estimator(frames[i - 1], frames[i])
+        if progress is not None:
+            progress("flow", i, t - 1)
+    meta = {"flow": options.flow, "dis_preset": options.dis_preset,
+            "source": str(Path(input).resolve()), "frame_size": f"{w}x{h}",
+            "start": str(options.start), "stride": str(options.stride), "frames": str(t),
+            "warpnoise_version": __version__}
+    save_flows(out, backward, forward, metadata=meta)
+    return backward, forward
+
+
+def source_flows(metadata: dict[str, str]) -> tuple[Tensor, Tensor | None, str] | None:
+    """Recover the flows a noise file was made from, using its metadata.
+
+    Re-estimates them from the ``source`` video with the same method and frame selection, or
+    reloads the flow file it names. Returns ``(backward, forward, description)``, or None when the
+    metadata is missing or the source is no longer there.
+    """
+    try:
+        src, flow, n = metadata["source"], metadata["flow"], int(metadata["frames"])
+        w, h = (int(v) for v in metadata["frame_size"].split("x"))
+        start, stride = int(metadata.get("start", 0)), int(metadata.get("stride", 1))
+    except (KeyError, ValueError):
+        return None
+    if not Path(src).exists():
+        return None
+    try:
+        if flow not in FLOW_METHODS:
+            if not Path(flow).exists():
+                return None
+            b, f = load_flows(flow)
+            return b, f, f"flows from {flow}"
+        frames = read_frames(src, size=(w, h), start=start, frames=n, stride=stride)
+        check_frames(frames)
+        estimator = make_estimator(flow, preset=metadata.get("dis_preset", "medium"))
+        pairs = [estimator(frames[i - 1], frames[i]) for i in range(1, len(frames))]
+    except ValueError:
+        return None
+    if not pairs:
+        return None
+    b = torch.stack([p[0] for p in pairs])
+    f = torch.stack([p[1] for p in pairs])
+    return b, f, f"{flow} flows re-estimated from {src}"
+
