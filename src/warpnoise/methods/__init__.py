@@ -3,7 +3,14 @@ registry: adding a method means adding its module here."""
 
 from __future__ import annotations
 
-from . import integral, interp, pyoco, simple  # noqa: F401  (modules register themselves)
+from . import (  # noqa: F401  (each module registers its methods)
+    bridge,
+    integral,
+    interp,
+    persistent,
+    pyoco,
+    simple,
+)
 from .base import REGISTRY, WarpMethod, WarpState, get_method, register
 
 DEFAULT_METHOD = "integral"
