@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .estimate import FLOW_METHODS, PairEstimator, check_frames, make_estimator
+from .estimate import FLOW_METHODS, check_frames, make_estimator
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
@@ -110,20 +110,17 @@ def _decode(input: str | os.PathLike, o: NoiseOptions, progress: Progress | None
                        stride=o.stride, progress=cb)
 
 
-def _flow_source(o: NoiseOptions, frames: np.ndarray) -> tuple[
-        PairEstimator | None, Tensor | None, Tensor | None]:
-    """Either an estimator, or precomputed ``(backward, forward)`` checked against the frames."""
-    if o.flow in FLOW_METHODS:
-        return make_estimator(o.flow, preset=o.dis_preset, raft_weights=o.raft_weights), None, None
-    backward, forward = load_flows(o.flow)
+def _file_flows(path: str, frames: np.ndarray) -> tuple[Tensor, Tensor | None]:
+    """Precomputed ``(backward, forward)`` from a flow file, checked against the frames."""
+    backward, forward = load_flows(path)
     t, h, w = frames.shape[:3]
     if backward.shape[0] != t - 1:
-        raise ValueError(f"flow file {o.flow!r} has {backward.shape[0]} flows but {t} frames "
+        raise ValueError(f"flow file {path!r} has {backward.shape[0]} flows but {t} frames "
                          f"were selected (need {t - 1})")
     if tuple(backward.shape[2:]) != (h, w):
-        raise ValueError(f"flow file {o.flow!r} is {backward.shape[3]}x{backward.shape[2]} but "
+        raise ValueError(f"flow file {path!r} is {backward.shape[3]}x{backward.shape[2]} but "
                          f"the frames are {w}x{h} (use --size to match)")
-    return None, backward, forward
+    return backward, forward
 
 
 def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
@@ -162,6 +159,9 @@ def video_to_noise(
     _check_outputs(output, preview)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
+    # Build the estimator first: a RAFT setup error should not wait for the whole decode.
+    estimator = None if options.flow not in FLOW_METHODS else make_estimator(
+        options.flow, preset=options.dis_preset, raft_weights=options.raft_weights)
     frames = _decode(input, options, progress)
     seconds["decode"] = time.perf_counter() - t_start
     t, h, w = frames.shape[:3]
@@ -169,7 +169,7 @@ def video_to_noise(
     if h % s or w % s:
         raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize with "
                          f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
-    estimator, file_b, file_f = _flow_source(options, frames)
+    file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
     warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
                          **options.method_options)
     noise = torch.empty(t, options.channels, h // s, w // s)
@@ -241,9 +241,9 @@ def video_to_flows(
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
                          "both backward and forward flows)")
-    frames = _decode(input, options, progress)
     estimator = make_estimator(options.flow, preset=options.dis_preset,
                                raft_weights=options.raft_weights)
+    frames = _decode(input, options, progress)
     t, h, w = frames.shape[:3]
     if t < 2:
         raise ValueError(f"{str(input)!r}: flows need at least 2 frames, the selection has {t}")

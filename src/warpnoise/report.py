@@ -4,8 +4,8 @@ Per frame it reads :func:`warpnoise.stats.frame_stats` (mean, std, KS test, lag-
 channel correlation, Moran's I). Given the clip's flows it measures the temporal correlation of
 frame t with frame t-1 *along the motion* (:func:`warpnoise.stats.warped_correlation`, pixels
 disoccluded by the forward-backward test excluded) and, for contrast, at fixed pixels. It also
-computes the paper's correlation maps (Chang et al., ICLR 2024, Fig. 4 style): the correlation of a
-pixel with its neighbours in frame t and in frame t-1.
+computes the paper's covariance maps (Chang et al., ICLR 2024): the covariance of a pixel with its
+neighbours in frame t and in frame t-1.
 
 Verdict thresholds (per frame, ``n = C*H*W`` values, ``m = H*W`` per channel):
 ``|mean| < 5/sqrt(n)``, ``|std - 1| < 5/sqrt(2n)``, KS p-value ``> 0.001 / T`` (Bonferroni over
@@ -34,7 +34,7 @@ from .stats import frame_stats, warped_correlation
 __all__ = [
     "MOTION_THRESHOLD",
     "NoiseReport",
-    "correlation_maps",
+    "covariance_maps",
     "flows_to_noise_grid",
     "noise_report",
 ]
@@ -180,28 +180,30 @@ def _noise_grid_flows(flows: Tensor, t: int, h: int, w: int, name: str) -> Tenso
     return flows_to_noise_grid(flows, h, w)
 
 
-def correlation_maps(
+def covariance_maps(
     noise: Tensor,
     backward_flows: Tensor | None = None,
     *,
     radius: int = 3,
     max_pairs: int = 16,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The paper's spatial and temporal correlation maps of a noise sequence.
+    """The paper's spatial and temporal covariance maps of a noise sequence.
 
     Convention:
         ``noise`` ``(T, C, H, W)``; ``backward_flows`` as in :func:`noise_report`. Returns
         ``(spatial, temporal)``, each ``(2r+1, 2r+1)`` indexed ``[dy + r, dx + r]``:
-        ``spatial`` is ``corr(n_t(x), n_t(x + d))`` and ``temporal`` is
-        ``corr(n_t(x), n_{t-1}(s(x) + d))`` with ``s(x) = round(x + b(x))`` along the motion (or
-        ``x`` without flows). ``temporal`` is None for a single frame. At most ``max_pairs``
-        frames, evenly spaced, are used.
+        ``spatial`` is ``E[n_t(x) n_t(x + d)]`` and ``temporal`` is
+        ``E[n_t(x) n_{t-1}(s(x) + d)]`` with ``s(x) = round(x + b(x))`` along the motion (or
+        ``x`` without flows), averaged over pixels, channels and frames. Ideal ∫-noise: spatial 1
+        at the centre (unit variance) and 0 elsewhere; interpolated noise shows a lower centre
+        and a blurred neighbourhood. ``temporal`` is None for a single frame. At most
+        ``max_pairs`` frames, evenly spaced, are used.
     """
     if noise.ndim != 4:
         raise ValueError(f"noise must have shape (T, C, H, W), got {tuple(noise.shape)}")
     t, _, h, w = noise.shape
-    x = noise.detach().cpu().double()
-    x = ((x - x.mean()) / x.std()).float()
+    # Raw products, not correlations: the centre then shows any loss of variance.
+    x = noise.detach().cpu().float()
     picks = np.unique(np.linspace(1 if t > 1 else 0, t - 1, min(max_pairs, t)).round().astype(int))
     b = None if backward_flows is None or t < 2 else _noise_grid_flows(
         backward_flows, t, h, w, "backward_flows")
@@ -231,9 +233,9 @@ def correlation_maps(
 def _neighbour_corr(a: Tensor, b: Tensor, sx: Tensor, sy: Tensor, r: int) -> np.ndarray:
     """Mean of ``a(x) * b(s(x) + d)`` over pixels and channels for every ``|d| <= r``.
 
-    ``a`` and ``b`` are standardised ``(C, H, W)``; ``s(x) = (sx, sy)`` integer ``(H, W)``.
-    Neighbours beyond the frame are NaN-padded and skipped; pixels whose ``s(x)`` leaves the frame
-    are dropped.
+    ``a`` and ``b`` are ``(C, H, W)`` zero-mean noise (so this is a covariance); ``s(x)`` is
+    ``(sx, sy)``, integer ``(H, W)``. Neighbours beyond the frame are NaN-padded and skipped;
+    pixels whose ``s(x)`` leaves the frame are dropped.
     """
     _, h, w = a.shape
     ok = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)

@@ -19,7 +19,7 @@ from .io.atomic import atomic_output
 __all__ = [
     "flow_to_rgb",
     "noise_to_rgb",
-    "plot_correlation_maps",
+    "plot_covariance_maps",
     "preview_frame",
 ]
 
@@ -107,24 +107,25 @@ def preview_frame(frame: np.ndarray, flow: Tensor | None, noise: Tensor,
     return np.concatenate([frame, flow_img, noise_img], axis=1)
 
 
-def plot_correlation_maps(spatial: np.ndarray, temporal: np.ndarray | None,
+def plot_covariance_maps(spatial: np.ndarray, temporal: np.ndarray | None,
                           path: str | os.PathLike, *, title: str = "") -> None:
-    """Save the paper's correlation maps as a PNG, atomically.
+    """Save the paper's covariance maps as a PNG, atomically.
 
-    ``spatial[dy, dx]`` is the correlation of a pixel with its neighbour at offset
-    ``(dx - r, dy - r)`` in the same frame; ``temporal`` the same with frame t-1 (along the
-    motion when flows were given). Both ``(2r+1, 2r+1)`` (see :func:`warpnoise.report.
-    correlation_maps`). Ideal ∫-noise: 1 at the centre of the spatial map, 0 elsewhere.
+    ``spatial[dy + r, dx + r]`` is the covariance of a pixel with its neighbour at offset
+    ``(dx, dy)`` in the same frame; ``temporal`` the same with frame t-1 (along the motion when
+    flows were given). Both ``(2r+1, 2r+1)`` (see :func:`warpnoise.report.covariance_maps`).
+    Ideal ∫-noise: 1 at the centre of the spatial map, 0 elsewhere.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    maps = [("spatial (frame t)", spatial)]
+    maps = [("spatial covariance (frame t)", spatial)]
     if temporal is not None:
-        maps.append(("temporal (frame t vs t-1)", temporal))
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.0), squeeze=False)
+        maps.append(("temporal covariance (t vs t-1)", temporal))
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.6 * len(maps), 4.2), squeeze=False,
+                             layout="constrained")
     for ax, (name, m) in zip(axes[0], maps, strict=True):
         r = m.shape[0] // 2
         im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1, extent=(-r - .5, r + .5, r + .5, -r - .5))

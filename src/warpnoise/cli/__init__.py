@@ -18,10 +18,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["io_commands"]
+
+
+def load_commands() -> typer.Typer:
+    """Import every module of :data:`COMMAND_MODULES` (registering its commands) and return
+    ``app``; tests call this before ``typer.testing.CliRunner().invoke(app, ...)``."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    return app
 
 
 def main() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+    load_commands()
     app()

@@ -44,10 +44,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates 0600; give the output the permissions a plain open() would.
-    tmp_path.chmod(0o666 & ~_umask())
     try:
         yield tmp_path
+        # mkstemp creates 0600 (and writers may recreate the file): give the output the
+        # permissions a plain open() would.
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

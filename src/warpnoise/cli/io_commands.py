@@ -1,0 +1,261 @@
+"""``warpnoise flow``, ``warpnoise noise`` and ``warpnoise stats``: from a video to noise and back
+to a report. Thin: parse, call :mod:`warpnoise.pipeline` / :mod:`warpnoise.report`, print."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..methods import DEFAULT_METHOD, methods
+from . import app
+from ._common import handle_errors, progress_bar
+
+_SELECT = "Frame selection"
+_FLOW = "Optical flow"
+
+InputArg = Annotated[Path, typer.Argument(
+    help="Video file (mp4, avi, mov, webm, gif, ...) or a folder of images (natural order).",
+    show_default=False)]
+SizeOpt = Annotated[str | None, typer.Option(
+    "--size", help="Resize frames to WxH pixels, e.g. 512x384.", rich_help_panel=_SELECT)]
+ScaleOpt = Annotated[float | None, typer.Option(
+    "--scale", help="Resize frames by this factor (instead of --size).", rich_help_panel=_SELECT)]
+StartOpt = Annotated[int, typer.Option("--start", help="First frame to use (0-based).",
+                                       rich_help_panel=_SELECT)]
+FramesOpt = Annotated[int | None, typer.Option(
+    "--frames", help="Use at most this many frames (default: all).", rich_help_panel=_SELECT)]
+StrideOpt = Annotated[int, typer.Option("--stride", help="Use every N-th frame.",
+                                        rich_help_panel=_SELECT)]
+PresetOpt = Annotated[str, typer.Option(
+    "--dis-preset", help="DIS preset: ultrafast, fast or medium.", rich_help_panel=_FLOW)]
+RaftOpt = Annotated[Path | None, typer.Option(
+    "--raft-weights", help="Local torchvision RAFT weights (.pth) for --flow raft; needs "
+    "torchvision. Nothing is downloaded.", rich_help_panel=_FLOW)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+_OCCLUSION_HELP = (
+    "Pixels failing the forward-backward check |b + f(x+b)|² > 0.01 (|b|² + |f(x+b)|²) + 0.5 px² "
+    "(Sundaram et al. 2010) are disoccluded and get fresh noise."
+)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    from ..io.video import parse_size
+
+    return None if text is None else parse_size(text)
+
+
+def _method_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command("flow")
+@handle_errors
+def flow_command(
+    input: InputArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Flow file to write: .safetensors or .npz with tensors 'backward' "
+        "and 'forward', (T-1, 2, H, W), dx then dy in pixels.")],
+    flow: Annotated[str, typer.Option(
+        "--flow", help="Estimator: dis (OpenCV DIS), farneback or raft.",
+        rich_help_panel=_FLOW)] = "dis",
+    dis_preset: PresetOpt = "medium",
+    raft_weights: RaftOpt = None,
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    start: StartOpt = 0,
+    frames: FramesOpt = None,
+    stride: StrideOpt = 1,
+    quiet: QuietOpt = False,
+) -> None:
+    """Estimate backward and forward optical flow for every pair of consecutive frames.
+
+    backward[t-1]: pixel x of frame t came from x + b(x) in frame t-1; forward[t-1]: pixel x of
+    frame t-1 goes to x + f(x) in frame t. Pass the file to `warpnoise noise --flow FILE`.
+    """
+    from ..pipeline import NoiseOptions, video_to_flows
+
+    opts = NoiseOptions(flow=flow, dis_preset=dis_preset,
+                        raft_weights=None if raft_weights is None else str(raft_weights),
+                        size=_size(size), scale=scale, start=start, frames=frames, stride=stride)
+    with progress_bar(quiet) as progress:
+        backward, _ = video_to_flows(input, output, opts, progress=progress)
+    t, _, h, w = backward.shape
+    typer.echo(f"wrote {output}: {t} backward + {t} forward flows, {w}x{h}")
+
+
+@app.command("noise")
+@handle_errors
+def noise_command(
+    input: InputArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Noise file: .safetensors (tensor 'noise' (T, C, H, W) + metadata) "
+        "or .npy (Go-with-the-Flow's [T, H, W, C] float16).")],
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help=f"Warping method: {', '.join(methods())}.")] = DEFAULT_METHOD,
+    channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels.")] = 4,
+    downsample: Annotated[int, typer.Option(
+        "--downsample", help="Integrate FxF blocks (sum / F) after warping at pixel resolution: "
+        "latent noise for a VAE with factor F, still i.i.d. N(0,1).")] = 1,
+    flow: Annotated[str, typer.Option(
+        "--flow", help="dis, farneback, raft, or a flow file (.safetensors/.npz from `warpnoise "
+        "flow`, .npy, .flo or a folder of .flo). " + _OCCLUSION_HELP,
+        rich_help_panel=_FLOW)] = "dis",
+    dis_preset: PresetOpt = "medium",
+    raft_weights: RaftOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same noise).")] = 0,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
+    preview: Annotated[Path | None, typer.Option(
+        "--preview", help="Also write an mp4: input | flow (colour wheel) | noise.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
+    ] = None,
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    start: StartOpt = 0,
+    frames: FramesOpt = None,
+    stride: StrideOpt = 1,
+    quiet: QuietOpt = False,
+) -> None:
+    """Turn a video into warped Gaussian noise: i.i.d. N(0,1) per frame, moving with the video.
+
+    Output: the noise file (written atomically) and, with --preview, a side-by-side mp4.
+    Check it with `warpnoise stats OUTPUT`.
+    """
+    from ..pipeline import NoiseOptions, video_to_noise
+
+    opts = NoiseOptions(
+        method=method, channels=channels, downsample=downsample, flow=flow,
+        dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
+        seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
+        stride=stride, method_options=_method_options(option or []))
+    with progress_bar(quiet) as progress:
+        result = video_to_noise(input, output, opts, preview=preview, progress=progress)
+    s = result.seconds
+    steps = max(result.frames - 1, 1)
+    kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    typer.echo(
+        f"wrote {result.output}: noise {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        + (f"; preview {result.preview}" if result.preview else ""))
+    typer.echo(
+        f"time {s['total']:.2f} s: decode {s['decode']:.2f} s, flow {s['flow']:.2f} s "
+        f"({steps / max(s['flow'], 1e-9):.1f} frames/s), warp {s['warp']:.2f} s "
+        f"({steps / max(s['warp'], 1e-9):.1f} frames/s), write {s['write']:.2f} s")
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "nan" if isinstance(v, float) and math.isnan(v) else format(v, spec)
+
+
+@app.command("stats")
+@handle_errors
+def stats_command(
+    noise: Annotated[Path, typer.Argument(
+        help="Noise file (.safetensors from `warpnoise noise`, or a [T, H, W, C] .npy).",
+        show_default=False)],
+    flows: Annotated[Path | None, typer.Option(
+        "--flows", help="Flow file of the clip (from `warpnoise flow`) for the temporal check. "
+        "Default: re-estimate from the source video named in the noise file, if it exists.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write a PNG of the paper's covariance maps: a pixel with its "
+        "neighbours in frame t and in frame t-1 (along the motion).")] = None,
+    radius: Annotated[int, typer.Option("--radius", help="Neighbourhood radius of the --plot maps.")
+                      ] = 3,
+) -> None:
+    """Fidelity report of a noise file: is it N(0,1), does it move with the video?
+
+    Per frame: mean, std, KS p-value, Moran's I, lag-1 spatial and channel correlation. With
+    flows: the correlation with frame t-1 along the motion (disoccluded pixels excluded) and at
+    fixed pixels. Verdict thresholds are 5 standard errors (see warpnoise.report).
+    """
+    from ..io.atomic import check_writable
+    from ..io.flowfile import load_flows
+    from ..io.noisefile import load_noise
+    from ..pipeline import source_flows
+    from ..report import covariance_maps, noise_report
+
+    if plot is not None:
+        check_writable(plot)
+        if plot.suffix.lower() != ".png":
+            raise ValueError(f"--plot {str(plot)!r} must be a .png file")
+    x, meta = load_noise(noise)
+    backward = forward = None
+    flow_note = "none"
+    if flows is not None:
+        backward, forward = load_flows(flows)
+        flow_note = f"flows from {flows}"
+    elif x.shape[0] > 1:
+        found = source_flows(meta)
+        if found is not None:
+            backward, forward, flow_note = found
+    report = noise_report(x, backward, forward)
+    if plot is not None:
+        from ..viz import plot_covariance_maps
+
+        spatial, temporal = covariance_maps(x, backward, radius=radius)
+        plot_covariance_maps(spatial, temporal, plot, title=f"{noise.name} "
+                              f"({meta.get('method', '?')})")
+    if as_json:
+        out = report.as_dict() | {"file": str(noise), "metadata": meta, "flows": flow_note,
+                                  "verdict": report.verdict()}
+        typer.echo(json.dumps(out, indent=2, allow_nan=True))
+        return
+    _print_report(noise, meta, report, flow_note, plot)
+
+
+def _print_report(path: Path, meta: dict[str, str], report: Any, flow_note: str,
+                  plot: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=132)  # pipes and logs: no wrapping of the table
+    t, c, h, w = report.shape
+    console.print(f"[bold]{path}[/]: {t} frames x {c} channels x {h} x {w}"
+                  + (f", method {meta['method']}, seed {meta.get('seed', '?')}"
+                     if "method" in meta else ""), highlight=False)
+    temporal = {s["frame"]: s for s in (report.temporal or [])}
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col in ("frame", "mean", "std", "KS p", "lag1 x", "lag1 y", "chan", "Moran z",
+                "corr motion", "corr fixed", "occl %", "check"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for fr in report.frames:
+        tm = temporal.get(fr["frame"])
+        table.add_row(
+            str(fr["frame"]), _fmt(fr["mean"], "+.4f"), _fmt(fr["std"], ".4f"),
+            _fmt(fr["ks_p"], ".3f"), _fmt(fr["lag1_x"], "+.4f"), _fmt(fr["lag1_y"], "+.4f"),
+            _fmt(fr["channel_corr"], ".4f"), _fmt(fr["morans_z"], "+.2f"),
+            "" if tm is None else _fmt(tm["corr_motion"], ".3f"),
+            "" if tm is None else _fmt(tm["corr_static"], ".3f"),
+            "" if tm is None else _fmt(100 * tm["occluded"], ".1f"),
+            "[green]ok[/]" if not fr["fails"] else "[red]FAIL[/]")
+    console.print(table)
+    failing = [fr for fr in report.frames if fr["fails"]]
+    for fr in failing[:5]:
+        console.print(f"frame {fr['frame']} fails: {'; '.join(fr['fails'])}", highlight=False)
+    if len(failing) > 5:
+        console.print(f"... and {len(failing) - 5} more failing frames", highlight=False)
+    console.print(f"temporal check: {flow_note}", highlight=False)
+    for line in report.verdict():
+        ok = ": yes" in line
+        console.print(("[green]" if ok else "[yellow]" if "not checked" in line else "[red]")
+                      + line + "[/]", highlight=False)
+    if plot is not None:
+        console.print(f"wrote {plot}")
