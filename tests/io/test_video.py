@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.io._clips import moving_frames, sample_path, write_png_folder
+from warpnoise.io.video import VideoWriter, natural_key, parse_size, read_frames, write_video
+
+
+def test_bundled_sample_reads_as_uint8_rgb_sequence() -> None:
+    frames = read_frames(sample_path())
+    assert frames.shape == (24, 192, 256, 3)
+    assert frames.dtype == np.uint8
+    assert frames.std() > 20  # real content, not a blank clip
+
+
+def test_start_stride_frames_select_the_same_frames_as_slicing() -> None:
+    full = read_frames(sample_path())
+    picked = read_frames(sample_path(), start=3, stride=4, frames=3)
+    np.testing.assert_array_equal(picked, full[3::4][:3])
+
+
+def test_size_and_scale_resize_frames() -> None:
+    assert read_frames(sample_path(), size=(64, 40), frames=2).shape == (2, 40, 64, 3)
+    assert read_frames(sample_path(), scale=0.25, frames=2).shape == (2, 48, 64, 3)
+
+
+def test_image_folder_is_read_in_natural_order(tmp_path: Path) -> None:
+    colors = np.arange(1, 4, dtype=np.uint8).repeat(3 * 8 * 8).reshape(3, 8, 8, 3) * 60
+    write_png_folder(tmp_path, colors, ["f10.png", "f2.png", "f1.png"])
+    frames = read_frames(tmp_path)
+    # Natural order is f1, f2, f10: colours 180, 120, 60.
+    assert [int(f[0, 0, 0]) for f in frames] == [180, 120, 60]
+
+
+def test_natural_key_orders_numbers_by_value() -> None:
+    assert sorted(["a10", "a2", "a1"], key=natural_key) == ["a1", "a2", "a10"]
+
+
+def test_gif_is_readable(tmp_path: Path) -> None:
+    from PIL import Image
+
+    frames = moving_frames(3, 32, 40)
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(tmp_path / "c.gif", save_all=True, append_images=imgs[1:], duration=100)
+    out = read_frames(tmp_path / "c.gif")
+    assert out.shape == (3, 32, 40, 3)
+
+
+def test_write_video_round_trips_and_pads_odd_sizes(tmp_path: Path) -> None:
+    frames = moving_frames(5, 31, 45)
+    write_video(tmp_path / "v.mp4", frames, fps=10)
+    back = read_frames(tmp_path / "v.mp4")
+    assert back.shape == (5, 32, 46, 3)
+    # Lossy H.264 with 4:2:0 chroma: brightness close, not exact.
+    err = np.abs(back[:, :31, :45].mean(-1) - frames.mean(-1)).mean()
+    assert err < 6
+
+
+def test_video_writer_leaves_no_file_when_interrupted(tmp_path: Path) -> None:
+    frames = moving_frames(3, 32, 32)
+    with pytest.raises(RuntimeError), VideoWriter(tmp_path / "v.mp4") as w:
+        w.write(frames[0])
+        raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"size": (64, 48), "scale": 0.5}, "either size or scale"),
+    ({"stride": 0}, "stride"),
+    ({"frames": 0}, "frames"),
+    ({"start": -1}, "start"),
+    ({"start": 1000}, "keeps no frame"),
+])
+def test_bad_selection_is_a_value_error(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        read_frames(sample_path(), **kwargs)
+
+
+def test_missing_garbage_and_truncated_inputs_are_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        read_frames(tmp_path / "nope.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"this is not a video")
+    with pytest.raises(ValueError, match="cannot open"):
+        read_frames(tmp_path / "junk.mp4")
+    data = sample_path().read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError):
+        read_frames(tmp_path / "cut.mp4")
+
+
+def test_folder_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no images"):
+        read_frames(tmp_path)
+    write_png_folder(tmp_path, moving_frames(1, 16, 16), ["a1.png"])
+    write_png_folder(tmp_path, moving_frames(1, 20, 16), ["a2.png"])
+    with pytest.raises(ValueError, match="one size"):
+        read_frames(tmp_path)
+
+
+def test_copied_sample_in_a_folder_with_spaces_reads(tmp_path: Path) -> None:
+    d = tmp_path / "my clips"
+    d.mkdir()
+    shutil.copy(sample_path(), d / "clip one.mp4")
+    assert read_frames(d / "clip one.mp4", frames=2).shape[0] == 2
+
+
+@pytest.mark.parametrize("text", ["640", "0x10", "axb", "10x"])
+def test_parse_size_rejects_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="WxH"):
+        parse_size(text)
+
+
+def test_parse_size_reads_w_then_h() -> None:
+    assert parse_size("640x480") == (640, 480)
