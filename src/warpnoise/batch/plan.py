@@ -35,6 +35,9 @@ MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 # Manifest columns that are not noise options.
 PATH_COLUMN = "path"
 OUTPUT_COLUMN = "output"
+# Options that may name a file; tasks run in other processes (and folders), so a relative file
+# name is made absolute against where it was written (the manifest's folder or the cwd).
+PATH_OPTIONS = ("flow", "raft_weights")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,15 @@ def _key_for(path: Path, base: Path) -> str:
         return PurePosixPath(resolved.as_posix()).relative_to("/").as_posix()
 
 
+def _absolute_paths(options: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(options)
+    for name in PATH_OPTIONS:
+        value = out.get(name)
+        if isinstance(value, str) and value and (base / value).is_file():
+            out[name] = os.path.abspath(base / value)
+    return out
+
+
 def _safe_relative(name: str, what: str) -> PurePosixPath:
     rel = PurePosixPath(name.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -263,8 +275,8 @@ def plan_jobs(
     if suffix not in (".safetensors", ".npy"):
         raise ValueError(f"output suffix must be '.safetensors' or '.npy', got {suffix!r}")
     src = Path(source)
-    out = Path(outdir)
-    base_options = dict(options or {})
+    out = Path(os.path.abspath(outdir))
+    base_options = _absolute_paths(options or {}, Path.cwd())
     base_options.pop("seed", None)
     rows: list[dict[str, Any]]
     if src.is_dir():
@@ -290,7 +302,7 @@ def plan_jobs(
     for n, row in enumerate(rows, start=1):
         row = dict(row)
         raw_path = Path(str(row.pop(PATH_COLUMN)))
-        input_path = raw_path if raw_path.is_absolute() else base / raw_path
+        input_path = Path(os.path.abspath(base / raw_path))  # base / absolute = absolute
         key = _key_for(input_path, base)
         rel_out = (_safe_relative(str(row.pop(OUTPUT_COLUMN)), "output")
                    if OUTPUT_COLUMN in row else PurePosixPath(key))
@@ -300,7 +312,7 @@ def plan_jobs(
             row_options = coerce_options(row, options_type) if options_type else row
         except ValueError as err:
             raise ValueError(f"{str(src)!r} row {n} ({key}): {err}") from None
-        merged = {**base_options, **row_options}
+        merged = {**base_options, **_absolute_paths(row_options, base)}
         if "seed" not in row_options:
             merged["seed"] = video_seed(seed, key)
         output = out / rel_out.with_suffix(suffix)

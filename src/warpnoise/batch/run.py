@@ -78,10 +78,31 @@ def _record(job: BatchJob, status: str, **extra: Any) -> dict[str, Any]:
             "finished_at": round(time.time(), 3), **extra}
 
 
+def _limit_threads(n: int) -> None:
+    """Keep a task to its CPUs: torch, numba's parallel kernels and OpenCV each default to every
+    core of the machine, which oversubscribes it when several workers share it."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+
+
 def process_job(
     job: BatchJob,
     partial_dir: str,
     *,
+    min_frames: int = 2,
     threads: int | None = None,
     noise_fn: NoiseFn | None = None,
     validate_fn: ValidateFn | None = None,
@@ -92,7 +113,8 @@ def process_job(
     ``job.output``. Runs inside a Ray worker (or in this process).
 
     Args:
-        threads: torch threads for this task (a Ray task gets as many as its CPUs).
+        min_frames: a video with fewer frames fails as too short (one frame has no motion).
+        threads: threads (torch, numba, OpenCV) for this task; ``None`` leaves the defaults.
         noise_fn: ``(input, output, options) -> result with frames, shape, seconds``; default
             ``warpnoise.pipeline.video_to_noise``.
         validate_fn: ``(path) -> {"frames", ...}``, raising ``ValueError`` for a bad file;
@@ -103,9 +125,7 @@ def process_job(
         (with ``error``).
     """
     if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+        _limit_threads(threads)
     noise_fn = noise_fn or _default_noise_fn
     validate_fn = validate_fn or _default_validate_fn
     target = Path(job.output)
@@ -116,6 +136,9 @@ def process_job(
     try:
         result = noise_fn(job.input, partial, dict(job.options))
         info = validate_fn(partial)
+        if int(info["frames"]) < min_frames:
+            raise ValueError(f"too short: {info['frames']} frame(s), at least {min_frames} "
+                             "needed")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, target)
     except Exception as err:  # one bad video must not stop the batch: record why it failed
@@ -128,7 +151,7 @@ def process_job(
     seconds = {k: round(float(v), 4) for k, v in (_field(result, "seconds") or {}).items()}
     seconds["total"] = round(time.perf_counter() - start, 4)
     shape = _field(result, "shape") or info.get("shape")
-    return _record(job, "ok", frames=int(info.get("frames") or _field(result, "frames")),
+    return _record(job, "ok", frames=int(info["frames"]),
                    shape=list(shape) if shape is not None else None, seconds=seconds, **where)
 
 
@@ -136,6 +159,7 @@ class Executor(Protocol):
     """Runs ``fn`` over items, yielding ``(item, result or exception)`` as each finishes."""
 
     concurrency: int
+    threads: int | None  # threads per task, None: the libraries' defaults
 
     def __enter__(self) -> Executor: ...
 
@@ -149,6 +173,7 @@ class SerialExecutor:
     """Runs every task in this process, in order: no Ray needed (tests, debugging)."""
 
     concurrency = 1
+    threads = None
 
     def __enter__(self) -> SerialExecutor:
         return self
@@ -175,7 +200,7 @@ class RayExecutor:
             ``None`` starts a local cluster.
         workers: tasks run at once; default: the local CPU count, or the cluster's CPUs divided
             by ``cpus_per_worker``.
-        cpus_per_worker: CPUs (and torch threads) reserved per task.
+        cpus_per_worker: CPUs reserved per task, and its threads.
         max_retries: Ray's retries of a task whose worker process died.
     """
 
@@ -190,13 +215,16 @@ class RayExecutor:
         self.cpus_per_worker = cpus_per_worker
         self.max_retries = max_retries
         self.concurrency = workers or 1
+        self.threads = cpus_per_worker
         self._owns = False
+        self._depth = 0
 
     def __enter__(self) -> RayExecutor:
         try:
             import ray
         except ImportError:
             raise ImportError(RAY_MISSING) from None
+        self._depth += 1
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "logging_level": "ERROR"}
@@ -215,7 +243,8 @@ class RayExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owns:
+        self._depth -= 1
+        if self._owns and self._depth == 0:
             import ray
 
             ray.shutdown()
@@ -273,6 +302,8 @@ class BatchSummary:
         skipped: videos already done by an earlier run (their output validated).
         failed: videos that failed in this run.
         seconds: wall time of this run.
+        startup: of which planning the resume and starting the executor (Ray: the cluster or
+            the connection), before the first task.
         records: the final record of every video, in batch order.
         journal: the results manifest (JSON lines); ``summary_csv`` the same as a table.
     """
@@ -282,15 +313,24 @@ class BatchSummary:
     skipped: int
     failed: int
     seconds: float
+    startup: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
     journal: Path | None = None
     summary_csv: Path | None = None
 
     @property
     def videos_per_minute(self) -> float:
-        """Throughput of this run over the videos it processed (finished or failed)."""
+        """Throughput of this run over the videos it processed (finished or failed), from the
+        first task on (start-up excluded)."""
         done = self.finished + self.failed
-        return 60.0 * done / self.seconds if self.seconds > 0 else 0.0
+        busy = self.seconds - self.startup
+        return 60.0 * done / busy if busy > 0 else 0.0
+
+
+def _task_error(err: BaseException) -> str:
+    """One line for a task Ray could not finish (its message carries a whole traceback)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"task lost: {type(err).__name__}: {lines[-1] if lines else ''}"
 
 
 def _already_done(job: BatchJob, last: Mapping[str, Any] | None, validate_fn: ValidateFn,
@@ -314,6 +354,7 @@ def run_batch(
     executor: Executor | None = None,
     *,
     retry_failed: bool = True,
+    min_frames: int = 2,
     threads: int | None = None,
     noise_fn: NoiseFn | None = None,
     validate_fn: ValidateFn | None = None,
@@ -326,9 +367,11 @@ def run_batch(
         executor: where tasks run; default a :class:`RayExecutor` on a local cluster. It is
             entered only if something is left to do.
         retry_failed: redo videos whose last record is a failure (default); else keep them.
-        threads: torch threads per task (``None``: the executor's default).
+        min_frames: videos with fewer frames are recorded as failed (too short).
+        threads: threads per task (``None``: the executor's, one per reserved CPU on Ray).
         noise_fn, validate_fn: see :func:`process_job` (for tests and custom pipelines).
-        on_start: called with (videos to run, videos already done) before any task starts.
+        on_start: called with (videos to run, videos already done) once the executor is up,
+            before the first task.
         on_result: called with each new record as it is written to the journal.
 
     Returns:
@@ -344,6 +387,7 @@ def run_batch(
     journal_path = out / JOURNAL_NAME
     partial_dir = out / PARTIAL_DIR
     start = time.perf_counter()
+    startup = 0.0
     finished = failed = 0
     with batch_lock(out):
         # Whatever is in the partial folder belongs to a batch that was killed: we hold the lock.
@@ -353,18 +397,22 @@ def run_batch(
         latest = latest_by_output(read_journal(journal_path))
         todo = [j for j in jobs
                 if not _already_done(j, latest.get(j.output), validate, retry_failed)]
-        if on_start is not None:
-            on_start(len(todo), len(jobs) - len(todo))
+        if not todo and on_start is not None:
+            on_start(0, len(jobs))
         if todo:
             partial_dir.mkdir()
             executor = executor if executor is not None else RayExecutor()
             with Journal(journal_path) as journal, executor as ex:
+                startup = time.perf_counter() - start
+                if on_start is not None:
+                    on_start(len(todo), len(jobs) - len(todo))
                 for job, result in ex.map_unordered(
-                        process_job, todo, partial_dir=str(partial_dir), threads=threads,
+                        process_job, todo, partial_dir=str(partial_dir),
+                        min_frames=min_frames,
+                        threads=threads if threads is not None else ex.threads,
                         noise_fn=noise_fn, validate_fn=validate_fn):
                     if isinstance(result, BaseException):
-                        result = _record(job, "failed",
-                                         error=f"task lost: {type(result).__name__}: {result}")
+                        result = _record(job, "failed", error=_task_error(result))
                     journal.append(result)
                     if result["status"] == "ok":
                         finished += 1
@@ -378,5 +426,6 @@ def run_batch(
         records = [r for r in records if r["output"] in mine]
         write_summary_csv(out / SUMMARY_NAME, records)
     return BatchSummary(total=len(jobs), finished=finished, skipped=len(jobs) - len(todo),
-                        failed=failed, seconds=time.perf_counter() - start, records=records,
+                        failed=failed, seconds=time.perf_counter() - start, startup=startup,
+                        records=records,
                         journal=journal_path, summary_csv=out / SUMMARY_NAME)

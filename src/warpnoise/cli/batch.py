@@ -1,0 +1,184 @@
+"""``warpnoise batch``: warped noise for a folder of videos or a manifest, on Ray. Thin: parse,
+call :mod:`warpnoise.batch`, draw a progress bar over videos, summarise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..methods import DEFAULT_METHOD, methods
+from . import app
+from ._common import fail, handle_errors
+from .io_commands import (
+    FramesOpt,
+    PresetOpt,
+    QuietOpt,
+    RaftOpt,
+    ScaleOpt,
+    SizeOpt,
+    StartOpt,
+    StrideOpt,
+    _method_options,
+    _size,
+)
+
+EXIT_SOME_FAILED = 3
+_RUN = "Cluster"
+_NOISE = "Noise (as `warpnoise noise`)"
+
+
+@contextmanager
+def _video_bar(quiet: bool) -> Iterator[tuple[Callable[[int, int], None],
+                                               Callable[[dict[str, Any]], None]]]:
+    """``(on_start, on_result)`` callbacks drawing one Rich bar over videos on stderr, with the
+    count of failures and the throughput in videos per minute."""
+    if quiet:
+        yield (lambda todo, done: None), (lambda record: None)
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bars = Progress(TextColumn("videos"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[failed]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    state: dict[str, Any] = {"task": None, "failed": 0, "done": 0, "start": time.perf_counter()}
+
+    def on_start(todo: int, done: int) -> None:
+        state["start"] = time.perf_counter()
+        state["task"] = bars.add_task("videos", total=todo, rate="-- videos/min", failed="")
+        if done:
+            bars.console.print(f"{done} videos already done (outputs validated): skipped")
+
+    def on_result(record: dict[str, Any]) -> None:
+        state["done"] += 1
+        state["failed"] += record["status"] != "ok"
+        minutes = (time.perf_counter() - state["start"]) / 60
+        bars.update(state["task"], advance=1,
+                    rate=f"{state['done'] / max(minutes, 1e-9):.1f} videos/min",
+                    failed=f"{state['failed']} failed" if state["failed"] else "")
+
+    with bars:
+        yield on_start, on_result
+
+
+def _print_summary(summary: Any, outdir: Path) -> None:
+    typer.echo(
+        f"{summary.total} videos: {summary.finished} done, {summary.skipped} already done, "
+        f"{summary.failed} failed, in {summary.seconds:.1f} s ({summary.startup:.1f} s start-up; "
+        f"{summary.videos_per_minute:.1f} videos/min)")
+    failed = [r for r in summary.records if r["status"] != "ok"]
+    for r in failed[:5]:
+        typer.echo(f"  failed {r['key']}: {r['error']}")
+    if len(failed) > 5:
+        typer.echo(f"  ... and {len(failed) - 5} more")
+    typer.echo(f"results: {summary.journal} (and {summary.summary_csv.name}); noise files "
+               f"under {outdir}")
+
+
+@app.command("batch")
+@handle_errors
+def batch_command(
+    input: Annotated[Path, typer.Argument(
+        help="A folder of videos (searched recursively) or a manifest: .csv with a header or "
+        ".jsonl, a 'path' per row (relative to the manifest), optional 'output' (relative to "
+        "OUTDIR) and optional per-row noise options named as NoiseOptions fields (method, "
+        "channels, seed, size, ...).", show_default=False)],
+    outdir: Annotated[Path, typer.Option(
+        "--output", "-o", help="Output folder: one noise file per video, mirroring the input "
+        "paths, plus results.jsonl / results.csv.")],
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-w", help="Videos processed at once (default: the CPU count of the local "
+        "machine, or of the cluster with --address).", rich_help_panel=_RUN)] = None,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="An existing Ray cluster (auto, HOST:6379, ray://HOST:10001). Default: "
+        "start a local one.", rich_help_panel=_RUN)] = None,
+    cpus_per_worker: Annotated[int, typer.Option(
+        "--cpus-per-worker", help="CPUs (and threads) per video.", rich_help_panel=_RUN)] = 1,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="safetensors, or npy (Go-with-the-Flow's [T, H, W, C] float16).")
+    ] = "safetensors",
+    min_frames: Annotated[int, typer.Option(
+        "--min-frames", help="Videos with fewer frames are reported as failed (too short).")] = 2,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed/--keep-failed", help="On a re-run, retry videos that failed before.")
+    ] = True,
+    ignore_extra_columns: Annotated[bool, typer.Option(
+        "--ignore-extra-columns", help="Ignore manifest columns that are not noise options "
+        "(captions, ...) instead of failing.")] = False,
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help=f"Warping method: {', '.join(methods())}.",
+        rich_help_panel=_NOISE)] = DEFAULT_METHOD,
+    channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels.",
+                                          rich_help_panel=_NOISE)] = 4,
+    downsample: Annotated[int, typer.Option(
+        "--downsample", help="Integrate FxF blocks after warping (latent noise for a VAE with "
+        "factor F).", rich_help_panel=_NOISE)] = 1,
+    flow: Annotated[str, typer.Option(
+        "--flow", help="dis, farneback, raft, or a flow file.", rich_help_panel=_NOISE)] = "dis",
+    dis_preset: PresetOpt = "medium",
+    raft_weights: RaftOpt = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Batch seed. Each video's seed is a hash of it and the video's path "
+        "relative to INPUT, so its noise does not depend on worker or order; a manifest 'seed' "
+        "column is used as it is.", rich_help_panel=_NOISE)] = 0,
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.",
+                                       rich_help_panel=_NOISE)] = "float32",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="Method option KEY=VALUE (JSON value), repeatable.",
+        rich_help_panel=_NOISE)] = None,
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    start: StartOpt = 0,
+    frames: FramesOpt = None,
+    stride: StrideOpt = 1,
+    quiet: QuietOpt = False,
+) -> None:
+    """Warped noise for every video of a folder or manifest, in parallel on Ray.
+
+    Outputs are written as `warpnoise noise` writes them, atomically.
+
+    A video that fails is recorded with its reason in OUTDIR/results.jsonl; the batch goes on.
+
+    Killed or crashed? Run the same command again: validated outputs are skipped, the rest redone.
+
+    Exit code 0: all videos done; 3: finished, some videos failed; 2: bad input.
+    """
+    from ..batch import RayExecutor, plan_jobs, run_batch
+    from ..batch.run import RAY_MISSING
+    from ..pipeline import NoiseOptions
+
+    if fmt not in ("safetensors", "npy"):
+        raise ValueError(f"--format must be safetensors or npy, got {fmt!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    options: dict[str, Any] = {
+        "method": method, "channels": channels, "downsample": downsample, "flow": flow,
+        "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(
+            raft_weights), "dtype": dtype, "size": _size(size), "scale": scale, "start": start,
+        "frames": frames, "stride": stride, "method_options": _method_options(option or [])}
+    NoiseOptions(**options).check()  # a bad batch-wide option fails now, not once per video
+    jobs = plan_jobs(input, outdir, options, options_type=NoiseOptions, seed=seed,
+                     suffix=f".{fmt}", ignore_extra_columns=ignore_extra_columns)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        fail(RAY_MISSING)
+    executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+    with _video_bar(quiet) as (on_start, on_result):
+        summary = run_batch(jobs, outdir, executor, retry_failed=retry_failed,
+                            min_frames=min_frames, on_start=on_start, on_result=on_result)
+    _print_summary(summary, outdir)
+    if summary.failed or any(r["status"] != "ok" for r in summary.records):
+        raise typer.Exit(EXIT_SOME_FAILED)
