@@ -111,3 +111,12 @@ def test_temporal_covariance_follows_the_motion() -> None:
     assert along[1, 1] > 0.95
     # Without flows the match sits one pixel to the left of the centre.
     assert fixed[1, 0] > 0.95 and abs(fixed[1, 1]) < 0.05
+
+
+def test_constant_frame_fails_instead_of_crashing() -> None:
+    x = _iid()
+    x[2] = 0.0
+    rep = noise_report(x)
+    assert not rep.normal
+    assert rep.frames[2]["fails"] == ["constant frame (zero variance)"]
+    assert not rep.frames[1]["fails"]

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 MOTION_THRESHOLD = 0.2
+_STAT_KEYS = ("mean", "std", "ks_stat", "ks_p", "lag1_x", "lag1_y", "channel_corr", "morans_i",
+              "morans_z")
 
 
 def flows_to_noise_grid(flows: Tensor, height: int, width: int) -> Tensor:
@@ -136,6 +138,12 @@ def noise_report(
     x = noise.detach().cpu().float()
     frames = []
     for i in range(t):
+        if float(x[i].std()) == 0.0 or c * h * w < 2:
+            # Moran's I and correlations divide by the variance: report, don't crash.
+            st = dict.fromkeys(_STAT_KEYS, float("nan")) | {"mean": float(x[i].mean()),
+                                                             "std": 0.0}
+            frames.append({"frame": i, **st, "fails": ["constant frame (zero variance)"]})
+            continue
         st = frame_stats(x[i]).as_dict()
         frames.append({"frame": i, **st, "fails": _frame_verdict(st, c * h * w, h * w, t)})
     temporal = None
@@ -158,8 +166,9 @@ def noise_report(
     summary: dict[str, Any] = {
         "frames_passing": sum(not fr["fails"] for fr in frames),
         "std_min": min(fr["std"] for fr in frames), "std_max": max(fr["std"] for fr in frames),
-        "ks_p_min": min(fr["ks_p"] for fr in frames),
-        "lag1_abs_max": max(max(abs(fr["lag1_x"]), abs(fr["lag1_y"])) for fr in frames),
+        "ks_p_min": float(np.nanmin([fr["ks_p"] for fr in frames] + [np.inf])),
+        "lag1_abs_max": float(np.nanmax([max(abs(fr["lag1_x"]), abs(fr["lag1_y"]))
+                                         for fr in frames] + [-np.inf])),
     }
     moves = None
     if temporal:
