@@ -110,7 +110,7 @@ def _lower_left_area(x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor, a: Tensor, 
 
 
 def cell_overlaps(
-    polygons: Tensor, height: int, width: int, *, max_span: int = 16, chunk: int = 1 << 21
+    polygons: Tensor, height: int, width: int, *, max_span: int = 16, chunk: int = 1 << 16
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Exact overlap areas of polygons with the unit pixels of a ``height x width`` frame.
 
