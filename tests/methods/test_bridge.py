@@ -11,6 +11,7 @@ from warpnoise import warp_noise
 from warpnoise.methods import get_method
 from warpnoise.methods.base import WarpState
 from warpnoise.methods.bridge import (
+    _fixed_point_index_add,
     bridge_gather,
     cell_overlaps,
     particle_overlaps,
@@ -161,6 +162,19 @@ def test_bridge_parts_have_the_variance_of_their_area() -> None:
                                atol=0.02, rtol=0)
     corr = torch.corrcoef(p.T)
     assert (corr - torch.eye(3, dtype=torch.float64)).abs().max() < 0.04
+
+
+def test_fixed_point_sums_match_float_sums_in_any_order() -> None:
+    # The CUDA path: order-independent bits, float64 sums to 1e-11.
+    g = _gen(10)
+    values = torch.randn(3, 5000, generator=g, dtype=torch.float64)
+    index = torch.randint(0, 40, (5000,), generator=g)
+    perm = torch.randperm(5000, generator=g)
+    a = _fixed_point_index_add(values, index, 40)
+    b = _fixed_point_index_add(values[:, perm], index[perm], 40)
+    assert torch.equal(a, b)
+    want = torch.zeros(3, 40, dtype=torch.float64).index_add_(1, index, values)
+    torch.testing.assert_close(a, want, atol=1e-10, rtol=0)
 
 
 def test_keep_remainder_gives_part_of_an_undercovered_pixel_to_nobody() -> None:

@@ -46,8 +46,9 @@ Known behaviour of the published method, kept on purpose:
       normalisation keeps both independent, but the moving layer keeps only part of its noise.
 
 All randomness comes from the generator; sums over a variable number of terms are accumulated in
-64-bit fixed point (:func:`_exact_index_add`), so the result is the same bits on every run, CUDA
-included. Geometry and sums run in float64; the output has the input's dtype and device.
+a fixed order on CPU and in 64-bit fixed point on CUDA (:func:`_exact_index_add`), so the result
+is the same bits on every run, CUDA included. Geometry and sums run in float64; the output has the
+input's dtype and device.
 """
 
 from __future__ import annotations
@@ -203,11 +204,20 @@ def particle_overlaps(points: Tensor, height: int, width: int) -> tuple[Tensor, 
 
 
 def _exact_index_add(values: Tensor, index: Tensor, size: int) -> Tensor:
-    """``out[..., index[i]] += values[..., i]`` summed in 64-bit fixed point.
+    """``out[..., index[i]] += values[..., i]`` in float64, in the same bits on every run.
 
-    Integer addition is associative, so unlike float atomics on CUDA the result does not depend
-    on the order of the additions: same inputs, same bits, on every device. Returns float64.
+    CPU ``index_add_`` adds in index order. CUDA adds with atomics in no fixed order, so there the
+    sum runs in fixed point (:func:`_fixed_point_index_add`).
     """
+    v = values.to(torch.float64)
+    if v.device.type == "cpu":
+        return torch.zeros(*v.shape[:-1], size, dtype=v.dtype).index_add_(-1, index, v)
+    return _fixed_point_index_add(v, index, size)
+
+
+def _fixed_point_index_add(values: Tensor, index: Tensor, size: int) -> Tensor:
+    """``index_add`` in 64-bit fixed point (2**-40 resolution): integer addition is associative, so
+    the result does not depend on the order of the additions. Returns float64."""
     fixed = torch.round(values.to(torch.float64) * _FIXED).to(torch.int64)
     out = torch.zeros(*values.shape[:-1], size, dtype=torch.int64, device=values.device)
     out.index_add_(-1, index, fixed)
@@ -247,7 +257,7 @@ def bridge_gather(
         rest = (1.0 - total).clamp(min=0.0)
         zr = torch.randn(c, n_source, generator=generator, device=noise.device, dtype=noise.dtype)
         sum_y = sum_y + zr.to(torch.float64) * rest.sqrt()
-    parts = f * x[:, source] + y - f * sum_y[:, source]
+    parts = f * (x - sum_y)[:, source] + y
     return _exact_index_add(parts, target, n_target), _exact_index_add(f, target, n_target)
 
 
