@@ -125,6 +125,7 @@ def test_bundled_sample_runs_end_to_end(tmp_path: Path) -> None:
     (NoiseOptions(flow="/no/such/flows.safetensors"), "neither a flow method"),
     (NoiseOptions(flow="raft"), "RAFT"),
     (NoiseOptions(start=99), "keeps no frame"),
+    (NoiseOptions(device="tpu9"), "device"),
 ])
 def test_bad_options_write_nothing(clip: Path, tmp_path: Path, opts: NoiseOptions,
                                    match: str) -> None:

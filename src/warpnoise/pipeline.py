@@ -16,7 +16,9 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .estimate import FLOW_METHODS, check_frames, make_estimator
+from .estimate import FLOW_METHODS, PairEstimator, check_frames, make_estimator
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
@@ -72,6 +74,7 @@ class NoiseOptions:
     stride: int = 1
     method_options: dict[str, Any] = field(default_factory=dict)
     preview_fps: float = 12.0
+    device: str = "cpu"  # where the warper runs ("cuda" if available); output is on the CPU
 
     def check(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -86,6 +89,12 @@ class NoiseOptions:
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {self.device!r} (use cpu or cuda)") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device cuda was asked for but CUDA is not available")
         if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
             raise ValueError(f"--flow {self.flow!r} is neither a flow method "
                              f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
@@ -171,25 +180,21 @@ def video_to_noise(
                          f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
     file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
     warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
-                         **options.method_options)
+                         device=options.device, **options.method_options)
     noise = torch.empty(t, options.channels, h // s, w // s)
-    noise[0] = block_integrate(warper.noise, s)
+    noise[0] = _integrate(warper.noise, s)
     max_speed = 1.0
     with contextlib.ExitStack() as stack:
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
             writer.write(preview_frame(frames[0], None, noise[0]))
-        for i in range(1, t):
+        pairs = stack.enter_context(contextlib.closing(
+            _flow_pairs(estimator, frames, file_b, file_f, seconds)))
+        for i, (b, f) in enumerate(pairs, start=1):
             tic = time.perf_counter()
-            if estimator is not None:
-                b, f = estimator(frames[i - 1], frames[i])
-            else:
-                b, f = file_b[i - 1], None if file_f is None else file_f[i - 1]
-            toc = time.perf_counter()
-            noise[i] = block_integrate(warper.step(b, f), s)
-            seconds["flow"] += toc - tic
-            seconds["warp"] += time.perf_counter() - toc
+            noise[i] = _integrate(warper.step(b, f), s)
+            seconds["warp"] += time.perf_counter() - tic
             if writer is not None:
                 # A running maximum of robust speeds keeps the colours comparable across frames.
                 speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
@@ -204,6 +209,52 @@ def video_to_noise(
     seconds["total"] = time.perf_counter() - t_start
     return NoiseResult(output=Path(output), frames=t, shape=tuple(noise.shape), seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
+
+
+def _integrate(noise: Tensor, factor: int) -> Tensor:
+    return (noise if factor == 1 else block_integrate(noise, factor)).cpu()
+
+
+def _flow_pairs(
+    estimator: PairEstimator | None,
+    frames: np.ndarray,
+    file_b: Tensor | None,
+    file_f: Tensor | None,
+    seconds: dict[str, float],
+    ahead: int = 2,
+) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """Yield ``(backward flow of t, forward flow of t-1)`` for ``t = 1 .. T-1``.
+
+    Estimated flows are computed ``ahead`` pairs in advance in one background thread: OpenCV
+    releases the GIL, so flow estimation overlaps with warping. Estimation time is added to
+    ``seconds["flow"]`` (so stage times can sum to more than the wall time).
+    """
+    t = len(frames)
+    if estimator is None:
+        if file_b is None:
+            raise ValueError("no flow estimator and no flow file")
+        for i in range(1, t):
+            yield file_b[i - 1], None if file_f is None else file_f[i - 1]
+        return
+
+    def job(i: int) -> tuple[tuple[Tensor, Tensor], float]:
+        tic = time.perf_counter()
+        out = estimator(frames[i - 1], frames[i])
+        return out, time.perf_counter() - tic
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpnoise-flow")
+    try:
+        pending = deque(pool.submit(job, i) for i in range(1, min(t, 1 + ahead)))
+        following = 1 + ahead
+        while pending:
+            (b, f), dt = pending.popleft().result()
+            seconds["flow"] += dt
+            if following < t:
+                pending.append(pool.submit(job, following))
+                following += 1
+            yield b, f
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, ...],

@@ -121,6 +121,9 @@ def noise_command(
         "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
     preview: Annotated[Path | None, typer.Option(
         "--preview", help="Also write an mp4: input | flow (colour wheel) | noise.")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where the warper runs: cpu or cuda (flow runs on the CPU).")
+    ] = "cpu",
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
     ] = None,
@@ -142,7 +145,7 @@ def noise_command(
         method=method, channels=channels, downsample=downsample, flow=flow,
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_method_options(option or []))
+        stride=stride, method_options=_method_options(option or []), device=device)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
