@@ -116,3 +116,13 @@ def test_parse_size_rejects_malformed(text: str) -> None:
 
 def test_parse_size_reads_w_then_h() -> None:
     assert parse_size("640x480") == (640, 480)
+
+
+def test_damaged_slices_warn_in_the_decoder_but_do_not_stop_reading(tmp_path: Path) -> None:
+    data = bytearray(sample_path().read_bytes())
+    rng = np.random.default_rng(0)
+    # Scramble bytes inside the H.264 payload (past the headers): the decoder conceals them.
+    for off in range(15000, 30000, 1500):
+        data[off:off + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    assert read_frames(tmp_path / "damaged.mp4").shape == (24, 192, 256, 3)
