@@ -33,7 +33,14 @@ from ..flow import compose_map, forward_backward_occlusion, inside_frame, pixel_
 from ..polygon import fan_is_valid, lattice_vertices, polygon_corners, rasterize, unique_claims
 from .base import WarpState, register
 
-__all__ = ["AnchorState", "Integral", "advance_map", "check_anchor_options"]
+__all__ = [
+    "AnchorState",
+    "Integral",
+    "advance_map",
+    "check_anchor_options",
+    "integrate_or_fresh",
+    "needs_anchor",
+]
 
 
 @dataclass
@@ -59,26 +66,30 @@ def check_anchor_options(upsample: int, anchor_every: int, max_fresh: float) -> 
 
 def advance_map(
     acc_map: Tensor, traced: Tensor, backward_flow: Tensor, forward_flow: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     """Compose the accumulated map with one backward flow and find the pixels it can serve.
 
     Returns:
-        ``(acc_map, boundary, usable)``: the new ``(2, H, W)`` map, the ``(H, W, 8, 2)`` pre-image
-        polygons in the anchor, and the ``(H, W)`` pixels whose polygon may be rasterised.
+        ``(acc_map, usable)``: the new ``(2, H, W)`` float64 map and the ``(H, W)`` pixels that
+        trace back to the anchor (inside the frame, from a traced pixel, not disoccluded).
     """
     _, h, w = acc_map.shape
     b = backward_flow.to(torch.float64)
     src = pixel_grid(h, w, device=b.device, dtype=b.dtype) + b
     new_map = compose_map(acc_map, b)
-    # All four bilinear neighbours of the source must themselves trace back to the anchor.
+    # The nearest source pixel must itself trace back to the anchor. (Requiring all four bilinear
+    # neighbours would grow an untraced band by a pixel every frame, whatever the motion.)
     usable = inside_frame(src, h, w)
-    usable &= sample(traced[None].to(b.dtype), src)[0] > 1.0 - 1e-9
+    usable &= sample(traced[None].to(b.dtype), src, mode="nearest")[0] > 0.5
     if forward_flow is not None:
         usable &= ~forward_backward_occlusion(b, forward_flow.to(torch.float64))
-    boundary, centre = polygon_corners(lattice_vertices(new_map))
-    usable &= fan_is_valid(boundary, centre)
-    usable &= inside_frame(boundary.permute(3, 0, 1, 2), h, w).all(dim=-1)
-    return new_map, boundary, usable
+    return new_map, usable
+
+
+def needs_anchor(age: int, traced: Tensor, anchor_every: int, max_fresh: float) -> bool:
+    """Renew the anchor after ``anchor_every`` frames, or once more than ``max_fresh`` of the
+    frame no longer traces back to it."""
+    return age >= anchor_every or 1.0 - traced.float().mean().item() > max_fresh
 
 
 @register("integral")
@@ -108,8 +119,10 @@ class Integral:
     def step(self, state: AnchorState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> AnchorState:
         c, h, w = state.noise.shape
-        acc_map, boundary, usable = advance_map(state.acc_map, state.traced, backward_flow,
-                                                forward_flow)
+        acc_map, usable = advance_map(state.acc_map, state.traced, backward_flow, forward_flow)
+        boundary, centre = polygon_corners(lattice_vertices(acc_map))
+        usable &= fan_is_valid(boundary, centre)
+        usable &= inside_frame(boundary.permute(3, 0, 1, 2), h, w).all(dim=-1)
         pix = usable.flatten().nonzero().squeeze(1)
         poly, sub, _ = rasterize(boundary.reshape(-1, 8, 2)[pix], self.k, h, w)
         keep = unique_claims(sub, h * w * self.k * self.k)
@@ -120,7 +133,7 @@ class Integral:
         count = torch.bincount(poly, minlength=pix.numel())
         noise, traced = integrate_or_fresh(sums, count, pix, (c, h, w), generator)
         age = state.age + 1
-        if age >= self.anchor_every or 1.0 - traced.float().mean().item() > self.max_fresh:
+        if needs_anchor(age, traced, self.anchor_every, self.max_fresh):
             return self._anchor(noise, generator)
         return AnchorState(noise, field, acc_map, traced, age)
 

@@ -1,0 +1,1 @@
+"""Compiled CPU kernels (numba). Optional: without numba the methods fall back to torch."""

@@ -1,0 +1,391 @@
+"""Numba kernels of the ``persistent`` method: bridge pieces over a persistent sub-pixel field.
+
+See :mod:`warpnoise.methods.persistent` for the mathematics. Layouts are channels-last so the
+inner loops over channels are contiguous. Scatters into anchor cells run in fixed bands of frame
+rows, even bands then odd bands, each band in raster order; a band's pieces only reach cells within
+a few rows of it, and when two bands of one parity could reach the same cell row the scatter runs
+serially. Either way every cell receives its contributions in the same order, so results are
+bit-identical whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .hashing import normal
+
+MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
+BAND = 16  # frame rows per scatter band
+
+
+@nb.njit(inline="always", cache=True)
+def _popcount(x: np.uint64) -> int:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@nb.njit(parallel=True, cache=True)
+def compose(mx, my, traced, bx, by):
+    """One step of the accumulated map, ``A_t(x) = A_{t-1}(x + b(x))``, and the usable pixels.
+
+    The displacement ``A - grid`` is interpolated bilinearly at the source, clamped to the frame
+    (as ``torch.grid_sample`` with border padding); a pixel is usable when its source lies in the
+    frame and its nearest source pixel was traced. Mirrors :func:`warpnoise.flow.compose_map`.
+    """
+    h, w = mx.shape
+    ox = np.empty((h, w), np.float64)
+    oy = np.empty((h, w), np.float64)
+    usable = np.zeros((h, w), np.bool_)
+    for i in nb.prange(h):
+        for j in range(w):
+            sx = j + np.float64(bx[i, j])
+            sy = i + np.float64(by[i, j])
+            cx = min(max(sx, 0.0), w - 1.0)
+            cy = min(max(sy, 0.0), h - 1.0)
+            x0 = min(int(math.floor(cx)), max(w - 2, 0))
+            y0 = min(int(math.floor(cy)), max(h - 2, 0))
+            x1 = min(x0 + 1, w - 1)
+            y1 = min(y0 + 1, h - 1)
+            fx = cx - x0
+            fy = cy - y0
+            dx = ((1 - fy) * ((1 - fx) * (mx[y0, x0] - x0) + fx * (mx[y0, x1] - x1))
+                  + fy * ((1 - fx) * (mx[y1, x0] - x0) + fx * (mx[y1, x1] - x1)))
+            dy = ((1 - fy) * ((1 - fx) * (my[y0, x0] - y0) + fx * (my[y0, x1] - y0))
+                  + fy * ((1 - fx) * (my[y1, x0] - y1) + fx * (my[y1, x1] - y1)))
+            ox[i, j] = sx + dx
+            oy[i, j] = sy + dy
+            inside = -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5
+            if inside:
+                nx = min(max(int(math.floor(sx + 0.5)), 0), w - 1)
+                ny = min(max(int(math.floor(sy + 0.5)), 0), h - 1)
+                usable[i, j] = traced[ny, nx]
+    return ox, oy, usable
+
+
+@nb.njit(inline="always", cache=True)
+def _mid(a: float, b: float) -> float:
+    return 0.5 * (a + b)
+
+
+@nb.njit(cache=True)
+def _edge_tables(ax, ay):
+    """Box edges: ``ex[i, j]`` is the left edge of pixel ``(i, j)`` (its right edge is
+    ``ex[i, j+1]``), the midpoint of the neighbours' mapped centres; ``ey`` likewise for rows.
+    Neighbours read the same entry, so adjacent boxes share their edge bit for bit."""
+    h, w = ax.shape
+    ex = np.empty((h, w + 1), np.float64)
+    ey = np.empty((h + 1, w), np.float64)
+    for i in range(h):
+        if w == 1:
+            ex[i, 0], ex[i, 1] = ax[i, 0] - 0.5, ax[i, 0] + 0.5
+        else:
+            for j in range(1, w):
+                ex[i, j] = _mid(ax[i, j - 1], ax[i, j])
+            ex[i, 0] = ax[i, 0] - 0.5 * (ax[i, 1] - ax[i, 0])
+            ex[i, w] = ax[i, w - 1] + 0.5 * (ax[i, w - 1] - ax[i, w - 2])
+    for j in range(w):
+        if h == 1:
+            ey[0, j], ey[1, j] = ay[0, j] - 0.5, ay[0, j] + 0.5
+        else:
+            for i in range(1, h):
+                ey[i, j] = _mid(ay[i - 1, j], ay[i, j])
+            ey[0, j] = ay[0, j] - 0.5 * (ay[1, j] - ay[0, j])
+            ey[h, j] = ay[h - 1, j] + 0.5 * (ay[h - 1, j] - ay[h - 2, j])
+    return ex, ey
+
+
+@nb.njit(inline="always", cache=True)
+def _span(lo: float, hi: float, c: int, k: int) -> tuple[float, int, int]:
+    """Overlap of ``[lo, hi)`` with cell ``c`` (``[c - 0.5, c + 0.5)``): its length and the
+    sub-pixels ``[s0, s1)`` whose centres fall inside."""
+    a = max(lo, c - 0.5)
+    b = min(hi, c + 0.5)
+    if b <= a:
+        return 0.0, 0, 0
+    s0 = min(max(int(math.ceil((a - (c - 0.5)) * k - 0.5)), 0), k)
+    s1 = min(max(int(math.ceil((b - (c - 0.5)) * k - 0.5)), 0), k)
+    return b - a, s0, s1
+
+
+@nb.njit(cache=True)
+def _row_select(k: int) -> np.ndarray:
+    """``sel[r0, r1]``: a 1 at the lowest bit of each sub-row ``r0 <= r < r1``; times a column
+    pattern (< 2^k, so no carries) it gives the bit mask of a sub-pixel rectangle."""
+    sel = np.zeros((k + 1, k + 1), np.uint64)
+    for r0 in range(k + 1):
+        acc = np.uint64(0)
+        for r1 in range(r0 + 1, k + 1):
+            acc |= np.uint64(1) << np.uint64((r1 - 1) * k)
+            sel[r0, r1] = acc
+    return sel
+
+
+@nb.njit(parallel=True, cache=True)
+def _layout(ex, ey, usable, ha, wa):
+    """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
+    fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells)."""
+    h, w = usable.shape
+    cell0 = np.full((h, w, 4), -1, np.int64)
+    for i in nb.prange(h):
+        for j in range(w):
+            x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
+            if not usable[i, j] or not (x1 > x0 and y1 > y0):
+                continue
+            if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
+                continue
+            cx0 = int(math.floor(x0 + 0.5))
+            cy0 = int(math.floor(y0 + 0.5))
+            ncx = min(int(math.ceil(x1 + 0.5)) - 1, wa - 1) - cx0 + 1
+            ncy = min(int(math.ceil(y1 + 0.5)) - 1, ha - 1) - cy0 + 1
+            if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
+                continue
+            cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
+    return cell0
+
+
+@nb.njit(cache=True)
+def _bands_disjoint(cell0, h):
+    """True when bands two apart never reach the same anchor cell row."""
+    n_b = (h + BAND - 1) // BAND
+    lo = np.full(n_b, 1 << 60, np.int64)
+    hi = np.full(n_b, -(1 << 60), np.int64)
+    for i in range(h):
+        b = i // BAND
+        for j in range(cell0.shape[1]):
+            if cell0[i, j, 0] >= 0:
+                lo[b] = min(lo[b], cell0[i, j, 1])
+                hi[b] = max(hi[b], cell0[i, j, 1] + cell0[i, j, 3] - 1)
+    for b in range(n_b - 2):
+        for b2 in range(b + 2, n_b, 2):
+            if lo[b2] <= hi[b] and lo[b] <= hi[b2]:
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def _claim_band(i0, i1, ex, ey, cell0, k, sel, claimed, conflict, cover):
+    for i in range(i0, i1):
+        for j in range(cell0.shape[1]):
+            cx0 = cell0[i, j, 0]
+            if cx0 < 0:
+                continue
+            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            for dy in range(ncy):
+                cy = cy0 + dy
+                oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                for dx in range(ncx):
+                    cx = cx0 + dx
+                    ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                    if ox * oy <= 0.0:
+                        continue
+                    m = sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1))
+                                       << np.uint64(s0)) if s1 > s0 else np.uint64(0)
+                    conflict[cy, cx] |= claimed[cy, cx] & m
+                    claimed[cy, cx] |= m
+                    cover[cy, cx] += ox * oy
+
+
+@nb.njit(cache=True)
+def _sum_band(i0, i1, cell0, ybuf, sy, side):
+    c_n = sy.shape[2]
+    for i in range(i0, i1):
+        for j in range(cell0.shape[1]):
+            cx0 = cell0[i, j, 0]
+            if cx0 < 0:
+                continue
+            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            for dy in range(ncy):
+                for dx in range(ncx):
+                    slot = dy * side + dx
+                    for c in range(c_n):
+                        sy[cy0 + dy, cx0 + dx, c] += ybuf[i, j, slot, c]
+
+
+@nb.njit(parallel=True, cache=True)
+def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover, parallel_ok):
+    h = cell0.shape[0]
+    n_b = (h + BAND - 1) // BAND
+    if not parallel_ok:
+        _claim_band(0, h, ex, ey, cell0, k, sel, claimed, conflict, cover)
+        return
+    for parity in range(2):
+        for bb in nb.prange((n_b - parity + 1) // 2):
+            b = 2 * bb + parity
+            _claim_band(b * BAND, min(h, (b + 1) * BAND), ex, ey, cell0, k, sel, claimed,
+                        conflict, cover)
+
+
+@nb.njit(parallel=True, cache=True)
+def _scatter_sums(cell0, ybuf, sy, parallel_ok, side):
+    h = cell0.shape[0]
+    n_b = (h + BAND - 1) // BAND
+    if not parallel_ok:
+        _sum_band(0, h, cell0, ybuf, sy, side)
+        return
+    for parity in range(2):
+        for bb in nb.prange((n_b - parity + 1) // 2):
+            b = 2 * bb + parity
+            _sum_band(b * BAND, min(h, (b + 1) * BAND), cell0, ybuf, sy, side)
+
+
+@nb.njit(inline="always", cache=True)
+def _rect(sat, cy, cx, r0, r1, s0, s1, c):
+    return (sat[cy, cx, r1, s1, c] - sat[cy, cx, r0, s1, c]
+            - sat[cy, cx, r1, s0, c] + sat[cy, cx, r0, s0, c])
+
+
+@nb.njit(parallel=True, cache=True)
+def _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side):
+    """Phase 2: the white-noise integral ``Y`` of every piece, independent of the anchor noise,
+    with variance exactly its (rescaled) area; ``(H, W, side * side, C)``."""
+    h, w = cell0.shape[0], cell0.shape[1]
+    c_n = sat.shape[4]
+    k = sat.shape[2] - 1
+    slots = side * side
+    ybuf = np.empty((h, w, slots, c_n), np.float32)
+    for i in nb.prange(h):
+        for j in range(w):
+            cx0 = cell0[i, j, 0]
+            if cx0 < 0:
+                continue
+            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            for dy in range(ncy):
+                cy = cy0 + dy
+                oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                for dx in range(ncx):
+                    cx = cx0 + dx
+                    slot = dy * side + dx
+                    ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                    a = ox * oy
+                    if a <= 0.0:
+                        for c in range(c_n):
+                            ybuf[i, j, slot, c] = 0.0
+                        continue
+                    a_eff = a / max(1.0, cover[cy, cx])
+                    m = sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1))
+                                       << np.uint64(s0)) if s1 > s0 else np.uint64(0)
+                    mine = m & ~conflict[cy, cx]
+                    n = _popcount(mine)
+                    if n == 0:
+                        base = np.uint64(((i * w + j) * slots + slot) * c_n)
+                        sd = math.sqrt(a_eff)
+                        for c in range(c_n):
+                            ybuf[i, j, slot, c] = sd * normal(key, base + np.uint64(c))
+                    elif mine == m:
+                        scale = math.sqrt(a_eff / n)
+                        for c in range(c_n):
+                            ybuf[i, j, slot, c] = scale * _rect(sat, cy, cx, r0, r1, s0, s1, c)
+                    else:
+                        scale = math.sqrt(a_eff / n)
+                        for c in range(c_n):
+                            acc = 0.0
+                            for r in range(r0, r1):
+                                for s in range(s0, s1):
+                                    if mine & (np.uint64(1) << np.uint64(r * k + s)):
+                                        acc += _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                            ybuf[i, j, slot, c] = scale * acc
+    return ybuf
+
+
+@nb.njit(parallel=True, cache=True)
+def _cell_offsets(xa, sy, cover, key, offset):
+    """Phase 4: the part of each cell no pre-image covers completes its partition (a fresh
+    ``N(0, 1 - cover)``); returns ``d = x - sum(Y)``, so that a piece is ``a d + Y``."""
+    ha, wa, c_n = xa.shape
+    d = np.empty((ha, wa, c_n), np.float64)
+    for cy in nb.prange(ha):
+        for cx in range(wa):
+            rem = 1.0 - cover[cy, cx]
+            draw = cover[cy, cx] > 0.0 and rem > 0.0
+            sd = math.sqrt(rem) if draw else 0.0
+            base = offset + np.uint64((cy * wa + cx) * c_n)
+            for c in range(c_n):
+                s = sy[cy, cx, c]
+                if draw:
+                    s += sd * normal(key, base + np.uint64(c))
+                d[cy, cx, c] = xa[cy, cx, c] - s
+    return d
+
+
+@nb.njit(parallel=True, cache=True)
+def _gather(ex, ey, cell0, cover, d, ybuf, key, offset, side):
+    """Phase 5: Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
+    the square root of the pixel's area; fresh noise where there is none."""
+    h, w = cell0.shape[0], cell0.shape[1]
+    c_n = d.shape[2]
+    out = np.empty((h, w, c_n), np.float32)
+    traced = np.zeros((h, w), np.bool_)
+    for i in nb.prange(h):
+        acc = np.empty(c_n, np.float64)
+        for j in range(w):
+            cx0 = cell0[i, j, 0]
+            area = 0.0
+            if cx0 >= 0:
+                acc[:] = 0.0
+                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                for dy in range(ncy):
+                    cy = cy0 + dy
+                    oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
+                    for dx in range(ncx):
+                        cx = cx0 + dx
+                        ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
+                        if ox <= 0.0 or oy <= 0.0:
+                            continue
+                        a_eff = ox * oy / max(1.0, cover[cy, cx])
+                        area += a_eff
+                        slot = dy * side + dx
+                        for c in range(c_n):
+                            acc[c] += a_eff * d[cy, cx, c] + ybuf[i, j, slot, c]
+            if area > 0.0:
+                inv = 1.0 / math.sqrt(area)
+                for c in range(c_n):
+                    out[i, j, c] = acc[c] * inv
+                traced[i, j] = True
+            else:
+                base = offset + np.uint64((i * w + j) * c_n)
+                for c in range(c_n):
+                    out[i, j, c] = normal(key, base + np.uint64(c))
+    return out, traced
+
+
+@nb.njit(cache=True)
+def box_integrate(ax, ay, usable, xa, sat, key):
+    """Noise of one frame from the anchor.
+
+    Args:
+        ax, ay: ``(H, W)`` float64 anchor positions of the frame's pixel centres.
+        usable: ``(H, W)`` bool, pixels allowed to draw on the anchor.
+        xa: ``(Ha, Wa, C)`` float32 anchor noise.
+        sat: ``(Ha, Wa, k+1, k+1, C)`` float32 per-cell summed-area tables of the sub-pixel
+            fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
+        key: uint64 frame key for counter-based draws.
+
+    Returns:
+        ``(noise (H, W, C) float32, traced (H, W) bool)``.
+    """
+    h, w = ax.shape
+    ha, wa, c_n = xa.shape
+    k = sat.shape[2] - 1
+    ex, ey = _edge_tables(ax, ay)
+    cell0 = _layout(ex, ey, usable, ha, wa)
+    par = _bands_disjoint(cell0, h)
+    sel = _row_select(k)
+    # Phase 1: claims and coverage. A sub-pixel claimed twice is given to nobody.
+    claimed = np.zeros((ha, wa), np.uint64)
+    conflict = np.zeros((ha, wa), np.uint64)
+    cover = np.zeros((ha, wa), np.float64)
+    _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover, par)
+    side = max(1, max(cell0[:, :, 2].max(), cell0[:, :, 3].max()))
+    ybuf = _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side)
+    # Phase 3: the sum of Y over each anchor cell's partition.
+    sy = np.zeros((ha, wa, c_n), np.float64)
+    _scatter_sums(cell0, ybuf, sy, par, side)
+    # Counter ranges: pieces, then cell remainders, then fresh pixels.
+    off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
+    d = _cell_offsets(xa, sy, cover, key, off_rem)
+    return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n), side)
