@@ -1,0 +1,30 @@
+"""Diffusion hooks: warped noise into k-diffusion samplers and diffusers models.
+
+- :class:`WarpedNoiseSampler`: a k-diffusion ``noise_sampler(sigma, sigma_next)`` serving a fresh
+  warped ``(T, C, h, w)`` sequence per call (per step), at pixel or latent resolution.
+- :func:`sdedit`: SDEdit for video with a diffusers UNet/transformer + scheduler (+ VAE, text
+  embeddings), every noise draw ours (``add_noise``/``scale_noise``, ``variance_noise``, or own
+  DDPM / Euler-ancestral steps).
+- :func:`to_video_latents`: warped noise as ``latents=`` for AnimateDiff/Wan ``[B, C, F, H, W]`` and
+  CogVideoX ``[B, F, C, H, W]``.
+- :func:`load_denoiser`: the small pixel-space model the project trains and bundles.
+
+Needs the ``diffusion`` extra (``pip install 'warpnoise[diffusion]'``) for diffusers models.
+"""
+
+from __future__ import annotations
+
+from .model import load_denoiser
+from .noise import WarpedNoiseSampler, to_video_latents, warped_noise
+from .sdedit import ddpm_step, euler_ancestral_step, sdedit, sdedit_timesteps
+
+__all__ = [
+    "WarpedNoiseSampler",
+    "ddpm_step",
+    "euler_ancestral_step",
+    "load_denoiser",
+    "sdedit",
+    "sdedit_timesteps",
+    "to_video_latents",
+    "warped_noise",
+]

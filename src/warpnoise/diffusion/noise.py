@@ -1,0 +1,170 @@
+"""Warped noise shaped for samplers: per-step sequences, latent resolution, video-model layouts.
+
+A diffusion sampler draws noise twice: once to noise the input (SDEdit's ``x_t``, or the initial
+latents) and, for ancestral/SDE samplers, once per step. For video made of image-model frames
+each draw is a whole ``(T, C, H, W)`` warped sequence: warped *across frames*, independent *across
+draws* (Chang et al., "How I Warped Your Noise", ICLR 2024, §5: "we warp the noise ... at every
+denoising step"). Every sequence comes from one seed chain, never from global random state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..field import block_integrate
+from ..flow import as_flows
+from ..methods import DEFAULT_METHOD
+from ..rng import make_generator
+from ..warper import warp_noise
+
+__all__ = ["WarpedNoiseSampler", "to_video_latents", "warped_noise"]
+
+_SEED_SPACE = 2**62
+
+
+def warped_noise(
+    backward_flows: Any,
+    channels: int,
+    method: str = DEFAULT_METHOD,
+    *,
+    factor: int = 1,
+    seed: int | None = 0,
+    generator: torch.Generator | None = None,
+    forward_flows: Any | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
+) -> Tensor:
+    """One warped sequence, at pixel resolution or integrated to a latent grid.
+
+    Warps at the flows' (pixel) resolution, then integrates ``factor x factor`` blocks
+    (:func:`warpnoise.field.block_integrate`, sum / factor), which keeps every latent pixel i.i.d.
+    N(0, 1) (BRIEF §4): one ∫-noise field seen at two resolutions.
+
+    Convention:
+        ``backward_flows`` / ``forward_flows`` are ``(T-1, 2, H, W)`` pixel flows (entry ``t-1``:
+        frame t's backward flow, frame t-1's forward flow). Returns ``(T, C, H // factor,
+        W // factor)``.
+
+    Raises:
+        ValueError: bad flows, or ``H``/``W`` not divisible by ``factor``.
+    """
+    noise = warp_noise(backward_flows, channels, method, seed=seed, generator=generator,
+                       forward_flows=forward_flows, device=device, dtype=dtype, **options)
+    return noise if factor == 1 else block_integrate(noise, factor)
+
+
+class WarpedNoiseSampler:
+    """Fresh warped noise at every call: a k-diffusion ``noise_sampler`` for a batch of frames.
+
+    Each call returns a new ``(T, C, h, w)`` sequence, warped across the T frames along the flows
+    and independent of every earlier call. Warps run ``prefetch`` sequences at a time as one
+    ``prefetch · C``-channel warp (channels of warped noise are independent, and a warper's cost
+    is mostly the geometry, shared by all channels), each warp seeded from a generator seeded
+    with ``seed``: the chain is reproducible for a given ``(seed, prefetch)`` and never touches
+    global random state.
+
+    Convention:
+        Flows as in :func:`warped_noise`: ``(T-1, 2, H, W)`` at pixel resolution; the noise is
+        ``(T, channels, H // factor, W // factor)``. With k-diffusion, the sampled batch ``x`` must
+        be the T frames in order.
+
+    Example:
+        >>> ns = WarpedNoiseSampler(torch.zeros(3, 2, 32, 32), channels=4, factor=8, seed=0)
+        >>> ns(torch.tensor(1.0), torch.tensor(0.5)).shape     # k-diffusion's signature
+        torch.Size([4, 4, 4, 4])
+        >>> # k_diffusion.sampling.sample_euler_ancestral(model, x, sigmas, noise_sampler=ns)
+    """
+
+    def __init__(
+        self,
+        backward_flows: Any,
+        channels: int,
+        method: str = DEFAULT_METHOD,
+        *,
+        factor: int = 1,
+        seed: int = 0,
+        prefetch: int = 1,
+        forward_flows: Any | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> None:
+        if not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
+        self.prefetch = prefetch
+        self._queue: list[Tensor] = []
+        if device is None:
+            device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
+        self.device = torch.device(device)
+        self.backward_flows = as_flows(backward_flows, name="backward_flows", device=self.device)
+        self.forward_flows = None if forward_flows is None else as_flows(
+            forward_flows, name="forward_flows", device=self.device)
+        self.channels = channels
+        self.method = method
+        self.factor = factor
+        self.dtype = dtype
+        self.options = options
+        # The seed chain lives on the CPU so that it is the same on every device.
+        self._chain = make_generator(seed, None, "cpu")
+        self.calls = 0
+        t1, _, h, w = self.backward_flows.shape
+        if factor < 1 or h % factor or w % factor:
+            raise ValueError(f"flows of {h}x{w} pixels cannot be integrated by factor {factor}")
+        self.shape = (t1 + 1, channels, h // factor, w // factor)
+
+    def next_seed(self) -> int:
+        """The seed of the next sequence (advances the chain)."""
+        return int(torch.randint(_SEED_SPACE, (), generator=self._chain))
+
+    def __call__(self, sigma: Any = None, sigma_next: Any = None) -> Tensor:
+        """The next ``(T, C, h, w)`` sequence; ``sigma``/``sigma_next`` are accepted and unused
+        (k-diffusion passes them; the noise is standard normal whatever the step)."""
+        self.calls += 1
+        if not self._queue:
+            many = warped_noise(self.backward_flows, self.channels * self.prefetch, self.method,
+                                factor=self.factor, seed=self.next_seed(),
+                                forward_flows=self.forward_flows, device=self.device,
+                                dtype=self.dtype, **self.options)
+            self._queue = list(many.split(self.channels, dim=1))
+        return self._queue.pop(0).contiguous()
+
+
+def to_video_latents(noise: Tensor, layout: str = "bcfhw", *, temporal_compression: int = 1,
+                     batch_size: int = 1) -> Tensor:
+    """Shape a ``(T, C, H, W)`` warped sequence as a video model's ``latents=`` argument.
+
+    Video VAEs with temporal compression ``r`` (CogVideoX, Wan: r = 4) encode frame 0 alone and
+    then each group of ``r`` frames into one latent frame, so ``T = 1 + r (F - 1)`` pixel frames
+    make ``F`` latent frames. Latent frame ``k`` takes the noise of pixel frame ``k r``, the last
+    frame of its group: a subsample, not an average, because averaging correlated (warped)
+    frames would not be unit variance. The motion between latent frames is then ``r`` frames'
+    worth, carried exactly by the warp.
+
+    Convention:
+        ``noise`` is ``(T, C, H, W)``, already at latent spatial resolution (see
+        :func:`warped_noise`'s ``factor``). ``layout="bcfhw"`` gives ``(B, C, F, H, W)``
+        (AnimateDiff, Wan, diffusers' UNet3D / WanTransformer3D); ``"bfchw"`` gives
+        ``(B, F, C, H, W)`` (CogVideoX). The batch repeats the same noise ``batch_size`` times.
+
+    Raises:
+        ValueError: an unknown layout, a non-4D input, or ``T - 1`` not divisible by ``r``.
+    """
+    if noise.ndim != 4:
+        raise ValueError(f"noise must be (T, C, H, W), got shape {tuple(noise.shape)}")
+    r = temporal_compression
+    t = noise.shape[0]
+    if r < 1 or (t - 1) % r:
+        raise ValueError(f"{t} frames do not fit temporal compression {r}: "
+                         f"need T = 1 + {r} * (F - 1)")
+    frames = noise[::r]
+    if layout == "bcfhw":
+        out = frames.permute(1, 0, 2, 3)
+    elif layout == "bfchw":
+        out = frames
+    else:
+        raise ValueError(f"layout must be 'bcfhw' or 'bfchw', got {layout!r}")
+    return out.unsqueeze(0).expand(batch_size, *out.shape).contiguous()

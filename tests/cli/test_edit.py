@@ -1,0 +1,84 @@
+"""`warpnoise edit` and `warpnoise demo` end to end, on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+from typer.testing import CliRunner
+
+from warpnoise.cli import load_commands
+from warpnoise.io.video import read_frames, write_video
+
+runner = CliRunner()
+
+
+def clip(path: Path, t: int = 3, size: int = 16) -> Path:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (size, size + 2 * t, 3), dtype=np.uint8)
+    write_video(path, np.stack([base[:, 2 * i:2 * i + size] for i in range(t)]))
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(load_commands(), list(args))
+
+
+def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--noise", "bilinear",
+               "--steps", "4", "--strength", "0.5", "-q")
+    assert r.exit_code == 0, r.output
+    assert read_frames(out).shape == (3, 16, 16, 3)
+
+
+def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path) -> None:
+    out = tmp_path / "sr.mp4"
+    src = clip(tmp_path / "in.mp4", t=2, size=8)
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", "random",
+               "--steps", "2", "--strength", "0.5", "-q")
+    assert r.exit_code == 0, r.output
+    assert read_frames(out).shape == (2, 32, 32, 3)
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--noise", "nope"], "unknown noise method"),
+    (["--task", "colorize"], "task must be"),
+    (["--size", "20x20"], "divisible by 8"),
+    (["--strength", "1.5"], "strength"),
+])
+def test_edit_bad_options_exit_2_without_output(tmp_path: Path, extra: list[str],
+                                                match: str) -> None:
+    out = tmp_path / "out.mp4"
+    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--steps", "2", "-q",
+               *extra)
+    assert r.exit_code == 2, r.output
+    assert match in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_edit_missing_input_exits_2(tmp_path: Path) -> None:
+    r = invoke("edit", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "o.mp4"), "-q")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_demo_writes_every_output(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = invoke("demo", "-o", str(out), "--frames", "2", "--steps", "3", "-n", "random",
+               "-n", "bilinear", "--no-noise-preview", "-q")
+    assert r.exit_code == 0, r.output
+    for name in ("side_by_side.mp4", "comparison.png", "frame_strip.png", "results.json",
+                 "results.md"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "results.json").read_text())
+    assert [row["name"] for row in res["rows"]] == ["ground truth", "bicubic input", "random",
+                                                    "bilinear"]
+    assert all(row["warping_error"] > 0 and row["seconds"] >= 0 for row in res["rows"])
+    assert res["rows"][1]["psnr"] < float("inf") and 0 < res["rows"][1]["ssim"] < 1
+    assert "| bilinear |" in (out / "results.md").read_text()
+    assert read_frames(out / "side_by_side.mp4").shape == (2, 128, 4 * 128, 3)
