@@ -389,3 +389,20 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
     d = _cell_offsets(xa, sy, cover, key, off_rem)
     return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n), side)
+
+
+@nb.njit(parallel=True, cache=True)
+def summed_area_tables(z):
+    """Per-cell summed-area tables: ``(H, W, k, k, C)`` values to ``(H, W, k+1, k+1, C)`` with
+    ``T[..., r, s, :] = sum_{r' < r, s' < s} z[..., r', s', :]`` (zero first row and column)."""
+    h, w, k, _, c_n = z.shape
+    sat = np.zeros((h, w, k + 1, k + 1, c_n), np.float32)
+    for i in nb.prange(h):
+        for j in range(w):
+            for r in range(k):
+                for s in range(k):
+                    for c in range(c_n):
+                        sat[i, j, r + 1, s + 1, c] = (z[i, j, r, s, c] + sat[i, j, r, s + 1, c]
+                                                      + sat[i, j, r + 1, s, c]
+                                                      - sat[i, j, r, s, c])
+    return sat

@@ -83,6 +83,10 @@ def fluctuation_tables(shape: tuple[int, int, int], k: int, generator: torch.Gen
     """
     c, h, w = shape
     z = torch.randn(h, w, k, k, c, generator=generator, device=device, dtype=torch.float32)
+    if _use_kernel(device):
+        from ..kernels.boxes import summed_area_tables
+
+        return torch.from_numpy(summed_area_tables(z.numpy()))
     sat = torch.zeros(h, w, k + 1, k + 1, c, device=device, dtype=torch.float32)
     sat[:, :, 1:, 1:] = z.cumsum(2).cumsum(3)
     return sat

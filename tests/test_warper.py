@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import warpnoise
+
+from .methods import _flows as F
+
+
+def test_registry_lists_every_method_and_the_default() -> None:
+    names = warpnoise.methods()
+    for name in ["random", "fixed", "nearest", "bilinear", "bicubic", "pyoco-mixed",
+                 "pyoco-progressive", "integral", "persistent"]:
+        assert name in names
+    assert warpnoise.DEFAULT_METHOD in names
+
+
+@pytest.mark.parametrize("method", warpnoise.methods())
+def test_every_method_streams_the_documented_shapes(method: str) -> None:
+    w = warpnoise.NoiseWarper(3, 24, 20, method=method, seed=0)
+    assert w.noise.shape == (3, 24, 20)
+    out = w.step(np.zeros((2, 24, 20), dtype=np.float32))
+    assert out.shape == (3, 24, 20) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_warp_noise_returns_t_frames_and_matches_streaming() -> None:
+    flows = torch.stack([F.rotation(32, 32, 2.0)] * 4)
+    seq = warpnoise.warp_noise(flows, 2, method="persistent", seed=3)
+    assert seq.shape == (5, 2, 32, 32)
+    w = warpnoise.NoiseWarper(2, 32, 32, method="persistent", seed=3)
+    assert torch.equal(seq[0], w.noise)
+    for t in range(4):
+        assert torch.equal(seq[t + 1], w.step(flows[t]))
+
+
+def test_generator_is_the_only_source_of_randomness() -> None:
+    g1 = torch.Generator().manual_seed(9)
+    g2 = torch.Generator().manual_seed(9)
+    flow = F.translation(16, 16, 0.3, 0.3)
+    a = warpnoise.NoiseWarper(2, 16, 16, generator=g1).step(flow)
+    torch.manual_seed(0)  # global state must not matter
+    b = warpnoise.NoiseWarper(2, 16, 16, generator=g2).step(flow)
+    assert torch.equal(a, b)
+
+
+def test_half_precision_output() -> None:
+    w = warpnoise.NoiseWarper(2, 16, 16, seed=0, dtype=torch.float16)
+    assert w.step(torch.zeros(2, 16, 16)).dtype == torch.float16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "nope"}, "unknown method 'nope'"),
+        ({"method": "integral", "upsample": 0}, "upsample"),
+        ({"method": "integral", "colour": 1}, "bad options for method 'integral'"),
+        ({"seed": "x"}, "seed must be an int"),
+        ({"dtype": torch.int32}, "floating dtype"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        warpnoise.NoiseWarper(2, 8, 8, **kwargs)
+
+
+def test_bad_sizes_are_named() -> None:
+    with pytest.raises(ValueError, match="height must be a positive int"):
+        warpnoise.NoiseWarper(2, 0, 8)
+
+
+def test_step_rejects_a_flow_of_another_frame_size() -> None:
+    w = warpnoise.NoiseWarper(2, 8, 8, seed=0)
+    with pytest.raises(ValueError, match=r"backward_flow has shape \(2, 9, 8\)"):
+        w.step(torch.zeros(2, 9, 8))
+    with pytest.raises(ValueError, match="forward_flow contains non-finite"):
+        w.step(torch.zeros(2, 8, 8), torch.full((2, 8, 8), float("nan")))
+
+
+def test_warp_noise_rejects_mismatched_forward_flows() -> None:
+    with pytest.raises(ValueError, match="forward_flows has 1 flows but backward_flows has 2"):
+        warpnoise.warp_noise(torch.zeros(2, 2, 8, 8), 1, forward_flows=torch.zeros(1, 2, 8, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", warpnoise.methods())
+def test_methods_run_on_cuda(method: str) -> None:
+    w = warpnoise.NoiseWarper(4, 64, 64, method=method, seed=0, device="cuda")
+    out = w.step(F.rotation(64, 64, 2.0).cuda())
+    assert out.device.type == "cuda" and torch.isfinite(out).all()
