@@ -180,6 +180,7 @@ def estimate_flows(
     raft_weights: str | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    estimator: PairEstimator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Backward and forward flows of every consecutive pair of ``frames``.
 
@@ -191,6 +192,7 @@ def estimate_flows(
     Args:
         method, preset, raft_weights, device: see :func:`make_estimator`.
         progress: called as ``progress(done, total)`` after each pair.
+        estimator: an already built :func:`make_estimator` (then ``method`` etc. are ignored).
 
     Example:
         >>> frames = np.zeros((3, 32, 32, 3), np.uint8)
@@ -199,7 +201,9 @@ def estimate_flows(
         torch.Size([2, 2, 32, 32])
     """
     check_frames(frames)
-    estimator = make_estimator(method, preset=preset, raft_weights=raft_weights, device=device)
+    if estimator is None:
+        estimator = make_estimator(method, preset=preset, raft_weights=raft_weights,
+                                   device=device)
     t, h, w, _ = frames.shape
     backward = torch.empty(max(t - 1, 0), 2, h, w)
     forward = torch.empty_like(backward)

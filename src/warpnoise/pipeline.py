@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .estimate import FLOW_METHODS, PairEstimator, check_frames, make_estimator
+from .estimate import FLOW_METHODS, PairEstimator, estimate_flows, make_estimator
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
@@ -191,6 +191,8 @@ def video_to_noise(
             writer.write(preview_frame(frames[0], None, noise[0]))
         pairs = stack.enter_context(contextlib.closing(
             _flow_pairs(estimator, frames, file_b, file_f, seconds)))
+        if estimator is not None:
+            stack.enter_context(_spare_one_thread())
         for i, (b, f) in enumerate(pairs, start=1):
             tic = time.perf_counter()
             noise[i] = _integrate(warper.step(b, f), s)
@@ -209,6 +211,23 @@ def video_to_noise(
     seconds["total"] = time.perf_counter() - t_start
     return NoiseResult(output=Path(output), frames=t, shape=tuple(noise.shape), seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
+
+
+@contextlib.contextmanager
+def _spare_one_thread() -> Iterator[None]:
+    """Give torch one intra-op thread less while the flow thread runs, then restore.
+
+    Torch's OpenMP workers spin at barriers; competing with the flow thread for the same cores
+    made warping ~5x slower on 2 cores (measured with benchmarks/bench_e2e.py's clip).
+    """
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(n - 1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)
 
 
 def _integrate(noise: Tensor, factor: int) -> Tensor:
@@ -298,12 +317,8 @@ def video_to_flows(
     t, h, w = frames.shape[:3]
     if t < 2:
         raise ValueError(f"{str(input)!r}: flows need at least 2 frames, the selection has {t}")
-    backward = torch.empty(t - 1, 2, h, w)
-    forward = torch.empty_like(backward)
-    for i in range(1, t):
-        backward[i - 1], forward[i - 1] = estimator(frames[i - 1], frames[i])
-        if progress is not None:
-            progress("flow", i, t - 1)
+    cb = None if progress is None else (lambda done, total: progress("flow", done, total))
+    backward, forward = estimate_flows(frames, progress=cb, estimator=estimator)
     meta = {"flow": options.flow, "dis_preset": options.dis_preset,
             "source": str(Path(input).resolve()), "frame_size": f"{w}x{h}",
             "start": str(options.start), "stride": str(options.stride), "frames": str(t),
@@ -334,14 +349,10 @@ def source_flows(metadata: dict[str, str]) -> tuple[Tensor, Tensor | None, str] 
             b, f = load_flows(flow)
             return b, f, f"flows from {flow}"
         frames = read_frames(src, size=(w, h), start=start, frames=n, stride=stride)
-        check_frames(frames)
-        estimator = make_estimator(flow, preset=metadata.get("dis_preset", "medium"))
-        pairs = [estimator(frames[i - 1], frames[i]) for i in range(1, len(frames))]
+        if len(frames) < 2:
+            return None
+        b, f = estimate_flows(frames, flow, preset=metadata.get("dis_preset", "medium"))
     except ValueError:
         return None
-    if not pairs:
-        return None
-    b = torch.stack([p[0] for p in pairs])
-    f = torch.stack([p[1] for p in pairs])
     return b, f, f"{flow} flows re-estimated from {src}"
 
