@@ -13,7 +13,7 @@ from . import (  # noqa: F401  (each module registers its methods)
 )
 from .base import REGISTRY, WarpMethod, WarpState, get_method, register
 
-DEFAULT_METHOD = "integral"
+DEFAULT_METHOD = "persistent"
 
 
 def methods() -> list[str]:
