@@ -5,13 +5,14 @@ library (what a single Ray worker gets), measured in the same run. Every configu
 same generated clips with the default method and DIS flow; Ray start-up and each worker's first
 imports and kernel compilation are excluded by a warm-up batch; medians over ``--repeats``.
 
-    python benchmarks/bench_batch.py                 # 12 clips of 16 frames at 256x192
-    python benchmarks/bench_batch.py --clips 24 --frames 24 --repeats 3
+    python benchmarks/bench_batch.py                 # 12 clips of 12 frames at 192x144
+    python benchmarks/bench_batch.py --clips 24 --frames 24 --width 256 --height 192
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -46,22 +47,35 @@ def timed_batch(src: Path, out: Path, options: dict, executor: object, threads: 
     return summary.videos_per_minute
 
 
-def measure(name: str, src: Path, warm: Path, tmp: Path, options: dict, repeats: int,
-            executor_factory: Callable[[], object], threads: int | None) -> list[float]:
-    rates = []
-    with executor_factory() as ex:  # type: ignore[attr-defined]
-        timed_batch(warm, tmp / f"{name}-warm", options, ex, threads)
+def measure(src: Path, warm: Path, tmp: Path, options: dict, repeats: int
+            ) -> dict[str, list[float]]:
+    """Videos per minute of each configuration, ``repeats`` times, interleaved so that a change
+    in the machine's load hits every configuration alike."""
+    configs: dict[str, tuple[Callable[[], object], int | None]] = {
+        "in-process, 1 thread (floor)": (SerialExecutor, 1),
+        "Ray, 1 worker": (lambda: RayExecutor(workers=1), None),
+        "Ray, 2 workers": (lambda: RayExecutor(workers=2), None),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in configs}
+    # One local cluster of 2 CPUs for all; a RayExecutor inside it reuses it and caps the
+    # videos in flight at its worker count.
+    with RayExecutor(workers=2) as cluster:
+        # Imports and kernel compilation, in the workers and in this process.
+        timed_batch(warm, tmp / "warm-ray", options, cluster, None)
+        timed_batch(warm, tmp / "warm-here", options, SerialExecutor(), 1)
         for r in range(repeats):
-            rates.append(timed_batch(src, tmp / f"{name}-{r}", options, ex, threads))
+            for i, (name, (factory, threads)) in enumerate(configs.items()):
+                out = tmp / f"run{r}-config{i}"
+                rates[name].append(timed_batch(src, out, options, factory(), threads))
     return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=12)
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--method", default=DEFAULT_METHOD)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -73,19 +87,12 @@ def main() -> None:
         warm.mkdir()
         make_clips(src, args.clips, args.frames, args.width, args.height)
         make_clips(warm, 4, 4, args.width, args.height)
-        rows = [
-            ("in-process, 1 thread (floor)",
-             measure("floor", src, warm, tmp, options, args.repeats, SerialExecutor, 1)),
-            ("Ray, 1 worker",
-             measure("ray1", src, warm, tmp, options, args.repeats,
-                     lambda: RayExecutor(workers=1), None)),
-            ("Ray, 2 workers",
-             measure("ray2", src, warm, tmp, options, args.repeats,
-                     lambda: RayExecutor(workers=2), None)),
-        ]
+        rows = list(measure(src, warm, tmp, options, args.repeats).items())
+    load = os.getloadavg()[0]
     floor = statistics.median(rows[0][1])
     print(f"\n{args.clips} clips x {args.frames} frames at {args.width}x{args.height}, method "
-          f"{args.method}, DIS flow; median of {args.repeats}\n")
+          f"{args.method}, DIS flow; median of {args.repeats}; {os.cpu_count()} CPUs, load "
+          f"average {load:.1f} at the end (other processes share the CPUs if it exceeds 2)\n")
     print(f"| {'configuration':<30} | videos/min | ratio to floor |")
     print(f"| {'-' * 30} | ---------- | -------------- |")
     for name, rates in rows:

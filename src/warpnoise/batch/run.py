@@ -260,8 +260,9 @@ class RayExecutor:
         shared = ray.put((fn, kwargs))
         pending: dict[Any, Any] = {}
         todo = iter(items)
-        # Two tasks per worker in flight keep workers busy without queueing the whole dataset.
-        limit = 2 * self.concurrency
+        # Exactly `concurrency` tasks in flight: on a shared cluster --workers is a cap, and a
+        # video takes seconds, so the round trip to submit the next one costs nothing.
+        limit = self.concurrency
 
         def fill() -> None:
             for item in todo:
