@@ -43,7 +43,7 @@ def edit_command(
         "(SDEdit from the bicubic upsampling of the input).", rich_help_panel=_DIFFUSION)
     ] = "sdedit",
     strength: Annotated[float, typer.Option(
-        "--strength", help="SDEdit strength t0/T in (0, 1].", rich_help_panel=_DIFFUSION)] = 0.4,
+        "--strength", help="SDEdit strength t0/T in (0, 1].", rich_help_panel=_DIFFUSION)] = 0.2,
     steps: Annotated[int, typer.Option(
         "--steps", help="Steps of the full schedule; strength x steps of them run.",
         rich_help_panel=_DIFFUSION)] = 50,
@@ -101,8 +101,8 @@ def demo_command(
                       ] = Path("demo_out"),
     frames: Annotated[int | None, typer.Option(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
-    strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.4,
-    steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 25,
+    strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
+    steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "

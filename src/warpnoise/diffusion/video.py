@@ -37,7 +37,7 @@ class EditOptions:
 
     method: str = DEFAULT_METHOD
     task: str = "sdedit"
-    strength: float = 0.4
+    strength: float = 0.2
     steps: int = 50
     eta: float = 1.0
     seed: int = 0
