@@ -66,7 +66,7 @@ def test_composed_translation_is_exact() -> None:
 
 
 def test_forward_backward_check_marks_disoccluded_background() -> None:
-    b, f, fg = F.layered(64, 64, 1, size=16, dx=4.0, top=10, left=10)
+    b, f, _fg = F.layered(64, 64, 1, size=16, dx=4.0, top=10, left=10)
     occ = forward_backward_occlusion(b, f)
     # Uncovered: columns the square left (10..13), rows of the square.
     assert occ[10:26, 10:14].all()

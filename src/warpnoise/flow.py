@@ -68,7 +68,7 @@ def as_flow(
         raise ValueError(f"{name} must have shape (2, H, W), got {tuple(t.shape)}{hint}")
     if height is not None and width is not None and tuple(t.shape[1:]) != (height, width):
         raise ValueError(
-            f"{name} has shape {tuple(t.shape)}, expected (2, {height}, {width}) for this frame size"
+            f"{name} has shape {tuple(t.shape)}, expected (2, {height}, {width}) for this frame"
         )
     _check_finite(t, name)
     return t
@@ -113,7 +113,8 @@ def pixel_grid(
     height: int, width: int, *, device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Pixel-centre coordinates as a ``(2, H, W)`` map: ``grid[0] = x`` (column), ``grid[1] = y``."""
+    """Pixel-centre coordinates as a ``(2, H, W)`` map: ``grid[0] = x`` (columns), ``grid[1] = y``.
+    """
     ys = torch.arange(height, device=device, dtype=dtype)
     xs = torch.arange(width, device=device, dtype=dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")

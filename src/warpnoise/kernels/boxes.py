@@ -47,8 +47,8 @@ def compose(mx, my, traced, bx, by):
             sy = i + np.float64(by[i, j])
             cx = min(max(sx, 0.0), w - 1.0)
             cy = min(max(sy, 0.0), h - 1.0)
-            x0 = min(int(math.floor(cx)), max(w - 2, 0))
-            y0 = min(int(math.floor(cy)), max(h - 2, 0))
+            x0 = min(math.floor(cx), max(w - 2, 0))
+            y0 = min(math.floor(cy), max(h - 2, 0))
             x1 = min(x0 + 1, w - 1)
             y1 = min(y0 + 1, h - 1)
             fx = cx - x0
@@ -61,8 +61,8 @@ def compose(mx, my, traced, bx, by):
             oy[i, j] = sy + dy
             inside = -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5
             if inside:
-                nx = min(max(int(math.floor(sx + 0.5)), 0), w - 1)
-                ny = min(max(int(math.floor(sy + 0.5)), 0), h - 1)
+                nx = min(max(math.floor(sx + 0.5), 0), w - 1)
+                ny = min(max(math.floor(sy + 0.5), 0), h - 1)
                 usable[i, j] = traced[ny, nx]
     return ox, oy, usable
 
@@ -107,8 +107,8 @@ def _span(lo: float, hi: float, c: int, k: int) -> tuple[float, int, int]:
     b = min(hi, c + 0.5)
     if b <= a:
         return 0.0, 0, 0
-    s0 = min(max(int(math.ceil((a - (c - 0.5)) * k - 0.5)), 0), k)
-    s1 = min(max(int(math.ceil((b - (c - 0.5)) * k - 0.5)), 0), k)
+    s0 = min(max(math.ceil((a - (c - 0.5)) * k - 0.5), 0), k)
+    s1 = min(max(math.ceil((b - (c - 0.5)) * k - 0.5), 0), k)
     return b - a, s0, s1
 
 
@@ -138,10 +138,10 @@ def _layout(ex, ey, usable, ha, wa):
                 continue
             if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
                 continue
-            cx0 = int(math.floor(x0 + 0.5))
-            cy0 = int(math.floor(y0 + 0.5))
-            ncx = min(int(math.ceil(x1 + 0.5)) - 1, wa - 1) - cx0 + 1
-            ncy = min(int(math.ceil(y1 + 0.5)) - 1, ha - 1) - cy0 + 1
+            cx0 = math.floor(x0 + 0.5)
+            cy0 = math.floor(y0 + 0.5)
+            ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
+            ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
             if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
                 continue
             cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
@@ -235,8 +235,16 @@ def _scatter_sums(cell0, ybuf, sy, parallel_ok, side):
 
 @nb.njit(inline="always", cache=True)
 def _rect(sat, cy, cx, r0, r1, s0, s1, c):
-    return (sat[cy, cx, r1, s1, c] - sat[cy, cx, r0, s1, c]
-            - sat[cy, cx, r1, s0, c] + sat[cy, cx, r0, s0, c])
+    """Sum of the sub-pixels ``[r0, r1) x [s0, s1)`` of cell ``(cy, cx)`` from its inclusive
+    summed-area table; rectangles touching the cell's top or left edge need fewer look-ups."""
+    v = sat[cy, cx, r1 - 1, s1 - 1, c]
+    if r0 > 0:
+        v -= sat[cy, cx, r0 - 1, s1 - 1, c]
+        if s0 > 0:
+            v += sat[cy, cx, r0 - 1, s0 - 1, c]
+    if s0 > 0:
+        v -= sat[cy, cx, r1 - 1, s0 - 1, c]
+    return v
 
 
 @nb.njit(parallel=True, cache=True)
@@ -245,7 +253,7 @@ def _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side):
     with variance exactly its (rescaled) area; ``(H, W, side * side, C)``."""
     h, w = cell0.shape[0], cell0.shape[1]
     c_n = sat.shape[4]
-    k = sat.shape[2] - 1
+    k = sat.shape[2]
     slots = side * side
     ybuf = np.empty((h, w, slots, c_n), np.float32)
     for i in nb.prange(h):
@@ -276,19 +284,20 @@ def _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side):
                         sd = math.sqrt(a_eff)
                         for c in range(c_n):
                             ybuf[i, j, slot, c] = sd * normal(key, base + np.uint64(c))
-                    elif mine == m:
-                        scale = math.sqrt(a_eff / n)
-                        for c in range(c_n):
-                            ybuf[i, j, slot, c] = scale * _rect(sat, cy, cx, r0, r1, s0, s1, c)
                     else:
                         scale = math.sqrt(a_eff / n)
                         for c in range(c_n):
-                            acc = 0.0
-                            for r in range(r0, r1):
-                                for s in range(s0, s1):
-                                    if mine & (np.uint64(1) << np.uint64(r * k + s)):
-                                        acc += _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
-                            ybuf[i, j, slot, c] = scale * acc
+                            ybuf[i, j, slot, c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
+                        # Take out the few sub-pixels another box also claimed.
+                        lost = m & ~mine
+                        while lost:
+                            b = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
+                            lost &= lost - np.uint64(1)
+                            r, s = b // k, b % k
+                            for c in range(c_n):
+                                ybuf[i, j, slot, c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                        for c in range(c_n):
+                            ybuf[i, j, slot, c] *= scale
     return ybuf
 
 
@@ -361,8 +370,8 @@ def box_integrate(ax, ay, usable, xa, sat, key):
         ax, ay: ``(H, W)`` float64 anchor positions of the frame's pixel centres.
         usable: ``(H, W)`` bool, pixels allowed to draw on the anchor.
         xa: ``(Ha, Wa, C)`` float32 anchor noise.
-        sat: ``(Ha, Wa, k+1, k+1, C)`` float32 per-cell summed-area tables of the sub-pixel
-            fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
+        sat: ``(Ha, Wa, k, k, C)`` float32 inclusive per-cell summed-area tables of the
+            sub-pixel fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
         key: uint64 frame key for counter-based draws.
 
     Returns:
@@ -370,7 +379,7 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     """
     h, w = ax.shape
     ha, wa, c_n = xa.shape
-    k = sat.shape[2] - 1
+    k = sat.shape[2]
     ex, ey = _edge_tables(ax, ay)
     cell0 = _layout(ex, ey, usable, ha, wa)
     par = _bands_disjoint(cell0, h)
@@ -393,16 +402,21 @@ def box_integrate(ax, ay, usable, xa, sat, key):
 
 @nb.njit(parallel=True, cache=True)
 def summed_area_tables(z):
-    """Per-cell summed-area tables: ``(H, W, k, k, C)`` values to ``(H, W, k+1, k+1, C)`` with
-    ``T[..., r, s, :] = sum_{r' < r, s' < s} z[..., r', s', :]`` (zero first row and column)."""
+    """Inclusive per-cell summed-area tables of ``(H, W, k, k, C)`` values:
+    ``T[..., r, s, :] = sum_{r' <= r, s' <= s} z[..., r', s', :]``."""
     h, w, k, _, c_n = z.shape
-    sat = np.zeros((h, w, k + 1, k + 1, c_n), np.float32)
+    sat = np.empty((h, w, k, k, c_n), np.float32)
     for i in nb.prange(h):
         for j in range(w):
             for r in range(k):
                 for s in range(k):
                     for c in range(c_n):
-                        sat[i, j, r + 1, s + 1, c] = (z[i, j, r, s, c] + sat[i, j, r, s + 1, c]
-                                                      + sat[i, j, r + 1, s, c]
-                                                      - sat[i, j, r, s, c])
+                        v = z[i, j, r, s, c]
+                        if r > 0:
+                            v += sat[i, j, r - 1, s, c]
+                        if s > 0:
+                            v += sat[i, j, r, s - 1, c]
+                        if r > 0 and s > 0:
+                            v -= sat[i, j, r - 1, s - 1, c]
+                        sat[i, j, r, s, c] = v
     return sat

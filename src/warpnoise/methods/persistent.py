@@ -2,48 +2,49 @@
 
 Why a new method. The paper's warper (:mod:`.integral`) is exact and keeps long-range coherence,
 but rasterises ``k^2`` sub-pixels per pixel and quantises every overlap to ``1/k``. The
-infinite-resolution warper (:mod:`.bridge`, Deng et al. 2025) has exact areas and is fast, but draws
-new sub-pixel detail every frame, so slow motion loses its correlation within a few frames. This
-method keeps both properties and is fast.
+infinite-resolution warper (:mod:`.bridge`, Deng et al. 2025) has exact areas and is fast, but
+draws new sub-pixel detail every frame, so slow motion loses its correlation within a few frames.
+This method keeps both properties and is fast.
 
 How. The anchor frame's white noise ``W`` is split into its pixel values ``x_q`` (the anchor
-noise) and an independent sub-pixel fluctuation, held as ``k x k`` i.i.d. N(0, 1) values ``Z`` per
-anchor pixel in per-cell summed-area tables, built once per anchor and reused by every frame until
-the next (so the same region of white noise gives the same value whichever frame asks). Each pixel
-``p`` of frame t is traced to the anchor with the accumulated backward map; its pre-image is the box
-spanned by the mapped midpoints between ``p`` and its neighbours (neighbours share edges bit for bit,
-so the boxes of a row tile it; exact for translation and axis-aligned zoom, the box of the local
-footprint otherwise). The box cuts anchor cell ``q`` in a rectangle of exact area ``a``. The
-Brownian-bridge split of Deng et al. gives that piece the value
+noise) and an independent sub-pixel fluctuation, held as ``k x k`` i.i.d. N(0, 1) values ``Z``
+per anchor pixel in per-cell summed-area tables. They are drawn once per anchor and reused by
+every frame until the next, so the same region of white noise gives the same value whichever frame
+asks. Each pixel ``p`` of frame t is traced to the anchor with the accumulated backward map; its
+pre-image is the box spanned by the mapped midpoints between ``p`` and its neighbours (neighbours
+share edges bit for bit, so the boxes of a row tile it; exact for translation and axis-aligned
+zoom, the box of the local footprint otherwise). The box cuts anchor cell ``q`` in a rectangle of
+exact area ``a``. The Brownian-bridge split of Deng et al. gives that piece the value
 
     ``P = a x_q + Y - a * sum_q(Y)``,   ``Y ~ N(0, a)`` independent over the pieces of ``q``,
 
 and the pixel ``G(p) = sum P / sqrt(sum a)``. Here ``Y`` is not a fresh draw: it is the sum of the
-persistent ``Z`` whose sub-pixel centres lie in the rectangle (four table look-ups), scaled to
-variance exactly ``a`` (``Y = sqrt(a / n) * sum Z`` for ``n`` sub-pixels; fresh ``N(0, a)`` only for
-slivers holding no sub-pixel centre). Sub-pixels claimed by two boxes (folds, occlusions the flow did
-not flag) are given to neither, and cells covered more than once are rescaled as in Deng et al., so
-the ``Y`` of one cell are always independent and every frame is exactly i.i.d. N(0, 1) by
-construction: the bridge pieces of a cell are independent with variance ``a`` and pieces of
-different cells are independent. The correlation with the anchor is the *exact* continuous overlap
-``a`` (no ``1/k`` quantisation), and between nearby frames the interior sub-pixel detail is shared.
+persistent ``Z`` whose sub-pixel centres lie in the rectangle (at most four table look-ups),
+scaled to variance exactly ``a`` (``Y = sqrt(a / n) * sum Z`` for ``n`` sub-pixels; a fresh
+``N(0, a)`` only for slivers holding no sub-pixel centre). Sub-pixels claimed by two boxes (folds,
+occlusions the flow did not flag) are given to neither, cells covered more than once are rescaled
+as in Deng et al., and the uncovered rest of a cell enters ``sum_q(Y)`` as a fresh draw. So the
+``Y`` of one cell are independent with variance ``a`` and every frame is exactly i.i.d. N(0, 1) by
+construction. The correlation with the anchor is the *exact* continuous overlap ``a`` (no ``1/k``
+quantisation), and between nearby frames the sub-pixel detail inside the boxes is shared.
 
-Cost. Per pixel: a box, at most 3 x 3 pieces, 4 look-ups per piece and channel; no ``k^2`` work per
-frame (``k^2`` values per pixel are drawn once per anchor). The numba kernel scatters into anchor
-cells serially in raster order and runs the rest in parallel, so results are bit-identical for any
-thread count. Memory: the tables take ``C (k+1)^2`` floats per pixel (about 100 MB at 4 x 512^2,
-k=4), independent of the sequence length.
+Cost. Per pixel: a box, at most 3 x 3 pieces (2 x 2 without zoom), a few look-ups per piece and
+channel; no ``k^2`` work per frame (``k^2`` values per pixel are drawn once per anchor). The numba
+kernel runs the per-pixel and per-cell phases in parallel and the scatters into anchor cells in
+fixed bands of rows, so results are bit-identical for any thread count. Memory: the tables take
+``C k^2`` floats per pixel (64 MB at 4 x 512^2 with k=4), independent of the sequence length.
 
 Route chosen. Of the two routes the brief suggests (a hashed hierarchical field refined where a
-pre-image boundary cuts a cell; exact bridge increments keyed by position), this is the second with
-a stored rather than hashed field: table look-ups are several times cheaper than evaluating a hash
-hierarchy per piece, and the bridge makes the geometry continuous, so ``k`` only sets how finely the
-detail persists, not how accurate the overlaps are.
+pre-image boundary cuts a cell; exact bridge increments keyed by position), this is the second
+with a stored rather than hashed field: table look-ups are several times cheaper than evaluating a
+hash hierarchy per piece, and the bridge makes the geometry continuous, so ``k`` only sets how
+finely the detail persists, not how accurate the overlaps are.
 
-Anchoring and fresh noise follow :mod:`.integral`: disoccluded pixels (forward-backward test), pixels
-traced out of the frame or to fresh pixels, and boxes spanning more than 3 x 3 anchor pixels get
-fresh noise; the anchor is renewed every ``anchor_every`` frames or when more than ``max_fresh`` of
-the frame has no source in it.
+Anchoring and fresh noise follow :mod:`.integral`: disoccluded pixels (forward-backward test),
+pixels traced out of the frame or to fresh pixels, and boxes spanning more than 3 x 3 anchor
+pixels get fresh noise; the anchor is renewed every ``anchor_every`` frames (default 64: twice the
+usual 30-frame coherence horizon, and table draws amortised over many frames) or when more than
+``max_fresh`` of the frame has no source in it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ _KEY_RANGE = 2**62
 
 @dataclass
 class PersistentState(WarpState):
-    """``anchor``: ``(H, W, C)`` anchor noise; ``sat``: ``(H, W, k+1, k+1, C)`` summed-area tables
+    """``anchor``: ``(H, W, C)`` anchor noise; ``sat``: ``(H, W, k, k, C)`` summed-area tables
     of the sub-pixel fluctuation; ``acc_map``/``traced``/``age`` as in :class:`AnchorState`."""
 
     anchor: Tensor
@@ -77,9 +78,9 @@ class PersistentState(WarpState):
 
 def fluctuation_tables(shape: tuple[int, int, int], k: int, generator: torch.Generator,
                        device: torch.device) -> Tensor:
-    """Per-cell summed-area tables of ``k x k`` i.i.d. N(0, 1) values.
+    """Inclusive per-cell summed-area tables of ``k x k`` i.i.d. N(0, 1) values.
 
-    Returns ``(H, W, k+1, k+1, C)`` float32 with ``T[..., r, s, :] = sum_{r' < r, s' < s} Z``.
+    Returns ``(H, W, k, k, C)`` float32 with ``T[..., r, s, :] = sum_{r' <= r, s' <= s} Z``.
     """
     c, h, w = shape
     z = torch.randn(h, w, k, k, c, generator=generator, device=device, dtype=torch.float32)
@@ -87,9 +88,7 @@ def fluctuation_tables(shape: tuple[int, int, int], k: int, generator: torch.Gen
         from ..kernels.boxes import summed_area_tables
 
         return torch.from_numpy(summed_area_tables(z.numpy()))
-    sat = torch.zeros(h, w, k + 1, k + 1, c, device=device, dtype=torch.float32)
-    sat[:, :, 1:, 1:] = z.cumsum(2).cumsum(3)
-    return sat
+    return z.cumsum(2).cumsum(3)
 
 
 @register("persistent")
@@ -201,7 +200,7 @@ def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor
     dev = acc_map.device
     _, h, w = acc_map.shape
     ha, wa, c_n = anchor.shape
-    k = sat.shape[2] - 1
+    k = sat.shape[2]
     gen = torch.Generator(device=dev)
     gen.manual_seed(key)
     ex = _edges(acc_map[0], 1)  # (H, W+1)
@@ -239,7 +238,8 @@ def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor
     claims = torch.bincount(sub_id[sub_in], minlength=ha * wa * k * k)
     mine = sub_in & (claims[sub_id] == 1)
     n = mine.sum(dim=(1, 2))
-    z = sat[:, :, 1:, 1:] - sat[:, :, :-1, 1:] - sat[:, :, 1:, :-1] + sat[:, :, :-1, :-1]
+    pad = torch.nn.functional.pad(sat, (0, 0, 1, 0, 1, 0))  # zero row and column before
+    z = pad[:, :, 1:, 1:] - pad[:, :, :-1, 1:] - pad[:, :, 1:, :-1] + pad[:, :, :-1, :-1]
     zsum = (z.reshape(ha * wa, k, k, c_n)[cell] * mine[..., None]).sum(dim=(1, 2)).double()
 
     cover = torch.zeros(ha * wa, dtype=torch.float64, device=dev).index_add_(0, cell, a)
