@@ -20,6 +20,7 @@ from warpnoise.methods.bridge import (
 from warpnoise.stats import frame_stats, shifted_correlation
 
 from . import _flows
+from ._checks import exactness_failures, ideal_overlap
 
 H = W = 192
 C = 4
@@ -209,17 +210,10 @@ OPTIONS = {"polygon": {}, "particle": {"footprint": "particle"},
 
 @pytest.mark.parametrize(("motion", "variant"), CASES)
 def test_every_frame_is_iid_standard_normal(motion: str, variant: str) -> None:
+    # Stronger motions than the shared suite (test_exact_methods), and both footprints.
     flow = MOTIONS[motion]()
     noise = warp_noise(flow[None], C, "bridge", seed=11, **OPTIONS[variant])[-1]
-    s = frame_stats(noise)
-    assert abs(s.mean) < 0.01
-    assert abs(s.std - 1.0) < 0.01
-    assert s.ks_p > 0.001
-    assert abs(s.lag1_x) < 0.01 and abs(s.lag1_y) < 0.01
-    # One channel pair has 192**2 samples (standard error 0.0052) and this is the largest of 6
-    # pairs, so 0.01 would be a 2-sigma bound; 0.026 is 5 sigma. Channels sharing their bridge
-    # draws would correlate far beyond it.
-    assert s.channel_corr < 0.026
+    assert exactness_failures(noise) == []
 
 
 def test_identity_flow_keeps_the_noise() -> None:
@@ -290,8 +284,8 @@ def test_slow_translation_decays_frame_to_frame_as_published() -> None:
         dx, dy = round(t * d[0]), round(t * d[1])
         corr = shifted_correlation(out[t], out[0], dx, dy)
         assert corr == pytest.approx(_binomial_peak(t, d[0]) * _binomial_peak(t, d[1]), abs=0.02)
-    ideal_20 = (1 - abs(20 * d[0] - 7)) * (1 - abs(20 * d[1] - 4))
-    assert shifted_correlation(out[20], out[0], 7, 4) < 0.2 < ideal_20
+    ideal_20, ix, iy = ideal_overlap(20, d)
+    assert shifted_correlation(out[20], out[0], ix, iy) < 0.2 < ideal_20
 
 
 def test_without_occlusion_mask_a_moving_layer_keeps_only_part_of_its_noise() -> None:

@@ -274,6 +274,11 @@ def _check_options(footprint: str, keep_remainder: bool, max_span: int) -> None:
 class Bridge:
     """Deng et al. (2025): Brownian-bridge increments over pre-image overlaps, frame to frame.
 
+    Convention:
+        Noise is ``(C, H, W)``; ``step`` takes frame t's backward flow ``(2, H, W)`` (dx, dy in
+        pixels: pixel ``x`` of frame t came from ``x + b(x)`` in frame t-1). Pixel ``(r, c)`` is
+        the unit square centred at ``(c, r)``. The previous frame's noise is the only source.
+
     Args:
         footprint: ``"polygon"`` (exact 8-gon pre-images, the grid-based variant) or
             ``"particle"`` (unit squares at ``x + b(x)``, the released code's variant).
