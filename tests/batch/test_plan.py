@@ -135,6 +135,9 @@ def test_missing_or_empty_inputs_raise_value_error(tmp_path: Path) -> None:
     touch(tmp_path / "a.txt")
     with pytest.raises(ValueError, match="neither a folder"):
         plan_jobs(tmp_path / "a.txt", tmp_path / "out")
+    touch(tmp_path / "in" / "v.mp4")
+    with pytest.raises(ValueError, match="is a file"):
+        plan_jobs(tmp_path / "in", tmp_path / "a.txt")
 
 
 def test_same_stem_in_one_folder_is_a_collision(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ resumption skips validated outputs and redoes partial or stale ones, writes are 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from warpnoise.batch import SerialExecutor, plan_jobs, read_journal, run_batch
-from warpnoise.batch.run import PARTIAL_DIR, process_job
+from warpnoise.batch.run import PARTIAL_DIR, RayExecutor, _check_reachable, process_job
 from warpnoise.io.noisefile import load_noise, save_noise, validate_noise_file
 
 CALLS: list[str] = []
@@ -162,3 +163,19 @@ def test_an_output_that_fails_validation_is_never_published(tmp_path: Path) -> N
                         validate_fn=validate_noise_file)
     assert summary.failed == 1 and "safetensors" in summary.records[0]["error"]
     assert not Path(job.output).exists()
+
+
+def test_unreachable_cluster_address_fails_fast_with_value_error() -> None:
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ValueError, match="cannot reach the Ray cluster"):
+        _check_reachable(f"127.0.0.1:{port}", timeout=2)
+    _check_reachable("auto")  # left to Ray
+
+
+def test_ray_executor_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        RayExecutor(workers=0)
+    with pytest.raises(ValueError, match="cpus_per_worker"):
+        RayExecutor(cpus_per_worker=0)

@@ -269,13 +269,15 @@ def plan_jobs(
             (manifests of training sets often carry captions and such).
 
     Raises:
-        ValueError: a missing source, a bad manifest, an unknown option, no videos, or two
-            videos with the same output.
+        ValueError: a missing source, a bad manifest, an unknown option, no videos, two
+            videos with the same output, or an output folder that is a file.
     """
     if suffix not in (".safetensors", ".npy"):
         raise ValueError(f"output suffix must be '.safetensors' or '.npy', got {suffix!r}")
     src = Path(source)
     out = Path(os.path.abspath(outdir))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {str(outdir)!r} is a file")
     base_options = _absolute_paths(options or {}, Path.cwd())
     base_options.pop("seed", None)
     rows: list[dict[str, Any]]

@@ -190,6 +190,18 @@ class SerialExecutor:
                 yield item, err
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody listens on: Ray itself
+    retries for minutes. ``auto`` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ValueError(f"cannot reach the Ray cluster at {address!r}: {err}") from None
+
+
 class RayExecutor:
     """Runs tasks on Ray: a local cluster of ``workers`` CPUs, or the cluster at ``address``.
 
@@ -231,6 +243,7 @@ class RayExecutor:
             if self.address is None:
                 kwargs["num_cpus"] = (self.workers or os.cpu_count() or 1) * self.cpus_per_worker
             else:
+                _check_reachable(self.address)
                 kwargs["address"] = self.address
             try:
                 ray.init(**kwargs)
@@ -380,9 +393,11 @@ def run_batch(
         per video) and ``outdir/results.csv``.
 
     Raises:
-        ValueError: another batch is writing to ``outdir``.
+        ValueError: ``outdir`` is a file, or another batch is writing to it.
     """
     out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {str(out)!r} is a file")
     out.mkdir(parents=True, exist_ok=True)
     validate = validate_fn or _default_validate_fn
     journal_path = out / JOURNAL_NAME
