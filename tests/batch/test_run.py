@@ -179,3 +179,24 @@ def test_ray_executor_rejects_bad_sizes() -> None:
         RayExecutor(workers=0)
     with pytest.raises(ValueError, match="cpus_per_worker"):
         RayExecutor(cpus_per_worker=0)
+
+
+def test_quick_resume_reads_headers_only_full_resume_validates_every_output(tmp_path: Path
+                                                                           ) -> None:
+    src = make_set(tmp_path)
+    run(src, tmp_path / "out")
+    jobs = plan_jobs(src, tmp_path / "out", {"channels": 2}, seed=11)
+    checked: list[str] = []
+
+    def counting_validate(path: Path) -> dict[str, Any]:
+        checked.append(path.name)
+        return validate_noise_file(path)
+
+    for verify, expected in [("quick", 0), ("full", 3)]:
+        checked.clear()
+        summary = run_batch(jobs, tmp_path / "out", SerialExecutor(), verify=verify,
+                            retry_failed=False, noise_fn=fake_noise,
+                            validate_fn=counting_validate)
+        assert summary.skipped == 5 and len(checked) == expected
+    with pytest.raises(ValueError, match="verify"):
+        run_batch(jobs, tmp_path / "out", SerialExecutor(), verify="maybe")

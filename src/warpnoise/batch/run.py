@@ -4,8 +4,9 @@ Fault model:
     * a video that fails (unreadable, too short, any error in its task) is recorded as failed
       with its reason; the batch goes on;
     * a worker process that dies is retried by Ray (``max_retries``), then recorded as failed;
-    * a killed batch, run again, skips each output that validates *and* whose last record is
-      ``ok`` with the same fingerprint (options, input file, format); everything else is redone.
+    * a killed batch, run again, skips each output that is complete (its header and exact size,
+      or a full validation with ``verify="full"``) *and* whose last record is ``ok`` with the
+      same fingerprint (options, input file, format); everything else is redone.
       Per-video seeds are deterministic, so a redone video gets exactly the same noise.
 
 Every output is written to ``OUTDIR/.warpnoise-partial/`` and renamed into place only once
@@ -37,6 +38,7 @@ from .journal import (
     write_summary_csv,
 )
 from .plan import BatchJob
+from .verify import quick_check_noise_file
 
 __all__ = [
     "PARTIAL_DIR",
@@ -368,6 +370,7 @@ def run_batch(
     executor: Executor | None = None,
     *,
     retry_failed: bool = True,
+    verify: str = "quick",
     min_frames: int = 2,
     threads: int | None = None,
     noise_fn: NoiseFn | None = None,
@@ -381,6 +384,9 @@ def run_batch(
         executor: where tasks run; default a :class:`RayExecutor` on a local cluster. It is
             entered only if something is left to do.
         retry_failed: redo videos whose last record is a failure (default); else keep them.
+        verify: how a finished output is checked before it is skipped: ``"quick"`` reads its
+            header and checks the file's exact size (every output was fully validated before it
+            was renamed into place); ``"full"`` reads and validates all of it.
         min_frames: videos with fewer frames are recorded as failed (too short).
         threads: threads per task (``None``: the executor's, one per reserved CPU on Ray).
         noise_fn, validate_fn: see :func:`process_job` (for tests and custom pipelines).
@@ -395,11 +401,14 @@ def run_batch(
     Raises:
         ValueError: ``outdir`` is a file, or another batch is writing to it.
     """
+    if verify not in ("quick", "full"):
+        raise ValueError(f"verify must be 'quick' or 'full', got {verify!r}")
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {str(out)!r} is a file")
     out.mkdir(parents=True, exist_ok=True)
-    validate = validate_fn or _default_validate_fn
+    validate = (validate_fn or _default_validate_fn) if verify == "full" else (
+        quick_check_noise_file)
     journal_path = out / JOURNAL_NAME
     partial_dir = out / PARTIAL_DIR
     start = time.perf_counter()

@@ -111,6 +111,10 @@ def batch_command(
     ] = "safetensors",
     min_frames: Annotated[int, typer.Option(
         "--min-frames", help="Videos with fewer frames are reported as failed (too short).")] = 2,
+    verify: Annotated[str, typer.Option(
+        "--verify", help="On a re-run, how finished outputs are checked before being skipped: "
+        "quick (header and exact file size) or full (read and validate every value).")
+    ] = "quick",
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed/--keep-failed", help="On a re-run, retry videos that failed before.")
     ] = True,
@@ -159,6 +163,8 @@ def batch_command(
     from ..batch.run import RAY_MISSING
     from ..pipeline import NoiseOptions
 
+    if verify not in ("quick", "full"):
+        raise ValueError(f"--verify must be quick or full, got {verify!r}")
     if fmt not in ("safetensors", "npy"):
         raise ValueError(f"--format must be safetensors or npy, got {fmt!r}")
     if workers is not None and workers < 1:
@@ -177,7 +183,7 @@ def batch_command(
         fail(RAY_MISSING)
     executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
     with _video_bar(quiet) as (on_start, on_result):
-        summary = run_batch(jobs, outdir, executor, retry_failed=retry_failed,
+        summary = run_batch(jobs, outdir, executor, retry_failed=retry_failed, verify=verify,
                             min_frames=min_frames, on_start=on_start, on_result=on_result)
     _print_summary(summary, outdir)
     if summary.failed or any(r["status"] != "ok" for r in summary.records):
