@@ -130,7 +130,8 @@ def plot_covariance_maps(spatial: np.ndarray, temporal: np.ndarray | None,
         r = m.shape[0] // 2
         im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1, extent=(-r - .5, r + .5, r + .5, -r - .5))
         for (i, j), val in np.ndenumerate(m):
-            ax.text(j - r, i - r, f"{val:.2f}", ha="center", va="center", fontsize=7)
+            ax.text(j - r, i - r, f"{val:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(val) > 0.5 else "black")
         ax.set_title(name)
         ax.set_xlabel("dx (px)")
         ax.set_ylabel("dy (px)")
