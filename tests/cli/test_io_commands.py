@@ -171,7 +171,8 @@ def _wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float
 def test_killed_run_leaves_no_output_file(tmp_path: Path, sig: signal.Signals) -> None:
     out, pv = tmp_path / "n.safetensors", tmp_path / "p.mp4"
     cmd = [sys.executable, "-c", "from warpnoise.cli import main; main()", "noise",
-           str(sample_path()), "-o", str(out), "--preview", str(pv), "--method", "bilinear", "-q"]
+           str(sample_path()), "-o", str(out), "--preview", str(pv), "--method", "bilinear",
+           "--size", "640x480", "-q"]  # large frames: seconds of work left when the signal comes
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
