@@ -126,3 +126,19 @@ def test_damaged_slices_warn_in_the_decoder_but_do_not_stop_reading(tmp_path: Pa
         data[off:off + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
     (tmp_path / "damaged.mp4").write_bytes(bytes(data))
     assert read_frames(tmp_path / "damaged.mp4").shape == (24, 192, 256, 3)
+
+
+@pytest.mark.parametrize(("name", "fmt", "codec"), [
+    ("c.mov", "mov", "libx264"), ("c.webm", "webm", "libvpx"), ("c.avi", "avi", "mpeg4"),
+])
+def test_other_containers_are_readable(tmp_path: Path, name: str, fmt: str, codec: str) -> None:
+    import av
+
+    frames = moving_frames(3, 32, 48)
+    with av.open(str(tmp_path / name), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    assert read_frames(tmp_path / name).shape == (3, 32, 48, 3)
