@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from warpnoise.diffusion.metrics import psnr, ssim, warping_error
+from warpnoise.diffusion.metrics import detail_ratio, psnr, ssim, warping_error
 
 
 def moving_clip(t: int = 4, dx: int = 2) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
@@ -45,3 +45,14 @@ def test_psnr_and_ssim_of_identical_and_noisy_clips() -> None:
     noisy = np.clip(frames.astype(int) + 20, 0, 255).astype(np.uint8)
     assert 15 < psnr(frames, noisy) < 30
     assert ssim(frames, noisy) < 1.0
+
+
+def test_detail_ratio_drops_for_blurred_frames() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    frames, _, _ = moving_clip()
+    blurred = gaussian_filter(frames.astype(float), (0, 1.5, 1.5, 0)).round().astype(np.uint8)
+    assert detail_ratio(frames, frames) == pytest.approx(1.0)
+    assert detail_ratio(blurred, frames) < 0.5
+    with pytest.raises(ValueError, match="no detail"):
+        detail_ratio(frames, np.zeros_like(frames))
