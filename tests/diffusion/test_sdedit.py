@@ -218,3 +218,28 @@ def test_tiny_unet_and_vae_run_at_latent_resolution() -> None:
     assert runs[0].shape == (T, 3, 16, 16)
     torch.testing.assert_close(runs[0], runs[1])  # same seed, same video
     assert not torch.allclose(runs[0], runs[2])  # the noise is what changed
+
+
+def test_guidance_mixes_the_noise_and_keeps_the_conditional_variance() -> None:
+    # A DeepFloyd-IF-like model: output = [ε, v], both depending on the text embedding.
+    seen: list[torch.Tensor] = []
+
+    def model(x: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor
+              ) -> torch.Tensor:
+        c = encoder_hidden_states.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+        out = torch.cat([x * 0 + c, x * 0 + 0.1 * c], dim=1)
+        seen.append(out)
+        return out
+
+    sched = diffusers.DDPMScheduler(variance_type="learned_range")
+    cond, uncond = torch.full((1, 2, 4), 0.5), torch.zeros(1, 2, 4)
+    rec, ref = Recorder(), Recorder()
+    out = sdedit(model, sched, frames(), rec, strength=0.2, steps=10,
+                 encoder_hidden_states=cond, negative_encoder_hidden_states=uncond,
+                 guidance_scale=4.0)
+    # Same run with the guided output written out by hand: ε = 0 + 4 (0.5 - 0), v = 0.05.
+    fixed = torch.cat([torch.full((T, C, H, W), 2.0), torch.full((T, C, H, W), 0.05)], dim=1)
+    expect = sdedit(lambda x, t: fixed, diffusers.DDPMScheduler(variance_type="learned_range"),
+                    frames(), ref, strength=0.2, steps=10)
+    assert seen[0].shape[0] == 2 * T  # unconditional and conditional in one batch
+    torch.testing.assert_close(out, expect)
