@@ -161,13 +161,28 @@ def test_bad_output_paths_are_value_errors(clip: Path, tmp_path: Path) -> None:
 
 
 def test_failure_mid_run_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch) -> None:
-    import warpnoise.pipeline as pipeline
+    from warpnoise.io.noisefile import NoiseWriter
 
-    def boom(*a, **k):
-        raise RuntimeError("disk on fire")
+    real_write = NoiseWriter.write
 
-    monkeypatch.setattr(pipeline, "save_noise", boom)
+    def write_then_fail(self: NoiseWriter, frame: torch.Tensor) -> None:
+        if self.written == 2:
+            raise RuntimeError("disk on fire")
+        real_write(self, frame)
+
+    monkeypatch.setattr(NoiseWriter, "write", write_then_fail)
     with pytest.raises(RuntimeError):
         video_to_noise(clip, tmp_path / "n.safetensors", NoiseOptions(method="random"),
                        preview=tmp_path / "p.mp4")
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_streamed_file_matches_the_in_memory_writer(clip: Path, tmp_path: Path) -> None:
+    from warpnoise.io.noisefile import save_noise
+
+    video_to_noise(clip, tmp_path / "a.safetensors", NoiseOptions(method="random", seed=4))
+    a, meta = load_noise(tmp_path / "a.safetensors")
+    save_noise(tmp_path / "b.safetensors", a, meta)
+    b, meta_b = load_noise(tmp_path / "b.safetensors")
+    torch.testing.assert_close(a, b)
+    assert meta_b == meta

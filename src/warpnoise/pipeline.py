@@ -32,7 +32,7 @@ from .estimate import FLOW_METHODS, PairEstimator, estimate_flows, make_estimato
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
-from .io.noisefile import NOISE_EXTENSIONS, save_noise, validate_noise_file
+from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, validate_noise_file
 from .io.video import VideoWriter, read_frames
 from .methods import DEFAULT_METHOD, methods
 from .viz import preview_frame
@@ -181,35 +181,38 @@ def video_to_noise(
     file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
     warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
                          device=options.device, **options.method_options)
-    noise = torch.empty(t, options.channels, h // s, w // s)
-    noise[0] = _integrate(warper.noise, s)
+    shape = (t, options.channels, h // s, w // s)
+    meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
     max_speed = 1.0
     with contextlib.ExitStack() as stack:
+        # Frames go to disk as they are made: a long clip never sits in memory as noise.
+        sink = stack.enter_context(NoiseWriter(output, shape, meta, dtype=options.dtype))
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
-            writer.write(preview_frame(frames[0], None, noise[0]))
+        noise = _integrate(warper.noise, s)
+        _timed(seconds, "write", sink.write, noise)
+        if writer is not None:
+            writer.write(preview_frame(frames[0], None, noise))
         pairs = stack.enter_context(contextlib.closing(
             _flow_pairs(estimator, frames, file_b, file_f, seconds)))
         if estimator is not None:
             stack.enter_context(_spare_one_thread())
         for i, (b, f) in enumerate(pairs, start=1):
-            tic = time.perf_counter()
-            noise[i] = _integrate(warper.step(b, f), s)
-            seconds["warp"] += time.perf_counter() - tic
+            noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(warper.step(b, f), s))
+            _timed(seconds, "write", sink.write, noise)
             if writer is not None:
                 # A running maximum of robust speeds keeps the colours comparable across frames.
                 speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
                 max_speed = max(max_speed, speed)
-                writer.write(preview_frame(frames[i], b, noise[i], max_speed))
+                writer.write(preview_frame(frames[i], b, noise, max_speed))
             if progress is not None:
                 progress("noise", i, t - 1)
         tic = time.perf_counter()
-        meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
-        save_noise(output, noise, meta, dtype=options.dtype)
-        seconds["write"] = time.perf_counter() - tic
+    # Closing the stack finalises and renames the files.
+    seconds["write"] += time.perf_counter() - tic
     seconds["total"] = time.perf_counter() - t_start
-    return NoiseResult(output=Path(output), frames=t, shape=tuple(noise.shape), seconds=seconds,
+    return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
 
 
@@ -228,6 +231,13 @@ def _spare_one_thread() -> Iterator[None]:
     finally:
         if n > 1:
             torch.set_num_threads(n)
+
+
+def _timed(seconds: dict[str, float], stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+    tic = time.perf_counter()
+    out = fn(*args)
+    seconds[stage] += time.perf_counter() - tic
+    return out
 
 
 def _integrate(noise: Tensor, factor: int) -> Tensor:

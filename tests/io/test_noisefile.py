@@ -76,3 +76,21 @@ def test_unknown_extension_and_dtype_are_rejected(tmp_path: Path) -> None:
         save_noise(tmp_path / "n.pt", _noise())
     with pytest.raises(ValueError, match="dtype"):
         save_noise(tmp_path / "n.safetensors", _noise(), dtype="int8")
+
+
+def test_writer_with_missing_frames_leaves_nothing(tmp_path: Path) -> None:
+    from warpnoise.io.noisefile import NoiseWriter
+
+    with pytest.raises(ValueError, match="only 1 of 3"), NoiseWriter(
+            tmp_path / "n.safetensors", (3, 4, 5, 6)) as w:
+        w.write(_noise()[0])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_rejects_a_frame_of_the_wrong_shape(tmp_path: Path) -> None:
+    from warpnoise.io.noisefile import NoiseWriter
+
+    with pytest.raises(ValueError, match=r"expected \(4, 5, 6\)"), NoiseWriter(
+            tmp_path / "n.npy", (3, 4, 5, 6)) as w:
+        w.write(torch.zeros(4, 5, 7))
+    assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,11 @@ Convention:
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,14 @@ from torch import Tensor
 
 from .atomic import atomic_output
 
-__all__ = ["NOISE_EXTENSIONS", "NOISE_FORMAT", "load_noise", "save_noise", "validate_noise_file"]
+__all__ = [
+    "NOISE_EXTENSIONS",
+    "NOISE_FORMAT",
+    "NoiseWriter",
+    "load_noise",
+    "save_noise",
+    "validate_noise_file",
+]
 
 NOISE_FORMAT = "warpnoise-noise/1"
 NOISE_EXTENSIONS = (".safetensors", ".npy")
@@ -39,6 +50,100 @@ def _check_noise(noise: Tensor, name: str) -> None:
         raise ValueError(f"{name} must be floating point, got {noise.dtype}")
     if not bool(torch.isfinite(noise).all()):
         raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _check_target(path: str | os.PathLike, dtype: str) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in NOISE_EXTENSIONS:
+        raise ValueError(f"unknown noise file type {p.suffix.lower()!r} for {str(p)!r}; use "
+                         ".safetensors, or .npy for Go-with-the-Flow's [T, H, W, C] float16 "
+                         "layout")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    return p
+
+
+class NoiseWriter:
+    """Write a noise file frame by frame, so a long clip never sits in memory whole.
+
+    The frame count is known up front, so the header is written first and each ``(C, H, W)``
+    frame is appended as it is produced. The file appears atomically when all ``T`` frames are
+    in (temporary file + rename); on an exception, or with frames missing, nothing is left.
+
+    ``.safetensors``: the standard layout (8-byte little-endian header length, JSON header with
+    ``__metadata__``, raw little-endian data), read back by the ``safetensors`` library.
+    ``.npy``: ``[T, H, W, C]`` float16 through ``numpy.lib.format.open_memmap``.
+    """
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, int, int, int],
+                 metadata: dict[str, Any] | None = None, *, dtype: str = "float32") -> None:
+        self.path = _check_target(path, dtype)
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"noise shape must be (T, C, H, W) with positive sizes, got {shape}")
+        self.shape = tuple(int(v) for v in shape)
+        self.npy = self.path.suffix.lower() == ".npy"
+        self.dtype = torch.float16 if self.npy else _DTYPES[dtype]
+        meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self.metadata = meta | {"format": NOISE_FORMAT, "shape": "x".join(map(str, self.shape))}
+        self.written = 0
+        self._atomic = atomic_output(self.path)
+        self._fh: Any = None
+
+    def __enter__(self) -> NoiseWriter:
+        tmp = self._atomic.__enter__()
+        try:
+            if self.npy:
+                t, c, h, w = self.shape
+                self._fh = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                                     shape=(t, h, w, c))
+            else:
+                self._fh = open(tmp, "wb")
+                self._fh.write(self._safetensors_header())
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _safetensors_header(self) -> bytes:
+        nbytes = math.prod(self.shape) * (2 if self.dtype == torch.float16 else 4)
+        header = {"noise": {"dtype": "F16" if self.dtype == torch.float16 else "F32",
+                            "shape": list(self.shape), "data_offsets": [0, nbytes]},
+                  "__metadata__": self.metadata}
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)  # the format allows space padding; keeps data aligned
+        return struct.pack("<Q", len(text)) + text
+
+    def write(self, frame: Tensor) -> None:
+        """Append the next ``(C, H, W)`` frame (finite values; cast to the file's dtype)."""
+        if tuple(frame.shape) != self.shape[1:]:
+            raise ValueError(f"noise frame has shape {tuple(frame.shape)}, expected "
+                             f"{self.shape[1:]}")
+        if self.written >= self.shape[0]:
+            raise ValueError(f"all {self.shape[0]} frames are already written")
+        _check_noise(frame.unsqueeze(0), f"noise frame {self.written}")
+        x = frame.detach().to("cpu", self.dtype)
+        if self.npy:
+            self._fh[self.written] = x.permute(1, 2, 0).numpy()
+        else:
+            arr = x.contiguous().numpy()
+            # safetensors data is little-endian whatever the machine.
+            self._fh.write(arr.astype(arr.dtype.newbyteorder("<"), copy=False).data)
+        self.written += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None and self.written != self.shape[0]:
+                raise ValueError(f"only {self.written} of {self.shape[0]} noise frames were "
+                                 "written")
+            if self.npy:
+                self._fh.flush()
+                del self._fh
+            else:
+                self._fh.close()
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        self._atomic.__exit__(*exc)
 
 
 def save_noise(
@@ -58,27 +163,11 @@ def save_noise(
     Raises:
         ValueError: unknown extension or dtype, wrong shape, NaN or inf.
     """
-    p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in NOISE_EXTENSIONS:
-        raise ValueError(f"unknown noise file type {ext!r} for {str(p)!r}; use .safetensors, or "
-                         ".npy for Go-with-the-Flow's [T, H, W, C] float16 layout")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    _check_target(path, dtype)
     _check_noise(noise, "noise")
-    with atomic_output(p) as tmp:
-        if ext == ".npy":
-            arr = noise.detach().permute(0, 2, 3, 1).to("cpu", torch.float16).numpy()
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr))
-        else:
-            from safetensors.torch import save_file
-
-            meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-            meta["format"] = NOISE_FORMAT
-            meta["shape"] = "x".join(str(s) for s in noise.shape)
-            t = noise.detach().to("cpu", _DTYPES[dtype]).contiguous()
-            save_file({"noise": t}, str(tmp), metadata=meta)
+    with NoiseWriter(path, tuple(noise.shape), metadata, dtype=dtype) as writer:
+        for frame in noise:
+            writer.write(frame)
 
 
 def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
