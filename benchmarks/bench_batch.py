@@ -132,7 +132,8 @@ def main() -> None:
         print(f"| {name:<30} | {med:10.1f} | {med / floor:14.2f} |")
     speedup = statistics.median(rows[2][1]) / statistics.median(rows[1][1])
     print(f"\nspeed-up, 2 workers over 1: {speedup:.2f}x; the same machine ran a pure CPU loop "
-          f"{cpu_ceiling:.2f}x faster in 2 processes than in 1 (the ceiling here, now)")
+          f"{cpu_ceiling:.2f}x faster in 2 processes than in 1 (the ceiling here, now); "
+          f"scaling efficiency {speedup / cpu_ceiling:.0%} of that ceiling")
 
 
 if __name__ == "__main__":
