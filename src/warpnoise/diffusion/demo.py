@@ -191,6 +191,11 @@ def run_demo(
     gt = load_sr_clip()[:frames]
     if gt.shape[0] < 2:
         raise ValueError("the demo needs at least 2 frames")
+    preview = None
+    if noise_preview:  # first: it takes seconds, and it shows the basic path works
+        preview = _noise_preview(out)
+        say(f"noise: bundled sample.mp4 -> {preview['output']} {tuple(preview['shape'])} in "
+            f"{preview['seconds']['total']:.1f} s, preview sample_noise_preview.mp4")
     lr = downsample(gt, 4)
     up = bicubic_up(lr, 4)
     say(f"clip: {gt.shape[0]} frames {gt.shape[2]}x{gt.shape[1]}, input {lr.shape[2]}x"
@@ -230,8 +235,8 @@ def run_demo(
     _strip(videos, gt_flows, out / "frame_strip.png", tuple(show))
     result: dict[str, Any] = {"settings": settings, "panels": list(videos),
                               "rows": [asdict(r) for r in rows]}
-    if noise_preview:
-        result["noise_preview"] = _noise_preview(out)
+    if preview is not None:
+        result["noise_preview"] = preview
     result["seconds_total"] = time.perf_counter() - t_all
     with atomic_output(out / "results.md") as tmp:
         tmp.write_text(_table(rows, settings))
