@@ -154,11 +154,13 @@ def noise_command(
     typer.echo(
         f"wrote {result.output}: noise {tuple(result.shape)} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
+    def rate(stage: str) -> str:
+        return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"
+
     typer.echo(
         f"time {s['total']:.2f} s ({result.frames / max(s['total'], 1e-9):.1f} frames/s "
-        f"overall): decode {s['decode']:.2f} s, flow {s['flow']:.2f} s "
-        f"({steps / max(s['flow'], 1e-9):.1f} frames/s), warp {s['warp']:.2f} s "
-        f"({steps / max(s['warp'], 1e-9):.1f} frames/s), write {s['write']:.2f} s")
+        f"overall): decode {s['decode']:.2f} s, flow {s['flow']:.2f} s ({rate('flow')}), "
+        f"warp {s['warp']:.2f} s ({rate('warp')}), write {s['write']:.2f} s")
 
 
 def _fmt(v: float, spec: str) -> str:
