@@ -75,3 +75,18 @@ def test_raft_without_torchvision_says_what_it_needs(tmp_path: Path, monkeypatch
 def test_bad_frames_are_value_errors(frames: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         estimate_flows(frames)
+
+
+def test_raft_from_a_local_weights_file_gives_both_flows(tmp_path: Path) -> None:
+    # Runs only where torchvision imports beside this torch (not in this project's venv).
+    try:
+        from torchvision.models.optical_flow import raft_small
+    except Exception:
+        pytest.skip("torchvision is not importable here")
+    torch.manual_seed(0)  # test-side: the random RAFT weights only need to exist
+    weights = tmp_path / "raft_small.pth"
+    torch.save(raft_small(weights=None, progress=False).state_dict(), weights)
+    b, f = estimate_flows(moving_frames(2, 60, 76), "raft", raft_weights=str(weights),
+                          device="cpu")
+    assert b.shape == f.shape == (1, 2, 60, 76)
+    assert bool(torch.isfinite(b).all()) and bool(torch.isfinite(f).all())
