@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -171,3 +172,13 @@ def test_killed_batch_rerun_loses_nothing_and_duplicates_nothing(
         assert validate_noise_file(out / Path(key).with_suffix(".safetensors"))["frames"] == 8
     leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".part")]
     assert leftovers == [] and not (out / PARTIAL_DIR).exists()
+
+
+def test_npy_format_writes_go_with_the_flow_layout(cluster: str, videos: Path, tmp_path: Path
+                                                    ) -> None:
+    manifest = tmp_path / "one.jsonl"
+    manifest.write_text(json.dumps({"path": str(videos / "clip2.mp4"), "output": "c2"}) + "\n")
+    code, output = invoke(manifest, "-o", tmp_path / "out", "--format", "npy", "-m", "random")
+    assert code == 0, output
+    arr = np.load(tmp_path / "out" / "c2.npy")
+    assert arr.shape == (6, 48, 64, 4) and arr.dtype == np.float16
