@@ -200,3 +200,13 @@ def test_quick_resume_reads_headers_only_full_resume_validates_every_output(tmp_
         assert summary.skipped == 5 and len(checked) == expected
     with pytest.raises(ValueError, match="verify"):
         run_batch(jobs, tmp_path / "out", SerialExecutor(), verify="maybe")
+
+
+def test_resume_still_matches_after_the_output_folder_moves(tmp_path: Path) -> None:
+    src = make_set(tmp_path)
+    run(src, tmp_path / "out")
+    (tmp_path / "out").rename(tmp_path / "moved")
+    CALLS.clear()
+    _, summary = run(src, tmp_path / "moved", retry_failed=False)
+    assert CALLS == [] and summary.skipped == 5
+    assert {r["output"] for r in summary.records} >= {"a.safetensors", "sub/c.safetensors"}

@@ -1,9 +1,13 @@
 """The results manifest of a batch: an append-only JSON-lines journal, compacted when a run ends.
 
-One line per finished attempt (``status`` ``"ok"`` or ``"failed"``, frames, shape, seconds,
-error). Lines are flushed and fsynced one by one, so a killed batch keeps every result it
-recorded; a line cut short by the kill is ignored on reading. Compaction rewrites the file
-atomically with the last record of each output, so the finished manifest has one line per video.
+One line per finished attempt: ``key`` (the video's path relative to the input), ``input``,
+``output`` (the noise file, relative to the output folder), ``status`` (``"ok"`` or
+``"failed"``), ``frames``, ``shape``, ``seconds`` (per stage and ``total``), ``error``, ``seed``,
+``fingerprint``, ``host``, ``pid``, ``finished_at`` (Unix time).
+
+Lines are flushed and fsynced one by one, so a killed batch keeps every result it recorded; a
+line cut short by the kill is ignored on reading. Compaction rewrites the file atomically with
+the last record of each output, so the finished manifest has one line per video.
 """
 
 from __future__ import annotations

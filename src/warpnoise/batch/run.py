@@ -419,9 +419,13 @@ def run_batch(
         shutil.rmtree(partial_dir, ignore_errors=True)
         if journal_path.exists():
             compact_journal(journal_path)  # also drops a last line cut short by a kill
+        # Records name outputs relative to OUTDIR, so a resume still matches them when the
+        # folder is mounted elsewhere (another head node, another machine).
+        root = os.path.abspath(out)
+        names = {j.output: Path(os.path.relpath(j.output, root)).as_posix() for j in jobs}
         latest = latest_by_output(read_journal(journal_path))
         todo = [j for j in jobs
-                if not _already_done(j, latest.get(j.output), validate, retry_failed)]
+                if not _already_done(j, latest.get(names[j.output]), validate, retry_failed)]
         if not todo and on_start is not None:
             on_start(0, len(jobs))
         if todo:
@@ -438,6 +442,7 @@ def run_batch(
                         noise_fn=noise_fn, validate_fn=validate_fn):
                     if isinstance(result, BaseException):
                         result = _record(job, "failed", error=_task_error(result))
+                    result["output"] = names[job.output]
                     journal.append(result)
                     if result["status"] == "ok":
                         finished += 1
@@ -446,8 +451,8 @@ def run_batch(
                     if on_result is not None:
                         on_result(result)
             shutil.rmtree(partial_dir, ignore_errors=True)
-        records = compact_journal(journal_path, order=[j.output for j in jobs])
-        mine = {j.output for j in jobs}
+        records = compact_journal(journal_path, order=list(names.values()))
+        mine = set(names.values())
         records = [r for r in records if r["output"] in mine]
         write_summary_csv(out / SUMMARY_NAME, records)
     return BatchSummary(total=len(jobs), finished=finished, skipped=len(jobs) - len(todo),
