@@ -1,11 +1,9 @@
 """Numba kernels of the ``persistent`` method: bridge pieces over a persistent sub-pixel field.
 
 See :mod:`warpnoise.methods.persistent` for the mathematics. Layouts are channels-last so the
-inner loops over channels are contiguous. Scatters into anchor cells run in fixed bands of frame
-rows, even bands then odd bands, each band in raster order; a band's pieces only reach cells within
-a few rows of it, and when two bands of one parity could reach the same cell row the scatter runs
-serially. Either way every cell receives its contributions in the same order, so results are
-bit-identical whatever the thread count.
+inner loops over channels are contiguous. Scatters into anchor cells are split into a fixed number
+of anchor-row ranges, each scanning the pixels in raster order, so every cell receives its
+contributions in the same order and results are bit-identical whatever the thread count.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import numpy as np
 from .hashing import normal
 
 MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
-BAND = 16  # frame rows per scatter band
+PARTS = 4  # fixed anchor-row partitions of the scatters (independent of the thread count)
 
 
 @nb.njit(inline="always", cache=True)
@@ -72,7 +70,7 @@ def _mid(a: float, b: float) -> float:
     return 0.5 * (a + b)
 
 
-@nb.njit(cache=True)
+@nb.njit(parallel=True, cache=True)
 def _edge_tables(ax, ay):
     """Box edges: ``ex[i, j]`` is the left edge of pixel ``(i, j)`` (its right edge is
     ``ex[i, j+1]``), the midpoint of the neighbours' mapped centres; ``ey`` likewise for rows.
@@ -80,7 +78,7 @@ def _edge_tables(ax, ay):
     h, w = ax.shape
     ex = np.empty((h, w + 1), np.float64)
     ey = np.empty((h + 1, w), np.float64)
-    for i in range(h):
+    for i in nb.prange(h):
         if w == 1:
             ex[i, 0], ex[i, 1] = ax[i, 0] - 0.5, ax[i, 0] + 0.5
         else:
@@ -88,14 +86,16 @@ def _edge_tables(ax, ay):
                 ex[i, j] = _mid(ax[i, j - 1], ax[i, j])
             ex[i, 0] = ax[i, 0] - 0.5 * (ax[i, 1] - ax[i, 0])
             ex[i, w] = ax[i, w - 1] + 0.5 * (ax[i, w - 1] - ax[i, w - 2])
-    for j in range(w):
-        if h == 1:
-            ey[0, j], ey[1, j] = ay[0, j] - 0.5, ay[0, j] + 0.5
-        else:
-            for i in range(1, h):
+    for i in nb.prange(h + 1):
+        for j in range(w):
+            if h == 1:
+                ey[i, j] = ay[0, j] - 0.5 if i == 0 else ay[0, j] + 0.5
+            elif i == 0:
+                ey[0, j] = ay[0, j] - 0.5 * (ay[1, j] - ay[0, j])
+            elif i == h:
+                ey[h, j] = ay[h - 1, j] + 0.5 * (ay[h - 1, j] - ay[h - 2, j])
+            else:
                 ey[i, j] = _mid(ay[i - 1, j], ay[i, j])
-            ey[0, j] = ay[0, j] - 0.5 * (ay[1, j] - ay[0, j])
-            ey[h, j] = ay[h - 1, j] + 0.5 * (ay[h - 1, j] - ay[h - 2, j])
     return ex, ey
 
 
@@ -149,34 +149,20 @@ def _layout(ex, ey, usable, ha, wa):
 
 
 @nb.njit(cache=True)
-def _bands_disjoint(cell0, h):
-    """True when bands two apart never reach the same anchor cell row."""
-    n_b = (h + BAND - 1) // BAND
-    lo = np.full(n_b, 1 << 60, np.int64)
-    hi = np.full(n_b, -(1 << 60), np.int64)
-    for i in range(h):
-        b = i // BAND
-        for j in range(cell0.shape[1]):
-            if cell0[i, j, 0] >= 0:
-                lo[b] = min(lo[b], cell0[i, j, 1])
-                hi[b] = max(hi[b], cell0[i, j, 1] + cell0[i, j, 3] - 1)
-    for b in range(n_b - 2):
-        for b2 in range(b + 2, n_b, 2):
-            if lo[b2] <= hi[b] and lo[b] <= hi[b2]:
-                return False
-    return True
-
-
-@nb.njit(cache=True)
-def _claim_band(i0, i1, ex, ey, cell0, k, sel, claimed, conflict, cover):
-    for i in range(i0, i1):
+def _claim_part(lo, hi, ex, ey, cell0, k, sel, claimed, conflict, cover):
+    """Claims and coverage of the anchor cell rows ``[lo, hi)``, pixels in raster order."""
+    for i in range(cell0.shape[0]):
         for j in range(cell0.shape[1]):
             cx0 = cell0[i, j, 0]
             if cx0 < 0:
                 continue
             cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            if cy0 >= hi or cy0 + ncy <= lo:
+                continue
             for dy in range(ncy):
                 cy = cy0 + dy
+                if cy < lo or cy >= hi:
+                    continue
                 oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
                 for dx in range(ncx):
                     cx = cx0 + dx
@@ -191,15 +177,20 @@ def _claim_band(i0, i1, ex, ey, cell0, k, sel, claimed, conflict, cover):
 
 
 @nb.njit(cache=True)
-def _sum_band(i0, i1, cell0, ybuf, sy, side):
+def _sum_part(lo, hi, cell0, ybuf, sy, side):
+    """Sum of the pieces' ``Y`` over the anchor cell rows ``[lo, hi)``, in raster order."""
     c_n = sy.shape[2]
-    for i in range(i0, i1):
+    for i in range(cell0.shape[0]):
         for j in range(cell0.shape[1]):
             cx0 = cell0[i, j, 0]
             if cx0 < 0:
                 continue
             cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            if cy0 >= hi or cy0 + ncy <= lo:
+                continue
             for dy in range(ncy):
+                if cy0 + dy < lo or cy0 + dy >= hi:
+                    continue
                 for dx in range(ncx):
                     slot = dy * side + dx
                     for c in range(c_n):
@@ -207,30 +198,20 @@ def _sum_band(i0, i1, cell0, ybuf, sy, side):
 
 
 @nb.njit(parallel=True, cache=True)
-def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover, parallel_ok):
-    h = cell0.shape[0]
-    n_b = (h + BAND - 1) // BAND
-    if not parallel_ok:
-        _claim_band(0, h, ex, ey, cell0, k, sel, claimed, conflict, cover)
-        return
-    for parity in range(2):
-        for bb in nb.prange((n_b - parity + 1) // 2):
-            b = 2 * bb + parity
-            _claim_band(b * BAND, min(h, (b + 1) * BAND), ex, ey, cell0, k, sel, claimed,
-                        conflict, cover)
+def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover):
+    # Each part owns a fixed range of anchor rows, so no two threads write one cell and every
+    # cell sums its pieces in raster order whatever the thread count.
+    ha = cover.shape[0]
+    for p in nb.prange(PARTS):
+        _claim_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, k, sel, claimed,
+                    conflict, cover)
 
 
 @nb.njit(parallel=True, cache=True)
-def _scatter_sums(cell0, ybuf, sy, parallel_ok, side):
-    h = cell0.shape[0]
-    n_b = (h + BAND - 1) // BAND
-    if not parallel_ok:
-        _sum_band(0, h, cell0, ybuf, sy, side)
-        return
-    for parity in range(2):
-        for bb in nb.prange((n_b - parity + 1) // 2):
-            b = 2 * bb + parity
-            _sum_band(b * BAND, min(h, (b + 1) * BAND), cell0, ybuf, sy, side)
+def _scatter_sums(cell0, ybuf, sy, side):
+    ha = sy.shape[0]
+    for p in nb.prange(PARTS):
+        _sum_part(p * ha // PARTS, (p + 1) * ha // PARTS, cell0, ybuf, sy, side)
 
 
 @nb.njit(inline="always", cache=True)
@@ -382,18 +363,17 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     k = sat.shape[2]
     ex, ey = _edge_tables(ax, ay)
     cell0 = _layout(ex, ey, usable, ha, wa)
-    par = _bands_disjoint(cell0, h)
     sel = _row_select(k)
     # Phase 1: claims and coverage. A sub-pixel claimed twice is given to nobody.
     claimed = np.zeros((ha, wa), np.uint64)
     conflict = np.zeros((ha, wa), np.uint64)
     cover = np.zeros((ha, wa), np.float64)
-    _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover, par)
+    _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover)
     side = max(1, max(cell0[:, :, 2].max(), cell0[:, :, 3].max()))
     ybuf = _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side)
     # Phase 3: the sum of Y over each anchor cell's partition.
     sy = np.zeros((ha, wa, c_n), np.float64)
-    _scatter_sums(cell0, ybuf, sy, par, side)
+    _scatter_sums(cell0, ybuf, sy, side)
     # Counter ranges: pieces, then cell remainders, then fresh pixels.
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
     d = _cell_offsets(xa, sy, cover, key, off_rem)

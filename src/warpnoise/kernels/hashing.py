@@ -1,10 +1,11 @@
 """Counter-based normal draws, so parallel kernels stay deterministic whatever the thread count.
 
-``normal(key, counter)`` is a pure function of its two integers: splitmix64 (Steele, Lea & Flood
-2014) hashes them into 64-bit words, which feed the ziggurat method for N(0, 1) (Marsaglia & Tsang
-2000, 128 layers as in Doornik 2005; exact, the slow paths are rejection steps that draw further
-words from the same chain). The key of each frame is drawn from the caller's ``torch.Generator``,
-so all randomness still derives from the seed.
+``normal(key, counter)`` is a pure function of its two integers: the SplitMix64 generator
+(Steele, Lea & Flood 2014) seeded with ``key`` is read at position ``counter``, and its 64-bit
+words feed the ziggurat method for N(0, 1) (Marsaglia & Tsang 2000, 128 layers as in Doornik
+2005; exact, the slow paths are rejection steps that draw further words from the same chain). The
+key of each frame is drawn from the caller's ``torch.Generator``, so all randomness still derives
+from the seed.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _uniform(h: np.uint64) -> float:
 def normal(key: np.uint64, counter: np.uint64) -> float:
     """One N(0, 1) draw, a pure function of ``(key, counter)``."""
     zx, zr = _ZX, _ZR
-    h = splitmix64(key ^ splitmix64(counter))
+    # SplitMix64's own output at position ``counter`` of the stream seeded with ``key``.
+    h = splitmix64(key + counter * _GOLDEN)
     while True:
         i = int(h & np.uint64(_LAYERS - 1))
         u = 2.0 * ((h >> np.uint64(11)) * _INV_2_53) - 1.0  # [-1, 1)
