@@ -51,6 +51,9 @@ def edit_command(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", help="Frames per model call (memory vs speed).",
+        rich_help_panel=_DIFFUSION)] = 8,
     dis_preset: PresetOpt = "medium",
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Noise method option KEY=VALUE (JSON value), repeatable.")] = None,
@@ -75,7 +78,7 @@ def edit_command(
     from ..io.video import read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
-                       seed=seed, dis_preset=dis_preset,
+                       seed=seed, batch_size=batch_size, dis_preset=dis_preset,
                        method_options=_method_options(option or []))
     opts.check()
     out = check_writable(output)

@@ -29,6 +29,8 @@ Progress = Callable[[str, int, int], None]
 TASKS = ("sdedit", "sr4")
 #: The bundled UNet halves the size 3 times.
 SIZE_MULTIPLE = 8
+#: Memory for noise warped ahead of the sampler (see ``WarpedNoiseSampler(prefetch=...)``).
+PREFETCH_BYTES = 2**30
 
 
 @dataclass
@@ -43,7 +45,7 @@ class EditOptions:
     seed: int = 0
     flow: str = "dis"
     dis_preset: str = "medium"
-    batch_size: int | None = None
+    batch_size: int | None = 8
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -59,6 +61,8 @@ class EditOptions:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -142,11 +146,14 @@ def edit_frames(
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
     n_draws = 1 + (max(1, int(options.steps * options.strength)) if options.eta > 0 else 0)
+    # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
+    per_draw = x.shape[0] * 3 * h * w * 4
+    prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
     sampler = WarpedNoiseSampler(backward, 3, options.method, seed=options.seed,
-                                 forward_flows=forward, prefetch=n_draws,
+                                 forward_flows=forward, prefetch=prefetch,
                                  **options.method_options)
-    first = sampler()  # with prefetch, this one warp makes every draw of the run
+    first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
 

@@ -1,0 +1,12 @@
+"""The demo's method list and clip."""
+
+from __future__ import annotations
+
+from warpnoise import DEFAULT_METHOD
+from warpnoise.diffusion.demo import BASELINES, demo_methods
+
+
+def test_demo_compares_the_baselines_and_the_default_once() -> None:
+    names = demo_methods()
+    assert names[: len(BASELINES)] == list(BASELINES)
+    assert names.count(DEFAULT_METHOD) == 1
