@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -89,7 +90,11 @@ def advance_map(
 def needs_anchor(age: int, traced: Tensor, anchor_every: int, max_fresh: float) -> bool:
     """Renew the anchor after ``anchor_every`` frames, or once more than ``max_fresh`` of the
     frame no longer traces back to it."""
-    return age >= anchor_every or 1.0 - traced.float().mean().item() > max_fresh
+    if age >= anchor_every:
+        return True
+    n_traced = int(np.count_nonzero(traced.numpy())) if traced.device.type == "cpu" else int(
+        traced.sum())
+    return 1.0 - n_traced / traced.numel() > max_fresh
 
 
 @register("integral")
