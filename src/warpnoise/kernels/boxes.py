@@ -130,7 +130,7 @@ def _layout(ex, ey, usable, ha, wa):
     """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
     fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells)."""
     h, w = usable.shape
-    cell0 = np.full((h, w, 4), -1, np.int64)
+    cell0 = np.full((h, w, 4), -1, np.int32)
     for i in nb.prange(h):
         for j in range(w):
             x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
@@ -176,27 +176,6 @@ def _claim_part(lo, hi, ex, ey, cell0, k, sel, claimed, conflict, cover):
                     cover[cy, cx] += ox * oy
 
 
-@nb.njit(cache=True)
-def _sum_part(lo, hi, cell0, ybuf, sy, side):
-    """Sum of the pieces' ``Y`` over the anchor cell rows ``[lo, hi)``, in raster order."""
-    c_n = sy.shape[2]
-    for i in range(cell0.shape[0]):
-        for j in range(cell0.shape[1]):
-            cx0 = cell0[i, j, 0]
-            if cx0 < 0:
-                continue
-            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-            if cy0 >= hi or cy0 + ncy <= lo:
-                continue
-            for dy in range(ncy):
-                if cy0 + dy < lo or cy0 + dy >= hi:
-                    continue
-                for dx in range(ncx):
-                    slot = dy * side + dx
-                    for c in range(c_n):
-                        sy[cy0 + dy, cx0 + dx, c] += ybuf[i, j, slot, c]
-
-
 @nb.njit(parallel=True, cache=True)
 def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover):
     # Each part owns a fixed range of anchor rows, so no two threads write one cell and every
@@ -205,13 +184,6 @@ def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover):
     for p in nb.prange(PARTS):
         _claim_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, k, sel, claimed,
                     conflict, cover)
-
-
-@nb.njit(parallel=True, cache=True)
-def _scatter_sums(cell0, ybuf, sy, side):
-    ha = sy.shape[0]
-    for p in nb.prange(PARTS):
-        _sum_part(p * ha // PARTS, (p + 1) * ha // PARTS, cell0, ybuf, sy, side)
 
 
 @nb.njit(inline="always", cache=True)
@@ -228,23 +200,33 @@ def _rect(sat, cy, cx, r0, r1, s0, s1, c):
     return v
 
 
-@nb.njit(parallel=True, cache=True)
-def _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side):
-    """Phase 2: the white-noise integral ``Y`` of every piece, independent of the anchor noise,
-    with variance exactly its (rescaled) area; ``(H, W, side * side, C)``."""
+@nb.njit(cache=True)
+def _piece_part(lo, hi, ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, ybuf, d,
+                off_rem):
+    """Pieces of the anchor cell rows ``[lo, hi)``, then those rows' cells.
+
+    Each piece's white-noise integral ``Y`` is independent of the anchor noise, with variance
+    exactly its (rescaled) area; it goes to ``ybuf`` and to its cell's sum, in raster order. Then
+    the part of each cell that no pre-image covers completes the partition (a fresh
+    ``N(0, 1 - cover)``), and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+    """
     h, w = cell0.shape[0], cell0.shape[1]
-    c_n = sat.shape[4]
+    wa, c_n = xa.shape[1], xa.shape[2]
     k = sat.shape[2]
     slots = side * side
-    ybuf = np.empty((h, w, slots, c_n), np.float32)
-    for i in nb.prange(h):
+    sy = np.zeros((hi - lo, wa, c_n), np.float64)
+    for i in range(h):
         for j in range(w):
             cx0 = cell0[i, j, 0]
             if cx0 < 0:
                 continue
             cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            if cy0 >= hi or cy0 + ncy <= lo:
+                continue
             for dy in range(ncy):
                 cy = cy0 + dy
+                if cy < lo or cy >= hi:
+                    continue
                 oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
                 for dx in range(ncx):
                     cx = cx0 + dx
@@ -279,32 +261,36 @@ def _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side):
                                 ybuf[i, j, slot, c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
                         for c in range(c_n):
                             ybuf[i, j, slot, c] *= scale
-    return ybuf
-
-
-@nb.njit(parallel=True, cache=True)
-def _cell_offsets(xa, sy, cover, key, offset):
-    """Phase 4: the part of each cell no pre-image covers completes its partition (a fresh
-    ``N(0, 1 - cover)``); returns ``d = x - sum(Y)``, so that a piece is ``a d + Y``."""
-    ha, wa, c_n = xa.shape
-    d = np.empty((ha, wa, c_n), np.float64)
-    for cy in nb.prange(ha):
+                    for c in range(c_n):
+                        sy[cy - lo, cx, c] += ybuf[i, j, slot, c]
+    for cy in range(lo, hi):
         for cx in range(wa):
             rem = 1.0 - cover[cy, cx]
             draw = cover[cy, cx] > 0.0 and rem > 0.0
             sd = math.sqrt(rem) if draw else 0.0
-            base = offset + np.uint64((cy * wa + cx) * c_n)
+            base = off_rem + np.uint64((cy * wa + cx) * c_n)
             for c in range(c_n):
-                s = sy[cy, cx, c]
+                v = sy[cy - lo, cx, c]
                 if draw:
-                    s += sd * normal(key, base + np.uint64(c))
-                d[cy, cx, c] = xa[cy, cx, c] - s
-    return d
+                    v += sd * normal(key, base + np.uint64(c))
+                d[cy, cx, c] = xa[cy, cx, c] - v
+
+
+@nb.njit(parallel=True, cache=True)
+def _pieces(ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, off_rem):
+    h, w = cell0.shape[0], cell0.shape[1]
+    ha, wa, c_n = xa.shape
+    ybuf = np.empty((h, w, side * side, c_n), np.float32)
+    d = np.empty((ha, wa, c_n), np.float64)
+    for p in nb.prange(PARTS):
+        _piece_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, sat, xa, conflict,
+                    cover, sel, key, side, ybuf, d, off_rem)
+    return ybuf, d
 
 
 @nb.njit(parallel=True, cache=True)
 def _gather(ex, ey, cell0, cover, d, ybuf, key, offset, side):
-    """Phase 5: Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
+    """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
     the square root of the pixel's area; fresh noise where there is none."""
     h, w = cell0.shape[0], cell0.shape[1]
     c_n = d.shape[2]
@@ -364,19 +350,15 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     ex, ey = _edge_tables(ax, ay)
     cell0 = _layout(ex, ey, usable, ha, wa)
     sel = _row_select(k)
-    # Phase 1: claims and coverage. A sub-pixel claimed twice is given to nobody.
+    # Claims and coverage first: a sub-pixel claimed twice is given to nobody.
     claimed = np.zeros((ha, wa), np.uint64)
     conflict = np.zeros((ha, wa), np.uint64)
     cover = np.zeros((ha, wa), np.float64)
     _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover)
     side = max(1, max(cell0[:, :, 2].max(), cell0[:, :, 3].max()))
-    ybuf = _piece_integrals(ex, ey, cell0, sat, conflict, cover, sel, key, side)
-    # Phase 3: the sum of Y over each anchor cell's partition.
-    sy = np.zeros((ha, wa, c_n), np.float64)
-    _scatter_sums(cell0, ybuf, sy, side)
     # Counter ranges: pieces, then cell remainders, then fresh pixels.
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
-    d = _cell_offsets(xa, sy, cover, key, off_rem)
+    ybuf, d = _pieces(ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, off_rem)
     return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n), side)
 
 
