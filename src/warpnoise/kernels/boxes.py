@@ -201,20 +201,21 @@ def _rect(sat, cy, cx, r0, r1, s0, s1, c):
 
 
 @nb.njit(cache=True)
-def _piece_part(lo, hi, ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, ybuf, d,
-                off_rem):
+def _piece_part(lo, hi, ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, ybuf,
+                d, off_rem):
     """Pieces of the anchor cell rows ``[lo, hi)``, then those rows' cells.
 
     Each piece's white-noise integral ``Y`` is independent of the anchor noise, with variance
     exactly its (rescaled) area; it goes to ``ybuf`` and to its cell's sum, in raster order. Then
-    the part of each cell that no pre-image covers completes the partition (a fresh
-    ``N(0, 1 - cover)``), and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+    the part of each cell that no pre-image covers completes the partition with variance
+    ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
     """
     h, w = cell0.shape[0], cell0.shape[1]
     wa, c_n = xa.shape[1], xa.shape[2]
     k = sat.shape[2]
     slots = side * side
     sy = np.zeros((hi - lo, wa, c_n), np.float64)
+    used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
     for i in range(h):
         for j in range(w):
             cx0 = cell0[i, j, 0]
@@ -260,31 +261,39 @@ def _piece_part(lo, hi, ex, ey, cell0, sat, xa, conflict, cover, sel, key, side,
                             for c in range(c_n):
                                 ybuf[i, j, slot, c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
                         for c in range(c_n):
+                            used[cy - lo, cx, c] += ybuf[i, j, slot, c]
                             ybuf[i, j, slot, c] *= scale
                     for c in range(c_n):
                         sy[cy - lo, cx, c] += ybuf[i, j, slot, c]
+    full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
     for cy in range(lo, hi):
         for cx in range(wa):
             rem = 1.0 - cover[cy, cx]
+            # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
+            # (a fresh draw only when it holds none), so it persists like the pieces.
+            n_rem = k * k - _popcount(claimed[cy, cx] & ~conflict[cy, cx] & full)
             draw = cover[cy, cx] > 0.0 and rem > 0.0
-            sd = math.sqrt(rem) if draw else 0.0
             base = off_rem + np.uint64((cy * wa + cx) * c_n)
             for c in range(c_n):
                 v = sy[cy - lo, cx, c]
                 if draw:
-                    v += sd * normal(key, base + np.uint64(c))
+                    if n_rem > 0:
+                        total = sat[cy, cx, k - 1, k - 1, c]
+                        v += math.sqrt(rem / n_rem) * (total - used[cy - lo, cx, c])
+                    else:
+                        v += math.sqrt(rem) * normal(key, base + np.uint64(c))
                 d[cy, cx, c] = xa[cy, cx, c] - v
 
 
 @nb.njit(parallel=True, cache=True)
-def _pieces(ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, off_rem):
+def _pieces(ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, off_rem):
     h, w = cell0.shape[0], cell0.shape[1]
     ha, wa, c_n = xa.shape
     ybuf = np.empty((h, w, side * side, c_n), np.float32)
     d = np.empty((ha, wa, c_n), np.float64)
     for p in nb.prange(PARTS):
-        _piece_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, sat, xa, conflict,
-                    cover, sel, key, side, ybuf, d, off_rem)
+        _piece_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, sat, xa, claimed,
+                    conflict, cover, sel, key, side, ybuf, d, off_rem)
     return ybuf, d
 
 
@@ -358,7 +367,7 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     side = max(1, max(cell0[:, :, 2].max(), cell0[:, :, 3].max()))
     # Counter ranges: pieces, then cell remainders, then fresh pixels.
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
-    ybuf, d = _pieces(ex, ey, cell0, sat, xa, conflict, cover, sel, key, side, off_rem)
+    ybuf, d = _pieces(ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, off_rem)
     return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n), side)
 
 
