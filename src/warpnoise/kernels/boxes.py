@@ -29,15 +29,16 @@ def _popcount(x: np.uint64) -> int:
 
 @nb.njit(parallel=True, cache=True)
 def compose(mx, my, traced, bx, by):
-    """One step of the accumulated map, ``A_t(x) = A_{t-1}(x + b(x))``, and the usable pixels.
+    """One step of the accumulated map, ``A_t(x) = A_{t-1}(x + b(x))`` as a ``(2, H, W)`` array,
+    and the usable pixels.
 
     The displacement ``A - grid`` is interpolated bilinearly at the source, clamped to the frame
     (as ``torch.grid_sample`` with border padding); a pixel is usable when its source lies in the
     frame and its nearest source pixel was traced. Mirrors :func:`warpnoise.flow.compose_map`.
     """
     h, w = mx.shape
-    ox = np.empty((h, w), np.float64)
-    oy = np.empty((h, w), np.float64)
+    out = np.empty((2, h, w), np.float64)
+    ox, oy = out[0], out[1]
     usable = np.zeros((h, w), np.bool_)
     for i in nb.prange(h):
         for j in range(w):
@@ -62,7 +63,7 @@ def compose(mx, my, traced, bx, by):
                 nx = min(max(math.floor(sx + 0.5), 0), w - 1)
                 ny = min(max(math.floor(sy + 0.5), 0), h - 1)
                 usable[i, j] = traced[ny, nx]
-    return ox, oy, usable
+    return out, usable
 
 
 @nb.njit(inline="always", cache=True)
@@ -290,7 +291,7 @@ def _pieces(ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, of
     h, w = cell0.shape[0], cell0.shape[1]
     ha, wa, c_n = xa.shape
     ybuf = np.empty((h, w, side * side, c_n), np.float32)
-    d = np.empty((ha, wa, c_n), np.float64)
+    d = np.empty((ha, wa, c_n), np.float32)
     for p in nb.prange(PARTS):
         _piece_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, sat, xa, claimed,
                     conflict, cover, sel, key, side, ybuf, d, off_rem)

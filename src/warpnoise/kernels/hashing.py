@@ -56,7 +56,7 @@ def _uniform(h: np.uint64) -> float:
     return ((h >> np.uint64(11)) + np.uint64(1)) * _INV_2_53
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def normal(key: np.uint64, counter: np.uint64) -> float:
     """One N(0, 1) draw, a pure function of ``(key, counter)``."""
     zx, zr = _ZX, _ZR

@@ -162,12 +162,12 @@ def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Te
 
     m = state.acc_map.numpy()
     b = backward_flow.numpy()
-    mx, my, usable = compose(m[0], m[1], state.traced.numpy(), b[0], b[1])
+    new_map, usable = compose(m[0], m[1], state.traced.numpy(), b[0], b[1])
     if forward_flow is not None:
         usable &= ~forward_backward_occlusion(backward_flow, forward_flow).numpy()
-    out, traced = box_integrate(mx, my, usable, state.anchor.numpy(), state.sat.numpy(),
-                                np.uint64(key))
-    acc_map = torch.from_numpy(np.stack([mx, my]))
+    out, traced = box_integrate(new_map[0], new_map[1], usable, state.anchor.numpy(),
+                                state.sat.numpy(), np.uint64(key))
+    acc_map = torch.from_numpy(new_map)
     return acc_map, torch.from_numpy(out).permute(2, 0, 1), torch.from_numpy(traced)
 
 
