@@ -99,9 +99,12 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    torch.manual_seed(args.seed)  # the UNet's initialisation draws from the default generator
     config = denoiser_config()
-    unet, scheduler = new_denoiser(config)
+    # diffusers initialises the UNet from torch's default generator and takes no generator, so seed
+    # that one from --seed inside a fork: the same bits every run, the caller's state untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(args.seed)
+        unet, scheduler = new_denoiser(config)
     unet.to(device).train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-4)
