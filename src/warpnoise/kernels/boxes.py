@@ -126,6 +126,14 @@ def _row_select(k: int) -> np.ndarray:
     return sel
 
 
+@nb.njit(inline="always", cache=True)
+def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
+    """Bit mask of the sub-pixels ``[r0, r1) x [s0, s1)`` of a cell (bit ``r * k + s``)."""
+    if s1 <= s0:
+        return np.uint64(0)
+    return sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1)) << np.uint64(s0))
+
+
 @nb.njit(parallel=True, cache=True)
 def _layout(ex, ey, usable, ha, wa):
     """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
@@ -170,8 +178,7 @@ def _claim_part(lo, hi, ex, ey, cell0, k, sel, claimed, conflict, cover):
                     ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
                     if ox * oy <= 0.0:
                         continue
-                    m = sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1))
-                                       << np.uint64(s0)) if s1 > s0 else np.uint64(0)
+                    m = _rect_mask(sel, r0, r1, s0, s1)
                     conflict[cy, cx] |= claimed[cy, cx] & m
                     claimed[cy, cx] |= m
                     cover[cy, cx] += ox * oy
@@ -240,8 +247,7 @@ def _piece_part(lo, hi, ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, k
                             ybuf[i, j, slot, c] = 0.0
                         continue
                     a_eff = a / max(1.0, cover[cy, cx])
-                    m = sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1))
-                                       << np.uint64(s0)) if s1 > s0 else np.uint64(0)
+                    m = _rect_mask(sel, r0, r1, s0, s1)
                     mine = m & ~conflict[cy, cx]
                     n = _popcount(mine)
                     if n == 0:

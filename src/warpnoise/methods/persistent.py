@@ -50,6 +50,7 @@ usual 30-frame coherence horizon, and table draws amortised over many frames) or
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,8 +147,11 @@ class Persistent:
 
 
 def _use_kernel(device: torch.device) -> bool:
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _have_numba()
+
+
+@functools.cache
+def _have_numba() -> bool:
     try:
         import numba  # noqa: F401
     except ImportError:
