@@ -1,8 +1,9 @@
 """Numba kernels of the ``persistent`` method: bridge pieces over a persistent sub-pixel field.
 
 See :mod:`warpnoise.methods.persistent` for the mathematics. Layouts are channels-last so the
-inner loops over channels are contiguous. Scatters into anchor cells are split into a fixed number
-of anchor-row ranges, each scanning the pixels in raster order, so every cell receives its
+inner loops over channels are contiguous, and four channels get a specialised copy of the hot
+loops. Scatters into anchor cells run in bands of anchor rows, in parallel; each band visits, in
+raster order, only the blocks of pixels whose boxes reach it, so every cell receives its
 contributions in the same order and results are bit-identical whatever the thread count.
 """
 
@@ -16,7 +17,8 @@ import numpy as np
 from .hashing import normal
 
 MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
-PARTS = 4  # fixed anchor-row partitions of the scatters (independent of the thread count)
+BANDS = 4  # anchor-row bands of the scatters, run in parallel (the bits do not depend on it)
+BLOCK = 32  # pixels per row block whose reach in anchor rows is recorded
 
 
 @nb.njit(inline="always", cache=True)
@@ -137,148 +139,157 @@ def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
 @nb.njit(parallel=True, cache=True)
 def _layout(ex, ey, usable, ha, wa):
     """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
-    fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells)."""
+    fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells).
+
+    Also returns, per block of ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of anchor rows
+    its boxes touch (so a band of anchor rows visits only the blocks that reach it), and the
+    largest box side in cells.
+    """
     h, w = usable.shape
+    nb_ = (w + BLOCK - 1) // BLOCK
     cell0 = np.full((h, w, 4), -1, np.int32)
+    reach = np.empty((h, nb_, 2), np.int32)
+    row_side = np.zeros(h, np.int32)
     for i in nb.prange(h):
-        for j in range(w):
-            x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
-            if not usable[i, j] or not (x1 > x0 and y1 > y0):
-                continue
-            if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
-                continue
-            cx0 = math.floor(x0 + 0.5)
-            cy0 = math.floor(y0 + 0.5)
-            ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
-            ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
-            if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
-                continue
-            cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
-    return cell0
-
-
-@nb.njit(cache=True)
-def _claim_part(lo, hi, ex, ey, cell0, k, sel, claimed, conflict, cover):
-    """Claims and coverage of the anchor cell rows ``[lo, hi)``, pixels in raster order."""
-    for i in range(cell0.shape[0]):
-        for j in range(cell0.shape[1]):
-            cx0 = cell0[i, j, 0]
-            if cx0 < 0:
-                continue
-            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-            if cy0 >= hi or cy0 + ncy <= lo:
-                continue
-            for dy in range(ncy):
-                cy = cy0 + dy
-                if cy < lo or cy >= hi:
+        for b in range(nb_):
+            lo, hi = ha, 0
+            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
+                if not usable[i, j] or not (x1 > x0 and y1 > y0):
                     continue
-                oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
-                for dx in range(ncx):
-                    cx = cx0 + dx
-                    ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
-                    if ox * oy <= 0.0:
-                        continue
-                    m = _rect_mask(sel, r0, r1, s0, s1)
-                    conflict[cy, cx] |= claimed[cy, cx] & m
-                    claimed[cy, cx] |= m
-                    cover[cy, cx] += ox * oy
-
-
-@nb.njit(parallel=True, cache=True)
-def _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover):
-    # Each part owns a fixed range of anchor rows, so no two threads write one cell and every
-    # cell sums its pieces in raster order whatever the thread count.
-    ha = cover.shape[0]
-    for p in nb.prange(PARTS):
-        _claim_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, k, sel, claimed,
-                    conflict, cover)
+                if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
+                    continue
+                cx0 = math.floor(x0 + 0.5)
+                cy0 = math.floor(y0 + 0.5)
+                ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
+                ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
+                if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
+                    continue
+                cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
+                lo = min(lo, cy0)
+                hi = max(hi, cy0 + ncy)
+                row_side[i] = max(row_side[i], ncx, ncy)
+            reach[i, b, 0], reach[i, b, 1] = lo, hi
+    return cell0, reach, max(1, row_side.max())
 
 
 @nb.njit(inline="always", cache=True)
 def _rect(sat, cy, cx, r0, r1, s0, s1, c):
     """Sum of the sub-pixels ``[r0, r1) x [s0, s1)`` of cell ``(cy, cx)`` from its inclusive
-    summed-area table; rectangles touching the cell's top or left edge need fewer look-ups."""
-    v = sat[cy, cx, r1 - 1, s1 - 1, c]
-    if r0 > 0:
-        v -= sat[cy, cx, r0 - 1, s1 - 1, c]
-        if s0 > 0:
-            v += sat[cy, cx, r0 - 1, s0 - 1, c]
-    if s0 > 0:
-        v -= sat[cy, cx, r1 - 1, s0 - 1, c]
-    return v
+    summed-area table. Always four look-ups, the unneeded ones weighted by zero: whether a
+    rectangle touches the cell's edge is a coin flip, which a branch would mispredict."""
+    ra, sa = max(r0 - 1, 0), max(s0 - 1, 0)
+    fr, fs = min(r0, 1) * 1.0, min(s0, 1) * 1.0
+    return (sat[cy, cx, r1 - 1, s1 - 1, c] - fr * sat[cy, cx, ra, s1 - 1, c]
+            - fs * (sat[cy, cx, r1 - 1, sa, c] - fr * sat[cy, cx, ra, sa, c]))
 
 
 @nb.njit(cache=True)
-def _piece_part(lo, hi, ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, ybuf,
-                d, off_rem):
-    """Pieces of the anchor cell rows ``[lo, hi)``, then those rows' cells.
+def _band(lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf, d):
+    # Loops over channels unroll and vectorise when their length is a compile-time constant, so
+    # the usual latent width, 4, gets its own copy of the body.
+    if xa.shape[2] == 4:
+        _band_body(4, lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf,
+                   d)
+    else:
+        _band_body(xa.shape[2], lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem,
+                   cover, ybuf, d)
 
-    Each piece's white-noise integral ``Y`` is independent of the anchor noise, with variance
-    exactly its (rescaled) area; it goes to ``ybuf`` and to its cell's sum, in raster order. Then
-    the part of each cell that no pre-image covers completes the partition with variance
-    ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+
+@nb.njit(inline="always", cache=True)
+def _band_body(c_n, lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf,
+               d):
+    """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
+
+    First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
+    nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
+    variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
+    cell. Last, the part of each cell that no pre-image covers completes the partition with
+    variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
     """
     h, w = cell0.shape[0], cell0.shape[1]
-    wa, c_n = xa.shape[1], xa.shape[2]
+    wa = xa.shape[1]
     k = sat.shape[2]
     slots = side * side
+    claimed = np.zeros((hi - lo, wa), np.uint64)
+    conflict = np.zeros((hi - lo, wa), np.uint64)
+    for i in range(h):
+        for b in range(reach.shape[1]):
+            if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                continue
+            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                cx0 = cell0[i, j, 0]
+                if cx0 < 0:
+                    continue
+                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                    oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                    for cx in range(cx0, cx0 + ncx):
+                        ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                        if ox * oy <= 0.0:
+                            continue
+                        m = _rect_mask(sel, r0, r1, s0, s1)
+                        conflict[cy - lo, cx] |= claimed[cy - lo, cx] & m
+                        claimed[cy - lo, cx] |= m
+                        cover[cy, cx] += ox * oy
     sy = np.zeros((hi - lo, wa, c_n), np.float64)
     used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
+    acc = np.empty(c_n, np.float64)
+    yv = np.empty(c_n, np.float64)
     for i in range(h):
-        for j in range(w):
-            cx0 = cell0[i, j, 0]
-            if cx0 < 0:
+        for b in range(reach.shape[1]):
+            if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                 continue
-            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-            if cy0 >= hi or cy0 + ncy <= lo:
-                continue
-            for dy in range(ncy):
-                cy = cy0 + dy
-                if cy < lo or cy >= hi:
+            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                cx0 = cell0[i, j, 0]
+                if cx0 < 0:
                     continue
-                oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
-                for dx in range(ncx):
-                    cx = cx0 + dx
-                    slot = dy * side + dx
-                    ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
-                    a = ox * oy
-                    if a <= 0.0:
-                        for c in range(c_n):
-                            ybuf[i, j, slot, c] = 0.0
-                        continue
-                    a_eff = a / max(1.0, cover[cy, cx])
-                    m = _rect_mask(sel, r0, r1, s0, s1)
-                    mine = m & ~conflict[cy, cx]
-                    n = _popcount(mine)
-                    if n == 0:
-                        base = np.uint64(((i * w + j) * slots + slot) * c_n)
-                        sd = math.sqrt(a_eff)
-                        for c in range(c_n):
-                            ybuf[i, j, slot, c] = sd * normal(key, base + np.uint64(c))
-                    else:
-                        scale = math.sqrt(a_eff / n)
-                        for c in range(c_n):
-                            ybuf[i, j, slot, c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
-                        # Take out the few sub-pixels another box also claimed.
-                        lost = m & ~mine
-                        while lost:
-                            b = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
-                            lost &= lost - np.uint64(1)
-                            r, s = b // k, b % k
+                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                    dy = cy - cy0
+                    oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                    acc[:] = 0.0
+                    for cx in range(cx0, cx0 + ncx):
+                        ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                        a = ox * oy
+                        if a <= 0.0:
+                            continue
+                        a_eff = a / max(1.0, cover[cy, cx])
+                        m = _rect_mask(sel, r0, r1, s0, s1)
+                        mine = m & ~conflict[cy - lo, cx]
+                        n = _popcount(mine)
+                        if n == 0:
+                            base = np.uint64(((i * w + j) * slots + dy * side + cx - cx0) * c_n)
+                            sd = math.sqrt(a_eff)
                             for c in range(c_n):
-                                ybuf[i, j, slot, c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                                yv[c] = sd * normal(key, base + np.uint64(c))
+                        else:
+                            for c in range(c_n):
+                                yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
+                            # Take out the few sub-pixels another box also claimed.
+                            lost = m & ~mine
+                            while lost:
+                                bit = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
+                                lost &= lost - np.uint64(1)
+                                r, s = bit // k, bit % k
+                                for c in range(c_n):
+                                    yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                            scale = math.sqrt(a_eff / n)
+                            for c in range(c_n):
+                                used[cy - lo, cx, c] += yv[c]
+                                yv[c] *= scale
                         for c in range(c_n):
-                            used[cy - lo, cx, c] += ybuf[i, j, slot, c]
-                            ybuf[i, j, slot, c] *= scale
+                            sy[cy - lo, cx, c] += yv[c]
+                            acc[c] += yv[c]
                     for c in range(c_n):
-                        sy[cy - lo, cx, c] += ybuf[i, j, slot, c]
+                        ybuf[i, j, dy, c] = acc[c]
     full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
     for cy in range(lo, hi):
         for cx in range(wa):
             rem = 1.0 - cover[cy, cx]
             # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
             # (a fresh draw only when it holds none), so it persists like the pieces.
-            n_rem = k * k - _popcount(claimed[cy, cx] & ~conflict[cy, cx] & full)
+            n_rem = k * k - _popcount(claimed[cy - lo, cx] & ~conflict[cy - lo, cx] & full)
             draw = cover[cy, cx] > 0.0 and rem > 0.0
             base = off_rem + np.uint64((cy * wa + cx) * c_n)
             for c in range(c_n):
@@ -293,56 +304,70 @@ def _piece_part(lo, hi, ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, k
 
 
 @nb.njit(parallel=True, cache=True)
-def _pieces(ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, off_rem):
+def _scatter(ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem):
+    # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
+    # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
     h, w = cell0.shape[0], cell0.shape[1]
     ha, wa, c_n = xa.shape
-    ybuf = np.empty((h, w, side * side, c_n), np.float32)
+    cover = np.zeros((ha, wa), np.float64)
+    ybuf = np.empty((h, w, side, c_n), np.float32)
     d = np.empty((ha, wa, c_n), np.float32)
-    for p in nb.prange(PARTS):
-        _piece_part(p * ha // PARTS, (p + 1) * ha // PARTS, ex, ey, cell0, sat, xa, claimed,
-                    conflict, cover, sel, key, side, ybuf, d, off_rem)
-    return ybuf, d
+    bands = min(BANDS, ha)
+    for p in nb.prange(bands):
+        _band(p * ha // bands, (p + 1) * ha // bands, ex, ey, cell0, reach, sat, xa, sel, key,
+              side, off_rem, cover, ybuf, d)
+    return cover, ybuf, d
 
 
 @nb.njit(parallel=True, cache=True)
-def _gather(ex, ey, cell0, cover, d, ybuf, key, offset, side):
+def _gather(ex, ey, cell0, cover, d, ybuf, key, offset):
     """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
     the square root of the pixel's area; fresh noise where there is none."""
     h, w = cell0.shape[0], cell0.shape[1]
-    c_n = d.shape[2]
-    out = np.empty((h, w, c_n), np.float32)
+    out = np.empty((h, w, d.shape[2]), np.float32)
     traced = np.zeros((h, w), np.bool_)
     for i in nb.prange(h):
-        acc = np.empty(c_n, np.float64)
-        for j in range(w):
-            cx0 = cell0[i, j, 0]
-            area = 0.0
-            if cx0 >= 0:
-                acc[:] = 0.0
-                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                for dy in range(ncy):
-                    cy = cy0 + dy
-                    oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
-                    for dx in range(ncx):
-                        cx = cx0 + dx
-                        ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
-                        if ox <= 0.0 or oy <= 0.0:
-                            continue
-                        a_eff = ox * oy / max(1.0, cover[cy, cx])
-                        area += a_eff
-                        slot = dy * side + dx
-                        for c in range(c_n):
-                            acc[c] += a_eff * d[cy, cx, c] + ybuf[i, j, slot, c]
-            if area > 0.0:
-                inv = 1.0 / math.sqrt(area)
-                for c in range(c_n):
-                    out[i, j, c] = acc[c] * inv
-                traced[i, j] = True
-            else:
-                base = offset + np.uint64((i * w + j) * c_n)
-                for c in range(c_n):
-                    out[i, j, c] = normal(key, base + np.uint64(c))
+        if d.shape[2] == 4:  # a constant channel count, as in _band
+            _gather_row(4, i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced)
+        else:
+            _gather_row(d.shape[2], i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced)
     return out, traced
+
+
+@nb.njit(inline="always", cache=True)
+def _gather_row(c_n, i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced):
+    """Row ``i`` of :func:`_gather`."""
+    w = cell0.shape[1]
+    acc = np.empty(c_n, np.float64)
+    for j in range(w):
+        cx0 = cell0[i, j, 0]
+        area = 0.0
+        if cx0 >= 0:
+            acc[:] = 0.0
+            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+            for dy in range(ncy):
+                cy = cy0 + dy
+                oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
+                for c in range(c_n):
+                    acc[c] += ybuf[i, j, dy, c]
+                for dx in range(ncx):
+                    cx = cx0 + dx
+                    ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
+                    if ox <= 0.0 or oy <= 0.0:
+                        continue
+                    a_eff = ox * oy / max(1.0, cover[cy, cx])
+                    area += a_eff
+                    for c in range(c_n):
+                        acc[c] += a_eff * d[cy, cx, c]
+        if area > 0.0:
+            inv = 1.0 / math.sqrt(area)
+            for c in range(c_n):
+                out[i, j, c] = acc[c] * inv
+            traced[i, j] = True
+        else:
+            base = offset + np.uint64((i * w + j) * c_n)
+            for c in range(c_n):
+                out[i, j, c] = normal(key, base + np.uint64(c))
 
 
 @nb.njit(cache=True)
@@ -362,20 +387,13 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     """
     h, w = ax.shape
     ha, wa, c_n = xa.shape
-    k = sat.shape[2]
     ex, ey = _edge_tables(ax, ay)
-    cell0 = _layout(ex, ey, usable, ha, wa)
-    sel = _row_select(k)
-    # Claims and coverage first: a sub-pixel claimed twice is given to nobody.
-    claimed = np.zeros((ha, wa), np.uint64)
-    conflict = np.zeros((ha, wa), np.uint64)
-    cover = np.zeros((ha, wa), np.float64)
-    _scatter_claims(ex, ey, cell0, k, sel, claimed, conflict, cover)
-    side = max(1, max(cell0[:, :, 2].max(), cell0[:, :, 3].max()))
+    cell0, reach, side = _layout(ex, ey, usable, ha, wa)
     # Counter ranges: pieces, then cell remainders, then fresh pixels.
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
-    ybuf, d = _pieces(ex, ey, cell0, sat, xa, claimed, conflict, cover, sel, key, side, off_rem)
-    return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n), side)
+    cover, ybuf, d = _scatter(ex, ey, cell0, reach, sat, xa, _row_select(sat.shape[2]), key,
+                              side, off_rem)
+    return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n))
 
 
 @nb.njit(parallel=True, cache=True)
