@@ -6,6 +6,9 @@ over its frames, and the table shows the median over repetitions. The floor is
 ``torch.randn(4, H, W)`` timed in the same run, interleaved with the methods.
 
     python benchmarks/bench_warp.py [--sizes 256 512] [--methods persistent integral ...]
+                                    [--option upsample=4 ...]
+
+``--option NAME=VALUE`` passes a method option (an int or float) to every method listed.
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ def floor_ms(h: int, w: int, device: torch.device, reps: int = 30) -> float:
     return statistics.median(times) * 1e3
 
 
-def method_ms(method: str, h: int, w: int, device: torch.device) -> float:
+def method_ms(method: str, h: int, w: int, device: torch.device,
+              options: dict[str, float] | None = None) -> float:
     frames, reps = SLOW.get(method, FAST)
     flow = rotation_flow(h, w, 1.0, device)
-    warper = warpnoise.NoiseWarper(4, h, w, method=method, seed=0, device=device)
+    warper = warpnoise.NoiseWarper(4, h, w, method=method, seed=0, device=device,
+                                   **(options or {}))
     warper.step(flow)  # compile kernels, warm caches
     per_frame = []
     for _ in range(reps):
@@ -65,14 +70,24 @@ def method_ms(method: str, h: int, w: int, device: torch.device) -> float:
     return statistics.median(per_frame) * 1e3
 
 
+def _option(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--option must be NAME=VALUE, got {text!r}")
+    return name, float(value) if "." in value or "e" in value else int(value)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--methods", nargs="+", default=warpnoise.methods())
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE")
     args = p.parse_args()
+    options = dict(_option(o) for o in args.option)
     device = torch.device(args.device)
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+          + "".join(f", {k}={v}" for k, v in options.items()))
     header = "| method | " + " | ".join(f"ms/frame {s}² | × randn {s}²" for s in args.sizes) + " |"
     print(header)
     print("|" + "---|" * (1 + 2 * len(args.sizes)))
@@ -82,7 +97,7 @@ def main() -> None:
         cells = []
         for s in args.sizes:
             f0 = floor_ms(s, s, device)
-            ms = method_ms(method, s, s, device)
+            ms = method_ms(method, s, s, device, options)
             f1 = floor_ms(s, s, device)
             floor = statistics.median([f0, f1])
             floors[s].append(floor)

@@ -184,194 +184,182 @@ def _rect(sat, cy, cx, r0, r1, s0, s1, c):
             - fs * (sat[cy, cx, r1 - 1, sa, c] - fr * sat[cy, cx, ra, sa, c]))
 
 
-@nb.njit(cache=True)
-def _band(lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf, d):
-    # Loops over channels unroll and vectorise when their length is a compile-time constant, so
-    # the usual latent width, 4, gets its own copy of the body.
-    if xa.shape[2] == 4:
-        _band_body(4, lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf,
-                   d)
-    else:
-        _band_body(xa.shape[2], lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem,
-                   cover, ybuf, d)
+def _channel_kernels(channels: int):
+    """The scatter and gather kernels, with the channel count fixed at compile time (``0``: read
+    from the arrays). Loops over channels unroll and vectorise when their length is a constant,
+    so the usual latent width, 4, gets its own compiled copy; numba caches the copies apart, as
+    their closures differ, and compiles only the one a caller uses."""
 
+    @nb.njit(cache=True)
+    def band(lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf, d):
+        """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
 
-@nb.njit(inline="always", cache=True)
-def _band_body(c_n, lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf,
-               d):
-    """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
-
-    First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
-    nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
-    variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
-    cell. Last, the part of each cell that no pre-image covers completes the partition with
-    variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
-    """
-    h, w = cell0.shape[0], cell0.shape[1]
-    wa = xa.shape[1]
-    k = sat.shape[2]
-    slots = side * side
-    claimed = np.zeros((hi - lo, wa), np.uint64)
-    conflict = np.zeros((hi - lo, wa), np.uint64)
-    for i in range(h):
-        for b in range(reach.shape[1]):
-            if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                continue
-            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                cx0 = cell0[i, j, 0]
-                if cx0 < 0:
+        First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
+        nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
+        variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
+        cell. Last, the part of each cell that no pre-image covers completes the partition with
+        variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+        """
+        c_n = channels if channels else xa.shape[2]
+        h, w = cell0.shape[0], cell0.shape[1]
+        wa = xa.shape[1]
+        k = sat.shape[2]
+        slots = side * side
+        claimed = np.zeros((hi - lo, wa), np.uint64)
+        conflict = np.zeros((hi - lo, wa), np.uint64)
+        for i in range(h):
+            for b in range(reach.shape[1]):
+                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
-                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                    oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
-                    for cx in range(cx0, cx0 + ncx):
-                        ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
-                        if ox * oy <= 0.0:
-                            continue
-                        m = _rect_mask(sel, r0, r1, s0, s1)
-                        conflict[cy - lo, cx] |= claimed[cy - lo, cx] & m
-                        claimed[cy - lo, cx] |= m
-                        cover[cy, cx] += ox * oy
-    sy = np.zeros((hi - lo, wa, c_n), np.float64)
-    used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
-    acc = np.empty(c_n, np.float64)
-    yv = np.empty(c_n, np.float64)
-    for i in range(h):
-        for b in range(reach.shape[1]):
-            if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                continue
-            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                cx0 = cell0[i, j, 0]
-                if cx0 < 0:
-                    continue
-                cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                    dy = cy - cy0
-                    oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
-                    acc[:] = 0.0
-                    for cx in range(cx0, cx0 + ncx):
-                        ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
-                        a = ox * oy
-                        if a <= 0.0:
-                            continue
-                        a_eff = a / max(1.0, cover[cy, cx])
-                        m = _rect_mask(sel, r0, r1, s0, s1)
-                        mine = m & ~conflict[cy - lo, cx]
-                        n = _popcount(mine)
-                        if n == 0:
-                            base = np.uint64(((i * w + j) * slots + dy * side + cx - cx0) * c_n)
-                            sd = math.sqrt(a_eff)
-                            for c in range(c_n):
-                                yv[c] = sd * normal(key, base + np.uint64(c))
-                        else:
-                            for c in range(c_n):
-                                yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
-                            # Take out the few sub-pixels another box also claimed.
-                            lost = m & ~mine
-                            while lost:
-                                bit = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
-                                lost &= lost - np.uint64(1)
-                                r, s = bit // k, bit % k
-                                for c in range(c_n):
-                                    yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
-                            scale = math.sqrt(a_eff / n)
-                            for c in range(c_n):
-                                used[cy - lo, cx, c] += yv[c]
-                                yv[c] *= scale
-                        for c in range(c_n):
-                            sy[cy - lo, cx, c] += yv[c]
-                            acc[c] += yv[c]
-                    for c in range(c_n):
-                        ybuf[i, j, dy, c] = acc[c]
-    full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
-    for cy in range(lo, hi):
-        for cx in range(wa):
-            rem = 1.0 - cover[cy, cx]
-            # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
-            # (a fresh draw only when it holds none), so it persists like the pieces.
-            n_rem = k * k - _popcount(claimed[cy - lo, cx] & ~conflict[cy - lo, cx] & full)
-            draw = cover[cy, cx] > 0.0 and rem > 0.0
-            base = off_rem + np.uint64((cy * wa + cx) * c_n)
-            for c in range(c_n):
-                v = sy[cy - lo, cx, c]
-                if draw:
-                    if n_rem > 0:
-                        total = sat[cy, cx, k - 1, k - 1, c]
-                        v += math.sqrt(rem / n_rem) * (total - used[cy - lo, cx, c])
-                    else:
-                        v += math.sqrt(rem) * normal(key, base + np.uint64(c))
-                d[cy, cx, c] = xa[cy, cx, c] - v
-
-
-@nb.njit(parallel=True, cache=True)
-def _scatter(ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem):
-    # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
-    # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-    h, w = cell0.shape[0], cell0.shape[1]
-    ha, wa, c_n = xa.shape
-    cover = np.zeros((ha, wa), np.float64)
-    ybuf = np.empty((h, w, side, c_n), np.float32)
-    d = np.empty((ha, wa, c_n), np.float32)
-    bands = min(BANDS, ha)
-    for p in nb.prange(bands):
-        _band(p * ha // bands, (p + 1) * ha // bands, ex, ey, cell0, reach, sat, xa, sel, key,
-              side, off_rem, cover, ybuf, d)
-    return cover, ybuf, d
-
-
-@nb.njit(parallel=True, cache=True)
-def _gather(ex, ey, cell0, cover, d, ybuf, key, offset):
-    """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
-    the square root of the pixel's area; fresh noise where there is none."""
-    h, w = cell0.shape[0], cell0.shape[1]
-    out = np.empty((h, w, d.shape[2]), np.float32)
-    traced = np.zeros((h, w), np.bool_)
-    for i in nb.prange(h):
-        if d.shape[2] == 4:  # a constant channel count, as in _band
-            _gather_row(4, i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced)
-        else:
-            _gather_row(d.shape[2], i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced)
-    return out, traced
-
-
-@nb.njit(inline="always", cache=True)
-def _gather_row(c_n, i, ex, ey, cell0, cover, d, ybuf, key, offset, out, traced):
-    """Row ``i`` of :func:`_gather`."""
-    w = cell0.shape[1]
-    acc = np.empty(c_n, np.float64)
-    for j in range(w):
-        cx0 = cell0[i, j, 0]
-        area = 0.0
-        if cx0 >= 0:
-            acc[:] = 0.0
-            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-            for dy in range(ncy):
-                cy = cy0 + dy
-                oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
-                for c in range(c_n):
-                    acc[c] += ybuf[i, j, dy, c]
-                for dx in range(ncx):
-                    cx = cx0 + dx
-                    ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
-                    if ox <= 0.0 or oy <= 0.0:
+                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                    cx0 = cell0[i, j, 0]
+                    if cx0 < 0:
                         continue
-                    a_eff = ox * oy / max(1.0, cover[cy, cx])
-                    area += a_eff
+                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                        for cx in range(cx0, cx0 + ncx):
+                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            if ox * oy <= 0.0:
+                                continue
+                            m = _rect_mask(sel, r0, r1, s0, s1)
+                            conflict[cy - lo, cx] |= claimed[cy - lo, cx] & m
+                            claimed[cy - lo, cx] |= m
+                            cover[cy, cx] += ox * oy
+        sy = np.zeros((hi - lo, wa, c_n), np.float64)
+        used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
+        acc = np.empty(c_n, np.float64)
+        yv = np.empty(c_n, np.float64)
+        for i in range(h):
+            for b in range(reach.shape[1]):
+                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                    continue
+                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                    cx0 = cell0[i, j, 0]
+                    if cx0 < 0:
+                        continue
+                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                        dy = cy - cy0
+                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                        acc[:] = 0.0
+                        for cx in range(cx0, cx0 + ncx):
+                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            a = ox * oy
+                            if a <= 0.0:
+                                continue
+                            a_eff = a / max(1.0, cover[cy, cx])
+                            m = _rect_mask(sel, r0, r1, s0, s1)
+                            mine = m & ~conflict[cy - lo, cx]
+                            n = _popcount(mine)
+                            if n == 0:
+                                base = np.uint64(((i * w + j) * slots + dy * side + cx - cx0) * c_n)
+                                sd = math.sqrt(a_eff)
+                                for c in range(c_n):
+                                    yv[c] = sd * normal(key, base + np.uint64(c))
+                            else:
+                                for c in range(c_n):
+                                    yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
+                                # Take out the few sub-pixels another box also claimed.
+                                lost = m & ~mine
+                                while lost:
+                                    bit = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
+                                    lost &= lost - np.uint64(1)
+                                    r, s = bit // k, bit % k
+                                    for c in range(c_n):
+                                        yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                                scale = math.sqrt(a_eff / n)
+                                for c in range(c_n):
+                                    used[cy - lo, cx, c] += yv[c]
+                                    yv[c] *= scale
+                            for c in range(c_n):
+                                sy[cy - lo, cx, c] += yv[c]
+                                acc[c] += yv[c]
+                        for c in range(c_n):
+                            ybuf[i, j, dy, c] = acc[c]
+        full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
+        for cy in range(lo, hi):
+            for cx in range(wa):
+                rem = 1.0 - cover[cy, cx]
+                # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
+                # (a fresh draw only when it holds none), so it persists like the pieces.
+                n_rem = k * k - _popcount(claimed[cy - lo, cx] & ~conflict[cy - lo, cx] & full)
+                draw = cover[cy, cx] > 0.0 and rem > 0.0
+                base = off_rem + np.uint64((cy * wa + cx) * c_n)
+                for c in range(c_n):
+                    v = sy[cy - lo, cx, c]
+                    if draw:
+                        if n_rem > 0:
+                            total = sat[cy, cx, k - 1, k - 1, c]
+                            v += math.sqrt(rem / n_rem) * (total - used[cy - lo, cx, c])
+                        else:
+                            v += math.sqrt(rem) * normal(key, base + np.uint64(c))
+                    d[cy, cx, c] = xa[cy, cx, c] - v
+
+    @nb.njit(parallel=True, cache=True)
+    def scatter(ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem):
+        # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
+        # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
+        h, w = cell0.shape[0], cell0.shape[1]
+        ha, wa, c_n = xa.shape
+        cover = np.zeros((ha, wa), np.float64)
+        ybuf = np.empty((h, w, side, c_n), np.float32)
+        d = np.empty((ha, wa, c_n), np.float32)
+        bands = min(BANDS, ha)
+        for p in nb.prange(bands):
+            band(p * ha // bands, (p + 1) * ha // bands, ex, ey, cell0, reach, sat, xa, sel, key,
+                  side, off_rem, cover, ybuf, d)
+        return cover, ybuf, d
+
+    @nb.njit(parallel=True, cache=True)
+    def gather(ex, ey, cell0, cover, d, ybuf, key, offset):
+        """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
+        the square root of the pixel's area; fresh noise where there is none."""
+        c_n = channels if channels else d.shape[2]
+        h, w = cell0.shape[0], cell0.shape[1]
+        out = np.empty((h, w, c_n), np.float32)
+        traced = np.zeros((h, w), np.bool_)
+        for i in nb.prange(h):
+            acc = np.empty(c_n, np.float64)
+            for j in range(w):
+                cx0 = cell0[i, j, 0]
+                area = 0.0
+                if cx0 >= 0:
+                    acc[:] = 0.0
+                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    for dy in range(ncy):
+                        cy = cy0 + dy
+                        oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
+                        for c in range(c_n):
+                            acc[c] += ybuf[i, j, dy, c]
+                        for dx in range(ncx):
+                            cx = cx0 + dx
+                            ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
+                            if ox <= 0.0 or oy <= 0.0:
+                                continue
+                            a_eff = ox * oy / max(1.0, cover[cy, cx])
+                            area += a_eff
+                            for c in range(c_n):
+                                acc[c] += a_eff * d[cy, cx, c]
+                if area > 0.0:
+                    inv = 1.0 / math.sqrt(area)
                     for c in range(c_n):
-                        acc[c] += a_eff * d[cy, cx, c]
-        if area > 0.0:
-            inv = 1.0 / math.sqrt(area)
-            for c in range(c_n):
-                out[i, j, c] = acc[c] * inv
-            traced[i, j] = True
-        else:
-            base = offset + np.uint64((i * w + j) * c_n)
-            for c in range(c_n):
-                out[i, j, c] = normal(key, base + np.uint64(c))
+                        out[i, j, c] = acc[c] * inv
+                    traced[i, j] = True
+                else:
+                    base = offset + np.uint64((i * w + j) * c_n)
+                    for c in range(c_n):
+                        out[i, j, c] = normal(key, base + np.uint64(c))
+        return out, traced
+
+    return scatter, gather
 
 
-@nb.njit(cache=True)
-def box_integrate(ax, ay, usable, xa, sat, key):
+_KERNELS = {4: _channel_kernels(4), 0: _channel_kernels(0)}
+
+
+def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
+                  sat: np.ndarray, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
     """Noise of one frame from the anchor.
 
     Args:
@@ -391,9 +379,10 @@ def box_integrate(ax, ay, usable, xa, sat, key):
     cell0, reach, side = _layout(ex, ey, usable, ha, wa)
     # Counter ranges: pieces, then cell remainders, then fresh pixels.
     off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
-    cover, ybuf, d = _scatter(ex, ey, cell0, reach, sat, xa, _row_select(sat.shape[2]), key,
-                              side, off_rem)
-    return _gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n))
+    scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
+    cover, ybuf, d = scatter(ex, ey, cell0, reach, sat, xa, _row_select(sat.shape[2]), key, side,
+                             off_rem)
+    return gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n))
 
 
 @nb.njit(parallel=True, cache=True)
