@@ -10,6 +10,7 @@ contributions in the same order and results are bit-identical whatever the threa
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -184,7 +185,7 @@ def _rect(sat, cy, cx, r0, r1, s0, s1, c):
             - fs * (sat[cy, cx, r1 - 1, sa, c] - fr * sat[cy, cx, ra, sa, c]))
 
 
-def _channel_kernels(channels: int):
+def _channel_kernels(channels: int) -> tuple[Any, Any]:
     """The scatter and gather kernels, with the channel count fixed at compile time (``0``: read
     from the arrays). Loops over channels unroll and vectorise when their length is a constant,
     so the usual latent width, 4, gets its own compiled copy; numba caches the copies apart, as
