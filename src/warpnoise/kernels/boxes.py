@@ -231,6 +231,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
         used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
+        # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
         for i in range(h):
             for b in range(reach.shape[1]):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
