@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (each module registers its methods)
     bridge,
+    control_a_video,
     integral,
     interp,
     persistent,
     pyoco,
     simple,
 )
-from .base import REGISTRY, WarpMethod, WarpState, get_method, register
+from .base import REGISTRY, WarpMethod, WarpState, get_method, needs_frames, register
 
 DEFAULT_METHOD = "persistent"
 
@@ -21,4 +22,5 @@ def methods() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "get_method", "methods", "register"]
+__all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "get_method", "methods", "needs_frames",
+           "register"]

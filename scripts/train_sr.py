@@ -1,0 +1,175 @@
+"""Train the bundled 4x super-resolver (``src/warpnoise/data/sr4.safetensors``).
+
+The SR3-style residual model of :mod:`warpnoise.diffusion.sr`: with ``up`` the bicubic 4x
+upsampling of the 4x area-downsampled crop ``x0`` (the degradation the demo and ``warpnoise edit
+--task sr4`` use, :func:`~warpnoise.diffusion.video.downsample` then
+:func:`~warpnoise.diffusion.video.bicubic_up`, uint8 at each stage as there), the residual
+``r = k (x0 - up)`` is diffused and the network, given ``[r_t, up]`` and ``t``, is trained on
+``|v - v_θ|²`` with ``v = sqrt(ᾱ_t) ε - sqrt(1-ᾱ_t) r`` (Salimans & Ho 2022, §4), t uniform.
+
+Training images (real photographs only; none of them from ``box.mp4``, the demo clip's video):
+
+- scikit-image's ``astronaut``, ``immunohistochemistry``, ``stereo_motorcycle`` (left view), and
+  the grayscale ``camera``, ``brick``, ``grass``, ``gravel``, ``moon``, ``coins``, ``clock`` as RGB;
+- excerpts of OpenCV's sample data in ``src/warpnoise/data/train_images/``: Middlebury
+  RubberWhale and Basketball frame 1, ``tree.avi`` frames 0 and 60.
+
+Each at scales 1, 3/4 and 1/2 (antialiased), random crops with the 8 flips/rotations. Held out for
+``benchmarks/bench_sr.py``: ``chelsea``, ``coffee``, ``rocket`` and the demo clip.
+
+Reproducible: every random draw comes from generators seeded by ``--seed``; on a CPU, the same
+thread count gives the same weights (sha256 printed at the end; checked by running twice).
+
+    python scripts/train_sr.py                                   # the bundled weights
+    python scripts/train_sr.py --out /tmp/sr.safetensors --steps 40   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from warpnoise.diffusion.sr import new_sr_model, save_sr_model, sr_config
+from warpnoise.diffusion.video import bicubic_up, downsample
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_DIR = ROOT / "src" / "warpnoise" / "data" / "train_images"
+COLOR = ["astronaut", "immunohistochemistry"]
+GRAY = ["camera", "brick", "grass", "gravel", "moon", "coins", "clock"]
+EXCERPTS = ["rubberwhale1.jpg", "basketball1.jpg", "tree_000.jpg", "tree_060.jpg"]
+SCALES = (1.0, 0.75, 0.5)
+FACTOR = 4
+
+
+def load_images() -> list[np.ndarray]:
+    """The training images as ``(H, W, 3)`` uint8 arrays, each at every scale of ``SCALES``."""
+    import skimage.data
+
+    arrays = [getattr(skimage.data, n)()[..., :3] for n in COLOR]
+    arrays.append(skimage.data.stereo_motorcycle()[0])
+    arrays += [np.repeat(getattr(skimage.data, n)()[..., None], 3, axis=2) for n in GRAY]
+    arrays += [np.asarray(Image.open(TRAIN_DIR / n).convert("RGB")) for n in EXCERPTS]
+    out = []
+    for a in arrays:
+        x = torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float()
+        for s in SCALES:
+            y = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear",
+                                                 antialias=True, align_corners=False)
+            out.append(y[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+    return out
+
+
+def random_crops(images: list[np.ndarray], n: int, crop: int, g: torch.Generator) -> np.ndarray:
+    """``(n, crop, crop, 3)`` uint8 crops, each under one of the 8 flips/rotations."""
+    idx = torch.randint(len(images), (n,), generator=g).tolist()
+    out = []
+    for i in idx:
+        im = images[i]
+        y = int(torch.randint(im.shape[0] - crop + 1, (), generator=g))
+        x = int(torch.randint(im.shape[1] - crop + 1, (), generator=g))
+        c = im[y:y + crop, x:x + crop]
+        k = int(torch.randint(8, (), generator=g))
+        c = np.rot90(c, k % 4)
+        out.append(c[:, ::-1] if k >= 4 else c)
+    return np.ascontiguousarray(np.stack(out))
+
+
+def to_model(frames: np.ndarray) -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def lr_at(step: int, steps: int, base: float, warmup: int = 100) -> float:
+    """Linear warm-up then cosine decay to 1% of ``base``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, steps - warmup)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--crop", type=int, default=64, help="high-resolution crop size (pixels)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="CPU threads (1 and 2 gave the same bits; 1 is faster on a busy machine)")
+    ap.add_argument("--save-every", type=int, default=250,
+                    help="also write the EMA weights every N steps (inspect a run in progress)")
+    ap.add_argument("--out", type=Path, default=ROOT / "src/warpnoise/data/sr4.safetensors")
+    args = ap.parse_args()
+    if args.crop % FACTOR:
+        ap.error(f"--crop must be a multiple of {FACTOR}")
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    # The network initialises from torch's default generator: seed it inside a fork.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(args.seed)
+        net, scheduler = new_sr_model(sr_config())
+    net.to(device).train()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    alphas = scheduler.alphas_cumprod.to(device)
+    k = net.config["residual_scale"]
+
+    images = load_images()
+    g_data = torch.Generator().manual_seed(args.seed + 1)
+    g_noise = torch.Generator(device=device).manual_seed(args.seed + 2)
+    print(f"{len(images)} images ({len(SCALES)} scales), "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters, {args.steps} steps "
+          f"of {args.batch}x{args.crop}² on {device}, {args.threads} threads", flush=True)
+
+    t0, cpu0 = time.time(), time.process_time()
+    running = 0.0
+    for step in range(args.steps):
+        hr = random_crops(images, args.batch, args.crop, g_data)
+        x0, up = to_model(hr).to(device), to_model(bicubic_up(downsample(hr, FACTOR), FACTOR))
+        up = up.to(device)
+        r = k * (x0 - up)
+        t = torch.randint(scheduler.config.num_train_timesteps, (args.batch,), generator=g_noise,
+                          device=device)
+        eps = torch.randn(r.shape, generator=g_noise, device=device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        rt = a.sqrt() * r + (1 - a).sqrt() * eps
+        v = a.sqrt() * eps - (1 - a).sqrt() * r
+        loss = F.mse_loss(net(torch.cat([rt, up], 1), t), v)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(args.ema, (step + 1) / (step + 10))
+            for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+                pe.lerp_(p, 1 - decay)
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        if step % 50 == 0 or step == args.steps - 1:
+            el = time.time() - t0
+            print(f"step {step:5d}  loss {running:.4f}  {el:7.1f}s  "
+                  f"eta {el / (step + 1) * (args.steps - step - 1):6.0f}s", flush=True)
+        if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            save_sr_model(ema, args.out)
+    save_sr_model(ema, args.out)
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    # CPU time beside wall time: on a shared machine the wall time says more about the neighbours.
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s "
+          f"wall, {time.process_time() - cpu0:.0f} s CPU; sha256 {digest}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
