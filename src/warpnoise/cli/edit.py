@@ -35,18 +35,22 @@ def edit_command(
     noise: Annotated[str, typer.Option(
         "--noise", "-n", help=f"Noise method: {', '.join(methods())}.")] = DEFAULT_METHOD,
     model: Annotated[str, typer.Option(
-        "--model", help="'bundled' (the project's small pixel-space denoiser) or a .safetensors "
-        "saved by warpnoise.diffusion.model.save_denoiser (config .json beside it).",
-        rich_help_panel=_DIFFUSION)] = "bundled",
+        "--model", help="'bundled' (the project's models: a small pixel-space denoiser for "
+        "--task sdedit, the conditional 4x super-resolver for --task sr4) or a .safetensors "
+        "saved by warpnoise.diffusion.model.save_denoiser or diffusion.sr.save_sr_model "
+        "(config .json beside it).", rich_help_panel=_DIFFUSION)] = "bundled",
     task: Annotated[str, typer.Option(
         "--task", help="sdedit: re-noise and denoise the frames; sr4: 4x super-resolution "
-        "(SDEdit from the bicubic upsampling of the input).", rich_help_panel=_DIFFUSION)
-    ] = "sdedit",
-    strength: Annotated[float, typer.Option(
-        "--strength", help="SDEdit strength t0/T in (0, 1].", rich_help_panel=_DIFFUSION)] = 0.2,
-    steps: Annotated[int, typer.Option(
-        "--steps", help="Steps of the full schedule; strength x steps of them run.",
-        rich_help_panel=_DIFFUSION)] = 50,
+        "(sampled conditioned on the bicubic upsampling; with a plain denoiser, SDEdit from "
+        "it).", rich_help_panel=_DIFFUSION)] = "sdedit",
+    strength: Annotated[float | None, typer.Option(
+        "--strength", help="Share t0/T of the reverse process that runs, in (0, 1] (SDEdit "
+        "strength). Default: 0.2 for sdedit, 1.0 for sr4 with the bundled model.",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="Steps of the full schedule; strength x steps of them run. Default: 50 "
+        "for sdedit, 20 for sr4 with the bundled model.", rich_help_panel=_DIFFUSION,
+        show_default=False)] = None,
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
@@ -58,7 +62,7 @@ def edit_command(
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Noise method option KEY=VALUE (JSON value), repeatable.")] = None,
     size: Annotated[str | None, typer.Option(
-        "--size", help="Resize input frames to WxH (multiples of 8; of 2 for --task sr4).")
+        "--size", help="Resize input frames to WxH (multiples of 8 for a denoiser's sdedit).")
     ] = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -73,6 +77,7 @@ def edit_command(
     at the start (add_noise) and, with --eta > 0, at every DDIM step.
     """
     from ..diffusion.model import load_denoiser
+    from ..diffusion.sr import is_sr_file, load_sr_model
     from ..diffusion.video import EditOptions, edit_frames
     from ..io.atomic import check_writable
     from ..io.video import read_frames, write_video
@@ -84,7 +89,11 @@ def edit_command(
     out = check_writable(output)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"output {str(out)!r} must be an .mp4 file")
-    unet, scheduler = load_denoiser(None if model == "bundled" else model)
+    path = None if model == "bundled" else model
+    conditional = is_sr_file(path) if path is not None else task == "sr4"
+    if conditional and task != "sr4":
+        raise ValueError(f"{model} is a 4x super-resolution model: use it with --task sr4")
+    unet, scheduler = load_sr_model(path) if conditional else load_denoiser(path)
     with progress_bar(quiet) as progress:
         clip = read_frames(input, size=_size(size), scale=scale, start=start, frames=frames,
                            stride=stride)
@@ -104,19 +113,25 @@ def demo_command(
                       ] = Path("demo_out"),
     frames: Annotated[int | None, typer.Option(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
-    strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
-    steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
+    strength: Annotated[float | None, typer.Option(
+        "--strength", help="Share of the reverse process that runs (default: the model's, 1.0).",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="Steps of the full schedule (default: the model's, 20).",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
-        "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "
-        f"bilinear, integral and {DEFAULT_METHOD}.")] = None,
+        "--noise", "-n", help="Methods to compare (repeatable); default every baseline of the "
+        f"paper (random, fixed, nearest, bilinear, bicubic, pyoco-mixed, pyoco-progressive, "
+        f"control-a-video), bridge, integral and {DEFAULT_METHOD}.")] = None,
     noise_preview: Annotated[bool, typer.Option(
         "--noise-preview/--no-noise-preview", help="Also turn the bundled sample.mp4 into warped "
         "noise + a preview video (the basic `warpnoise noise` path).")] = True,
     quiet: QuietOpt = False,
 ) -> None:
-    """4x video super-resolution of a bundled real clip with the bundled model, once per noise
-    method: side_by_side.mp4, comparison.png, frame_strip.png, results.json, results.md."""
+    """4x video super-resolution of a bundled real clip with the bundled conditional model, once
+    per noise method: side_by_side.mp4, comparison.png, frame_strip.png, noise_figure.png,
+    results.json, results.md."""
     from ..diffusion.demo import run_demo
 
     for m in noise or []:
@@ -135,4 +150,4 @@ def demo_command(
                           log=log)
     typer.echo((output / "results.md").read_text().rstrip())
     typer.echo(f"wrote {output}/: side_by_side.mp4, comparison.png, frame_strip.png, "
-               f"results.json, results.md in {result['seconds_total']:.0f} s")
+               f"noise_figure.png, results.json, results.md in {result['seconds_total']:.0f} s")

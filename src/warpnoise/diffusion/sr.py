@@ -56,6 +56,7 @@ _RESIDUAL_SCALE = 4.0
 #: that runs, and the steps of the full schedule.
 STRENGTH = 1.0
 STEPS = 20
+START_FROM = "bicubic"
 
 
 def sr_config() -> dict[str, Any]:
@@ -184,6 +185,20 @@ def load_sr_model(path: str | None = None, *, device: torch.device | str = "cpu"
     return net, scheduler
 
 
+@torch.no_grad()
+def predicted_residual(net: SR3Net, scheduler: Any, up: Tensor, noise: Tensor,
+                       batch_size: int | None = None) -> Tensor:
+    """The network's x0-prediction at the last training timestep, where ``r_T`` is ``noise``
+    with (almost) no signal left: an estimate of the posterior mean ``E[r | up]``."""
+    t = scheduler.config.num_train_timesteps - 1
+    a = scheduler.alphas_cumprod[t].to(up)
+    x = (1 - a).sqrt() * noise.to(up)
+    chunk = batch_size or up.shape[0]
+    v = torch.cat([net(torch.cat([xc, uc], 1), t) for xc, uc in
+                   zip(x.split(chunk), up.split(chunk), strict=True)])
+    return a.sqrt() * x - (1 - a).sqrt() * v
+
+
 def super_resolve(
     net: SR3Net,
     scheduler: Any,
@@ -195,11 +210,15 @@ def super_resolve(
     eta: float = 1.0,
     batch_size: int | None = None,
     progress: Any = None,
+    start_from: str = START_FROM,
 ) -> Tensor:
     """Sample high-resolution frames given their bicubic upsampling, all noise supplied.
 
-    Runs :func:`~warpnoise.diffusion.sdedit` on the residual: from ``r = 0`` noised to the start
-    time, with ``up`` concatenated to the model input at every step, then returns ``up + r / k``.
+    Runs :func:`~warpnoise.diffusion.sdedit` on the residual, with ``up`` concatenated to the
+    model input at every step, and returns ``up + r / k``. The reverse process starts at
+    ``strength · T`` from ``start_from``: ``"bicubic"`` (``r = 0``) or ``"mean"`` (the network's
+    :func:`predicted_residual` from the first noise draw: the last part of the reverse process
+    then adds the detail that the noise decides).
 
     Convention:
         ``up`` ``(T, 3, H, W)`` in [-1, 1] (the bicubic 4x upsampling of the input frames);
@@ -208,6 +227,13 @@ def super_resolve(
     """
     from .sdedit import sdedit
 
-    r = sdedit(net, scheduler, torch.zeros_like(up), noise, strength=strength, steps=steps,
-               eta=eta, image_condition=up, batch_size=batch_size, progress=progress)
+    if start_from not in ("bicubic", "mean"):
+        raise ValueError(f"start_from must be 'bicubic' or 'mean', got {start_from!r}")
+    first = noise if isinstance(noise, Tensor) else noise()
+    step_noise = None if isinstance(noise, Tensor) else noise
+    start = torch.zeros_like(up) if start_from == "bicubic" else predicted_residual(
+        net, scheduler, up, first, batch_size)
+    r = sdedit(net, scheduler, start, first, step_noise=step_noise, strength=strength,
+               steps=steps, eta=eta, image_condition=up, batch_size=batch_size,
+               progress=progress)
     return up + r / net.config["residual_scale"]  # type: ignore[attr-defined]

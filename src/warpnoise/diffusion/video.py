@@ -1,9 +1,11 @@
-"""Video editing with the bundled (or any pixel-space) denoiser: SDEdit and 4x super-resolution.
+"""Video editing with the bundled (or any pixel-space) models: SDEdit and 4x super-resolution.
 
 Frames -> flow -> warped noise -> :func:`~warpnoise.diffusion.sdedit` -> frames. ``task="sr4"``
-is SDEdit from the bicubic 4x upsampling of low-resolution frames (the paper's video
-super-resolution setting with a zero-shot image model, Chang et al. 2024 §6.2, here with SDEdit
-rather than I2SB).
+is 4x super-resolution, the paper's video super-resolution setting (Chang et al. 2024 §6.2):
+with the bundled conditional model (:mod:`warpnoise.diffusion.sr`, SR3-style, sampling conditioned
+on the bicubic upsampling at every step) or, given a plain denoiser, SDEdit from the bicubic
+upsampling. ``task="sdedit"`` re-noises and denoises the frames with the bundled unconditional
+denoiser (or yours).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..methods import DEFAULT_METHOD, methods
+from ..methods import DEFAULT_METHOD, methods, needs_frames
 from .noise import WarpedNoiseSampler
 from .sdedit import sdedit
+from .sr import STEPS as SR_STEPS
+from .sr import STRENGTH as SR_STRENGTH
+from .sr import is_sr_model, super_resolve
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
 
@@ -29,6 +34,8 @@ Progress = Callable[[str, int, int], None]
 TASKS = ("sdedit", "sr4")
 #: The bundled UNet halves the size 3 times.
 SIZE_MULTIPLE = 8
+#: SDEdit's defaults with a denoiser: ``(strength, steps)``.
+SDEDIT_DEFAULTS = (0.2, 50)
 #: Memory for noise warped ahead of the sampler (see ``WarpedNoiseSampler(prefetch=...)``).
 PREFETCH_BYTES = 2**30
 
@@ -39,8 +46,10 @@ class EditOptions:
 
     method: str = DEFAULT_METHOD
     task: str = "sdedit"
-    strength: float = 0.2
-    steps: int = 50
+    #: None: the model's default (0.2 and 50 for SDEdit with a denoiser; the bundled
+    #: super-resolver's :data:`~warpnoise.diffusion.sr.STRENGTH` and ``STEPS`` for ``sr4``).
+    strength: float | None = None
+    steps: int | None = None
     eta: float = 1.0
     seed: int = 0
     flow: str = "dis"
@@ -55,9 +64,9 @@ class EditOptions:
                              f"{', '.join(methods())}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if not 0 < self.strength <= 1:
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
@@ -67,10 +76,12 @@ class EditOptions:
 
 @dataclass
 class EditResult:
-    """Edited frames ``(T, H, W, 3)`` uint8 and seconds spent (flow, noise, diffusion, total)."""
+    """Edited frames ``(T, H, W, 3)`` uint8, seconds spent (flow, noise, diffusion, total), and
+    the first noise draw ``(T, 3, H, W)`` (the one that noised the input)."""
 
     frames: np.ndarray
     seconds: dict[str, float]
+    noise: Tensor | None = None
 
 
 def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -107,18 +118,22 @@ def edit_frames(
 ) -> EditResult:
     """Edit ``(T, H, W, 3)`` uint8 frames with a pixel-space diffusion model and warped noise.
 
-    ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x larger frames. The noise is
-    warped along flows estimated on the (upsampled) input, unless ``flows=(backward, forward)``
-    ``(T-1, 2, H, W)`` at output resolution are given. The scheduler is DDIM with ``eta``
-    (default 1: fresh warped noise enters at every step, through ``variance_noise``).
+    ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x larger frames, with the
+    bundled super-resolver when ``unet`` is None (or any model built by
+    :func:`~warpnoise.diffusion.sr.new_sr_model`), else by SDEdit from the bicubic upsampling. The
+    noise is warped along flows estimated on the (upsampled) input, unless ``flows=(backward,
+    forward)`` ``(T-1, 2, H, W)`` at output resolution are given; frame-guided noise
+    (``control-a-video``) gets those frames. The scheduler is DDIM with ``eta`` (default 1: fresh
+    warped noise enters at every step, through ``variance_noise``).
 
     Raises:
-        ValueError: bad options, fewer than 2 frames, or a size not divisible by 8.
+        ValueError: bad options, fewer than 2 frames, or a size the denoiser cannot take.
     """
     from diffusers import DDIMScheduler
 
     from ..estimate import estimate_flows
     from .model import load_denoiser
+    from .sr import load_sr_model
 
     options.check()
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -128,13 +143,18 @@ def edit_frames(
     tic = time.perf_counter()
     x = bicubic_up(frames, 4) if options.task == "sr4" else frames
     h, w = x.shape[1:3]
-    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+    conditional = options.task == "sr4" and (unet is None or is_sr_model(unet))
+    # The super-resolver's output is 4x its input: always a multiple of its factor.
+    if not conditional and (h % SIZE_MULTIPLE or w % SIZE_MULTIPLE):
         raise ValueError(f"the model needs sizes divisible by {SIZE_MULTIPLE}; the frames are "
                          f"{w}x{h} (resize with --size)")
     if unet is None:
-        unet, trained = load_denoiser()
+        unet, trained = load_sr_model() if conditional else load_denoiser()
         scheduler = scheduler or trained
     sched = DDIMScheduler.from_config(scheduler.config)
+    default_strength, default_steps = (SR_STRENGTH, SR_STEPS) if conditional else SDEDIT_DEFAULTS
+    strength = default_strength if options.strength is None else options.strength
+    steps = default_steps if options.steps is None else options.steps
     seconds: dict[str, float] = {}
     if flows is None:
         def flow_progress(done: int, total: int) -> None:
@@ -145,14 +165,15 @@ def edit_frames(
     else:
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
-    n_draws = 1 + (max(1, int(options.steps * options.strength)) if options.eta > 0 else 0)
+    n_draws = 1 + (max(1, int(steps * strength)) if options.eta > 0 else 0)
     # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
     per_draw = x.shape[0] * 3 * h * w * 4
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
+    guide = {"frames": x} if needs_frames(options.method) else {}
     sampler = WarpedNoiseSampler(backward, 3, options.method, seed=options.seed,
                                  forward_flows=forward, prefetch=prefetch,
-                                 **options.method_options)
+                                 **options.method_options, **guide)
     first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
@@ -169,9 +190,13 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
-    out = sdedit(unet, sched, _to_model(x), noise, strength=options.strength,
-                 steps=options.steps, eta=options.eta, batch_size=options.batch_size,
-                 progress=step_progress)
+    if conditional:
+        out = super_resolve(unet, sched, _to_model(x), noise, strength=strength, steps=steps,
+                            eta=options.eta, batch_size=options.batch_size,
+                            progress=step_progress)
+    else:
+        out = sdedit(unet, sched, _to_model(x), noise, strength=strength, steps=steps,
+                     eta=options.eta, batch_size=options.batch_size, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
-    return EditResult(frames=_to_uint8(out), seconds=seconds)
+    return EditResult(frames=_to_uint8(out), seconds=seconds, noise=first)
