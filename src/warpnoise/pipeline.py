@@ -34,7 +34,7 @@ from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, validate_noise_file
 from .io.video import VideoWriter, read_frames
-from .methods import DEFAULT_METHOD, methods
+from .methods import DEFAULT_METHOD, methods, needs_frames
 from .viz import preview_frame
 from .warper import NoiseWarper
 
@@ -85,6 +85,9 @@ class NoiseOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if needs_frames(self.method) and "frames" in self.method_options:
+            raise ValueError(f"method {self.method!r} takes its frames from the input video, "
+                             "not from an option")
         if self.dtype not in ("float32", "float16"):
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -180,7 +183,7 @@ def video_to_noise(
                          f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
     file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
     warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
-                         device=options.device, **options.method_options)
+                         device=options.device, **_method_options(options, frames))
     shape = (t, options.channels, h // s, w // s)
     meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
     max_speed = 1.0
@@ -214,6 +217,14 @@ def video_to_noise(
     seconds["total"] = time.perf_counter() - t_start
     return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
+
+
+def _method_options(o: NoiseOptions, frames: Any) -> dict[str, Any]:
+    """The method's options, plus the frames for a frame-guided method (control-a-video), whose
+    mask cells are then the ``downsample`` blocks: the latent grid the noise is integrated to."""
+    if not needs_frames(o.method):
+        return dict(o.method_options)
+    return {"block": o.downsample, **o.method_options, "frames": frames}
 
 
 @contextlib.contextmanager

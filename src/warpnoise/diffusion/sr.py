@@ -54,9 +54,9 @@ _SCHEDULER: dict[str, Any] = {
 _RESIDUAL_SCALE = 4.0
 #: Sampling defaults (measured with benchmarks/bench_sr.py): the share of the reverse process
 #: that runs, and the steps of the full schedule.
-STRENGTH = 1.0
+STRENGTH = 0.3
 STEPS = 20
-START_FROM = "bicubic"
+START_FROM = "mean"
 
 
 def sr_config() -> dict[str, Any]:
