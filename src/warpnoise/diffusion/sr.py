@@ -43,7 +43,7 @@ SR_WEIGHTS = "sr4.safetensors"
 #: The config's ``kind``: how a saved file says it is this model and not a plain denoiser.
 KIND = "sr3-residual"
 
-_NET: dict[str, Any] = {"channels": 96, "blocks": 8, "unshuffle": 4, "embed": 128}
+_NET: dict[str, Any] = {"channels": 64, "blocks": 8, "unshuffle": 4, "embed": 128}
 _SCHEDULER: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_schedule": "squaredcos_cap_v2",
@@ -104,7 +104,7 @@ class SR3Net(nn.Module):
         embed: width of the timestep embedding.
     """
 
-    def __init__(self, channels: int = 96, blocks: int = 8, unshuffle: int = 4,
+    def __init__(self, channels: int = 64, blocks: int = 8, unshuffle: int = 4,
                  embed: int = 128) -> None:
         super().__init__()
         self.unshuffle = unshuffle

@@ -86,14 +86,15 @@ def residual_mask(previous: Tensor, current: Tensor, scale: float, grid: tuple[i
 
     Frames ``(H_f, W_f, C)``; ``scale`` is the clip's maximum residual (0: a static clip, no pixel
     changes). The resize is bilinear without antialiasing, as the released code's
-    ``F.interpolate(..., mode='bilinear')``.
+    ``F.interpolate(..., mode='bilinear')``; the channel mean is taken first (the two are linear
+    maps on different axes, so they commute), which resizes one channel instead of three.
     """
     if scale <= 0:
         return torch.zeros(grid, dtype=torch.bool)
-    r = ((current - previous).abs() / scale).permute(2, 0, 1)[None]
-    if tuple(r.shape[2:]) != grid:
-        r = F.interpolate(r, size=grid, mode="bilinear", align_corners=False)
-    return r[0].mean(0) > tau
+    r = (current - previous).abs().mean(-1) / scale
+    if tuple(r.shape) != grid:
+        r = F.interpolate(r[None, None], size=grid, mode="bilinear", align_corners=False)[0, 0]
+    return r > tau
 
 
 @register("control-a-video")
