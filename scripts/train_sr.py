@@ -32,15 +32,14 @@ thread count gives the same weights (sha256 printed at the end; checked by runni
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _training import Trainer, seeded_init
 from PIL import Image
 
 from warpnoise.diffusion.sr import new_sr_model, save_sr_model, sr_config
@@ -93,14 +92,6 @@ def to_model(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def lr_at(step: int, steps: int, base: float, warmup: int = 100) -> float:
-    """Linear warm-up then cosine decay to 1% of ``base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = (step - warmup) / max(1, steps - warmup)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1600)
@@ -121,15 +112,11 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    # The network initialises from torch's default generator: seed it inside a fork.
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(args.seed)
-        net, scheduler = new_sr_model(sr_config())
+    net, scheduler = seeded_init(lambda: new_sr_model(sr_config()), args.seed)
     net.to(device).train()
-    ema = copy.deepcopy(net).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     alphas = scheduler.alphas_cumprod.to(device)
     k = net.config["residual_scale"]
+    last = scheduler.config.num_train_timesteps - 1
 
     images = load_images()
     g_data = torch.Generator().manual_seed(args.seed + 1)
@@ -137,15 +124,14 @@ def main() -> None:
     print(f"{len(images)} images ({len(SCALES)} scales), "
           f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters, {args.steps} steps "
           f"of {args.batch}x{args.crop}² on {device}, {args.threads} threads", flush=True)
+    trainer = Trainer(net, args.steps, args.lr, args.ema)
 
-    t0, cpu0 = time.time(), time.process_time()
-    running = 0.0
+    cpu0 = time.process_time()
     for step in range(args.steps):
         hr = random_crops(images, args.batch, args.crop, g_data)
         x0, up = to_model(hr).to(device), to_model(bicubic_up(downsample(hr, FACTOR), FACTOR))
         up = up.to(device)
         r = k * (x0 - up)
-        last = scheduler.config.num_train_timesteps - 1
         t = torch.randint(last + 1, (args.batch,), generator=g_noise, device=device)
         t[: args.batch // 2] = last
         eps = torch.randn(r.shape, generator=g_noise, device=device)
@@ -153,28 +139,15 @@ def main() -> None:
         rt = a.sqrt() * r + (1 - a).sqrt() * eps
         v = a.sqrt() * eps - (1 - a).sqrt() * r
         loss = F.mse_loss(net(torch.cat([rt, up], 1), t), v)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            decay = min(args.ema, (step + 1) / (step + 10))
-            for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-                pe.lerp_(p, 1 - decay)
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        if step % 50 == 0 or step == args.steps - 1:
-            el = time.time() - t0
-            print(f"step {step:5d}  loss {running:.4f}  {el:7.1f}s  "
-                  f"eta {el / (step + 1) * (args.steps - step - 1):6.0f}s", flush=True)
+        trainer.step(step, loss)
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
-            save_sr_model(ema, args.out)
-    save_sr_model(ema, args.out)
+            save_sr_model(trainer.ema, args.out)
+    save_sr_model(trainer.ema, args.out)
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
     # CPU time beside wall time: on a shared machine the wall time says more about the neighbours.
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s "
-          f"wall, {time.process_time() - cpu0:.0f} s CPU; sha256 {digest}", flush=True)
+    wall, cpu = time.time() - trainer.t0, time.process_time() - cpu0
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {wall:.0f} s wall, "
+          f"{cpu:.0f} s CPU; sha256 {digest}", flush=True)
 
 
 if __name__ == "__main__":
