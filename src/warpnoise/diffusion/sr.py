@@ -151,9 +151,20 @@ def is_sr_model(model: Any) -> bool:
 
 
 def is_sr_file(path: str) -> bool:
-    """Whether the config beside the weights at ``path`` names this model (not a denoiser)."""
-    _, config, _ = read_weights(path, SR_WEIGHTS, what="model")
-    return config.get("kind") == KIND
+    """Whether the config beside the weights at ``path`` names this model (not a denoiser).
+
+    Raises:
+        ValueError: no readable config beside ``path``.
+    """
+    import json
+    from pathlib import Path
+
+    cfg = Path(path).with_suffix(".json")
+    try:
+        config = json.loads(cfg.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"no readable model config beside {path}: {e}") from None
+    return isinstance(config, dict) and config.get("kind") == KIND
 
 
 def save_sr_model(net: SR3Net, path: str, dtype: torch.dtype = torch.float16) -> None:
