@@ -151,14 +151,17 @@ def is_sr_model(model: Any) -> bool:
 
 
 def is_sr_file(path: str) -> bool:
-    """Whether the config beside the weights at ``path`` names this model (not a denoiser).
+    """Whether the config beside the weights at ``path`` names this model (not a denoiser);
+    False when there are no weights there (the loader then says what is missing).
 
     Raises:
-        ValueError: no readable config beside ``path``.
+        ValueError: weights without a readable config beside them.
     """
     import json
     from pathlib import Path
 
+    if not Path(path).is_file():
+        return False
     cfg = Path(path).with_suffix(".json")
     try:
         config = json.loads(cfg.read_text())
