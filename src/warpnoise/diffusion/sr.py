@@ -8,9 +8,14 @@ make a small model trainable on a CPU in minutes:
 
 - **Residual diffusion** (SRDiff, Li et al., Neurocomputing 2022, §3.2): the diffused variable is
   ``r = k (x0 - up)``, what bicubic upsampling misses, scaled by ``k = residual_scale`` to about
-  unit spread; the image is ``up + r / k``. The sampler starts from ``r = 0`` (the bicubic
-  image): with ``strength < 1`` it runs the last ``strength`` of the reverse process from the
-  noised zero residual, SDEdit's truncation (Meng et al., ICLR 2022) in residual space.
+  unit spread; the image is ``up + r / k``.
+- **Predict, then refine** (as Whang et al., CVPR 2022, "Deblurring via Stochastic Refinement"):
+  the same network has a regression mode (input ``r_t = 0`` at the last timestep) giving the
+  posterior mean ``E[r | up]``; the sampler noises that mean to ``strength · T`` and runs the rest
+  of the reverse process from there (SDEdit's truncation, Meng et al., ICLR 2022). A posterior
+  sample has twice the mean's squared error, so a full reverse process (``strength = 1``) cannot
+  beat bicubic's PSNR unless the mean beats it by 3 dB; a short refinement keeps most of the
+  mean's gain and still lets the noise decide the fine detail, at every step.
 - **v-prediction** (Salimans & Ho, ICLR 2022, §4) on a cosine schedule (Nichol & Dhariwal, ICML
   2021, Eq. 17): stable at every noise level, which matters when few steps are run.
 - **A low-resolution body**: ``[x_t, up]`` is rearranged space-to-depth by the SR factor
@@ -200,17 +205,17 @@ def load_sr_model(path: str | None = None, *, device: torch.device | str = "cpu"
 
 
 @torch.no_grad()
-def predicted_residual(net: SR3Net, scheduler: Any, up: Tensor, noise: Tensor,
-                       batch_size: int | None = None) -> Tensor:
-    """The network's x0-prediction at the last training timestep, where ``r_T`` is ``noise``
-    with (almost) no signal left: an estimate of the posterior mean ``E[r | up]``."""
+def predicted_residual(net: SR3Net, scheduler: Any, up: Tensor, batch_size: int | None = None,
+                       ) -> Tensor:
+    """The network's estimate of the posterior mean ``E[r | up]`` (its regression of the
+    residual): the x0-prediction from input ``r_t = 0`` at the last training timestep, a mode
+    that ``scripts/train_sr.py`` trains for this (the diffusion itself never reaches that
+    timestep with 20-step schedules, whose largest timestep is 950)."""
     t = scheduler.config.num_train_timesteps - 1
     a = scheduler.alphas_cumprod[t].to(up)
-    x = (1 - a).sqrt() * noise.to(up)
     chunk = batch_size or up.shape[0]
-    v = torch.cat([net(torch.cat([xc, uc], 1), t) for xc, uc in
-                   zip(x.split(chunk), up.split(chunk), strict=True)])
-    return a.sqrt() * x - (1 - a).sqrt() * v
+    v = torch.cat([net(torch.cat([torch.zeros_like(uc), uc], 1), t) for uc in up.split(chunk)])
+    return -(1 - a).sqrt() * v
 
 
 def super_resolve(
@@ -231,8 +236,8 @@ def super_resolve(
     Runs :func:`~warpnoise.diffusion.sdedit` on the residual, with ``up`` concatenated to the
     model input at every step, and returns ``up + r / k``. The reverse process starts at
     ``strength · T`` from ``start_from``: ``"bicubic"`` (``r = 0``) or ``"mean"`` (the network's
-    :func:`predicted_residual` from the first noise draw: the last part of the reverse process
-    then adds the detail that the noise decides).
+    :func:`predicted_residual`: the last part of the reverse process then adds the detail that
+    the noise decides).
 
     Convention:
         ``up`` ``(T, 3, H, W)`` in [-1, 1] (the bicubic 4x upsampling of the input frames);
@@ -246,7 +251,7 @@ def super_resolve(
     first = noise if isinstance(noise, Tensor) else noise()
     step_noise = None if isinstance(noise, Tensor) else noise
     start = torch.zeros_like(up) if start_from == "bicubic" else predicted_residual(
-        net, scheduler, up, first, batch_size)
+        net, scheduler, up, batch_size)
     r = sdedit(net, scheduler, start, first, step_noise=step_noise, strength=strength,
                steps=steps, eta=eta, image_condition=up, batch_size=batch_size,
                progress=progress)
