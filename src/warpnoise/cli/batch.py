@@ -161,20 +161,28 @@ def batch_command(
     """
     from ..batch import RayExecutor, plan_jobs, run_batch
     from ..batch.run import RAY_MISSING
+    from ..io.atomic import check_output_folder
     from ..pipeline import NoiseOptions
+    from ..rng import check_seed
 
+    # Every option is checked here, before a folder is made or Ray starts.
     if verify not in ("quick", "full"):
         raise ValueError(f"--verify must be quick or full, got {verify!r}")
     if fmt not in ("safetensors", "npy"):
         raise ValueError(f"--format must be safetensors or npy, got {fmt!r}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+    for name, value in (("--workers", workers), ("--cpus-per-worker", cpus_per_worker),
+                        ("--min-frames", min_frames)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    check_seed(seed, "--seed")
+    check_output_folder(outdir)
     options: dict[str, Any] = {
         "method": method, "channels": channels, "downsample": downsample, "flow": flow,
         "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(
             raft_weights), "dtype": dtype, "size": _size(size), "scale": scale, "start": start,
         "frames": frames, "stride": stride, "method_options": _method_options(option or [])}
-    NoiseOptions(**options).check()  # a bad batch-wide option fails now, not once per video
+    # A bad batch-wide option fails now, not once per video; plan_jobs checks per-row ones.
+    NoiseOptions(**options).check()
     jobs = plan_jobs(input, outdir, options, options_type=NoiseOptions, seed=seed,
                      suffix=f".{fmt}", ignore_extra_columns=ignore_extra_columns)
     try:

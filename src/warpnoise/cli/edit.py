@@ -4,6 +4,7 @@ warped noise, and the offline reproduction of the paper's comparison. Thin: pars
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -73,20 +74,26 @@ def edit_command(
     at the start (add_noise) and, with --eta > 0, at every DDIM step.
     """
     from ..diffusion.model import load_denoiser
-    from ..diffusion.video import EditOptions, edit_frames
+    from ..diffusion.video import EditOptions, check_frame_size, edit_frames
     from ..io.atomic import check_writable
-    from ..io.video import read_frames, write_video
+    from ..io.video import _check_selection, read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
                        seed=seed, batch_size=batch_size, dis_preset=dis_preset,
                        method_options=_method_options(option or []))
     opts.check()
+    frame_size = _size(size)
+    _check_selection(frame_size, scale, start, frames, stride)
+    if frame_size is not None:
+        check_frame_size(*frame_size, task)
+    if not 0 < fps < math.inf:
+        raise ValueError(f"--fps must be a positive number, got {fps}")
     out = check_writable(output)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"output {str(out)!r} must be an .mp4 file")
     unet, scheduler = load_denoiser(None if model == "bundled" else model)
     with progress_bar(quiet) as progress:
-        clip = read_frames(input, size=_size(size), scale=scale, start=start, frames=frames,
+        clip = read_frames(input, size=frame_size, scale=scale, start=start, frames=frames,
                            stride=stride)
         result = edit_frames(clip, opts, unet=unet, scheduler=scheduler, progress=progress)
     write_video(out, result.frames, fps=fps)
@@ -119,11 +126,7 @@ def demo_command(
     method: side_by_side.mp4, comparison.png, frame_strip.png, results.json, results.md."""
     from ..diffusion.demo import run_demo
 
-    for m in noise or []:
-        if m not in methods():
-            raise ValueError(f"unknown noise method {m!r}; choose one of {', '.join(methods())}")
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {str(output)!r} exists and is not a folder")
+    # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
 
     def log(msg: str) -> None:
         if not quiet:

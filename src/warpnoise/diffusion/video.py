@@ -8,6 +8,7 @@ rather than I2SB).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..methods import DEFAULT_METHOD, methods
+from ..estimate import check_flow_options
+from ..methods import DEFAULT_METHOD, get_method, methods
+from ..rng import check_seed
 from .noise import WarpedNoiseSampler
 from .sdedit import sdedit
 
-__all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
+__all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
+           "edit_frames"]
 
 #: ``progress(stage, done, total)`` as in :mod:`warpnoise.pipeline`.
 Progress = Callable[[str, int, int], None]
@@ -59,10 +63,13 @@ class EditOptions:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.eta < 0:
+        if not 0 <= self.eta < math.inf:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        check_seed(self.seed)
+        check_flow_options(self.flow, self.dis_preset)
+        get_method(self.method, **self.method_options)  # bad option names or values fail now
 
 
 @dataclass
@@ -71,6 +78,15 @@ class EditResult:
 
     frames: np.ndarray
     seconds: dict[str, float]
+
+
+def check_frame_size(width: int, height: int, task: str) -> None:
+    """Raise ValueError unless input frames of ``width x height`` reach the model (after
+    ``sr4``'s 4x upsampling) at sizes divisible by :data:`SIZE_MULTIPLE`."""
+    up = 4 if task == "sr4" else 1
+    if (width * up) % SIZE_MULTIPLE or (height * up) % SIZE_MULTIPLE:
+        raise ValueError(f"the model needs sizes divisible by {SIZE_MULTIPLE}; the frames are "
+                         f"{width * up}x{height * up} (resize with --size)")
 
 
 def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -126,11 +142,9 @@ def edit_frames(
     if frames.shape[0] < 2:
         raise ValueError("need at least 2 frames to warp noise between them")
     tic = time.perf_counter()
+    check_frame_size(frames.shape[2], frames.shape[1], options.task)
     x = bicubic_up(frames, 4) if options.task == "sr4" else frames
     h, w = x.shape[1:3]
-    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"the model needs sizes divisible by {SIZE_MULTIPLE}; the frames are "
-                         f"{w}x{h} (resize with --size)")
     if unet is None:
         unet, trained = load_denoiser()
         scheduler = scheduler or trained
