@@ -127,6 +127,7 @@ ROWS: list[Row] = [
     Row("batch {videos} -o {out}/b --min-frames 0", "--min-frames must be at least 1"),
     Row("batch {videos} -o {out}/b --verify maybe", "--verify must be quick or full"),
     Row("batch {videos} -o {out}/b --format pt", "--format must be safetensors or npy"),
+    Row("batch {videos} -o {out}/b --address 127.0.0.1:1", "cannot reach the Ray cluster"),
     Row("batch {videos} -o {file}", "is a file"),
     Row("batch {videos} -o {file}/b", "is a file"),
     Row("batch {out}/missing -o {out}/b", "does not exist"),

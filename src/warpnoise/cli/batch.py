@@ -134,9 +134,10 @@ def batch_command(
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
     seed: Annotated[int, typer.Option(
-        "--seed", help="Batch seed. Each video's seed is a hash of it and the video's path "
-        "relative to INPUT, so its noise does not depend on worker or order; a manifest 'seed' "
-        "column is used as it is.", rich_help_panel=_NOISE)] = 0,
+        "--seed", help="Batch seed, 0 to 2**64-1. Each video's seed is a hash of it and the "
+        "video's path relative to INPUT (without INPUT's own name), so its noise does not depend "
+        "on worker or order; a manifest 'seed' column is used as it is.",
+        rich_help_panel=_NOISE)] = 0,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.",
                                        rich_help_panel=_NOISE)] = "float32",
     option: Annotated[list[str] | None, typer.Option(
@@ -160,7 +161,7 @@ def batch_command(
     Exit code 0: all videos done; 3: finished, some videos failed; 2: bad input.
     """
     from ..batch import RayExecutor, plan_jobs, run_batch
-    from ..batch.run import RAY_MISSING
+    from ..batch.run import RAY_MISSING, _check_reachable
     from ..io.atomic import check_output_folder
     from ..pipeline import NoiseOptions
     from ..rng import check_seed
@@ -176,6 +177,8 @@ def batch_command(
             raise ValueError(f"{name} must be at least 1, got {value}")
     check_seed(seed, "--seed")
     check_output_folder(outdir)
+    if address is not None:
+        _check_reachable(address)  # HOST:PORT nobody listens on; Ray itself would retry for minutes
     options: dict[str, Any] = {
         "method": method, "channels": channels, "downsample": downsample, "flow": flow,
         "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(

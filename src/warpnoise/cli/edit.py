@@ -51,7 +51,7 @@ def edit_command(
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Frames per model call (memory vs speed).",
         rich_help_panel=_DIFFUSION)] = 8,
@@ -113,7 +113,7 @@ def demo_command(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
     strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
     steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "
         f"bilinear, integral and {DEFAULT_METHOD}.")] = None,

@@ -116,7 +116,8 @@ def noise_command(
         rich_help_panel=_FLOW)] = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same noise).")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Random seed, 0 to 2**64-1 (same seed, same noise).")] = 0,
     dtype: Annotated[str, typer.Option(
         "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
     preview: Annotated[Path | None, typer.Option(
