@@ -9,7 +9,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests._native_interrupt import InterruptedInKernel, interrupted_kernel
 from tests.io._clips import moving_frames
 from warpnoise._interrupt import Terminated
 from warpnoise.cli import load_commands
@@ -28,6 +27,8 @@ def _exit_of(error: BaseException | None = None, *, kernel: type[BaseException] 
     @handle_errors
     def cmd() -> None:
         if kernel is not None:
+            from tests._native_interrupt import interrupted_kernel
+
             interrupted_kernel(kernel)
         if error is not None:
             raise error
@@ -59,6 +60,7 @@ def test_exceptions_map_to_exit_codes_and_one_line(error: BaseException, code: i
 @pytest.mark.parametrize(("signal_raises", "code"), [(KeyboardInterrupt, 130), (Terminated, 143)])
 def test_an_interrupt_inside_a_numba_kernel_exits_as_interrupted(
         signal_raises: type[BaseException], code: int) -> None:
+    pytest.importorskip("numba")
     got, err = _exit_of(kernel=signal_raises)  # numba turns it into a SystemError
     assert got == code, err
     assert "internal error" not in err and "SystemError" not in err
@@ -66,6 +68,8 @@ def test_an_interrupt_inside_a_numba_kernel_exits_as_interrupted(
 
 def test_ctrl_c_in_the_kernel_during_warpnoise_noise_exits_130_and_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._native_interrupt import InterruptedInKernel
+
     monkeypatch.setitem(REGISTRY, "interrupted-in-kernel", InterruptedInKernel)
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
