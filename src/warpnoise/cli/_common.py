@@ -75,10 +75,6 @@ def _os_error_line(e: OSError) -> str:
     return f"{e.strerror or type(e).__name__}: {paths}"
 
 
-def _is_user_os_error(e: BaseException) -> bool:
-    return isinstance(e, _USER_OS_ERRORS) or (isinstance(e, OSError) and e.errno in _USER_ERRNOS)
-
-
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise Terminated
 
@@ -119,8 +115,9 @@ def handle_errors(fn: F) -> F:
                 _interrupted(interrupt)
             if isinstance(e, ValueError):
                 fail(_one_line(e), EXIT_USAGE)
-            if _is_user_os_error(e):
-                fail(_os_error_line(e), EXIT_USAGE)  # type: ignore[arg-type]
+            if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS)
+                                           or e.errno in _USER_ERRNOS):
+                fail(_os_error_line(e), EXIT_USAGE)
             fail(f"internal error: {type(e).__name__}: {_one_line(e)} "
                  f"(set {DEBUG_ENV}=1 for the traceback)", EXIT_INTERNAL)
         finally:
