@@ -11,6 +11,7 @@ can never stop the test session.
 from __future__ import annotations
 
 import math
+import os
 import signal
 from typing import Any
 
@@ -63,4 +64,21 @@ class InterruptedInKernel:
     def step(self, state: WarpState, backward_flow: torch.Tensor,
              forward_flow: torch.Tensor | None, generator: torch.Generator) -> WarpState:
         interrupted_kernel()
+        return state
+
+
+class CtrlCDuringStep:
+    """A warping method whose step gets a real SIGINT, then runs a numba kernel and records that
+    it finished (``finished`` counts the steps that ran to the end)."""
+
+    finished = 0
+
+    def init(self, noise: torch.Tensor, generator: torch.Generator) -> WarpState:
+        return WarpState(noise)
+
+    def step(self, state: WarpState, backward_flow: torch.Tensor,
+             forward_flow: torch.Tensor | None, generator: torch.Generator) -> WarpState:
+        os.kill(os.getpid(), signal.SIGINT)
+        _busy_kernel(1000)
+        type(self).finished += 1
         return state

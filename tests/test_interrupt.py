@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import pytest
 
-from warpnoise._interrupt import Terminated, interrupt_in_chain, native_interrupts
+from warpnoise._interrupt import (
+    Terminated,
+    deferred_interrupts,
+    interrupt_in_chain,
+    native_interrupts,
+)
 
 from ._native_interrupt import interrupted_kernel
 
@@ -31,3 +40,45 @@ def test_other_system_errors_pass_through() -> None:
         raise ValueError("root")
     except ValueError as root:
         assert interrupt_in_chain(root) is None
+
+
+def test_ctrl_c_is_held_until_the_block_ends_then_raised() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        _ = [i for i in range(1000)]  # bytecode runs: a live handler would raise by now
+        done.append(True)
+    assert done == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_python_sigterm_handler_is_held_and_then_run() -> None:
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        done = []
+        with pytest.raises(Terminated), deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            _ = [i for i in range(1000)]
+            done.append(True)
+        assert done == [True] and signal.getsignal(signal.SIGTERM) is terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_deferral_is_a_no_op_outside_the_main_thread() -> None:
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with deferred_interrupts():
+                pass
+        except BaseException as err:  # signal.signal would raise ValueError here
+            errors.append(err)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert errors == []

@@ -102,6 +102,20 @@ def test_ctrl_c_inside_a_kernel_is_a_keyboard_interrupt(monkeypatch: pytest.Monk
         w.step(torch.zeros(2, 4, 4))
 
 
+def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    # numba's kernels and cache loading are not safe to interrupt (a crash was seen when Ctrl-C
+    # hit a cache load): the interrupt is raised once the step is done.
+    from ._native_interrupt import CtrlCDuringStep
+
+    monkeypatch.setitem(REGISTRY, "ctrl-c-during-step", CtrlCDuringStep)
+    monkeypatch.setattr(CtrlCDuringStep, "finished", 0)
+    w = warpnoise.NoiseWarper(1, 4, 4, method="ctrl-c-during-step", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        w.step(torch.zeros(2, 4, 4))
+    assert CtrlCDuringStep.finished == 1 and w.frame == 1
+
+
 def test_cuda_without_cuda_is_a_clear_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     message = "device cuda was asked for but CUDA is not available"  # the CLI's words

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._interrupt import native_interrupts
+from ._interrupt import deferred_interrupts, native_interrupts
 from .flow import as_flow, as_flows
 from .methods import DEFAULT_METHOD, get_method
 from .rng import check_device, make_generator
@@ -74,7 +74,7 @@ class NoiseWarper:
                                         self.device)
         first = torch.randn(self.shape, generator=self.generator, device=self.device,
                             dtype=self._work_dtype)
-        with native_interrupts():
+        with deferred_interrupts(), native_interrupts():  # see warpnoise._interrupt
             self._state = self.method.init(first, self.generator)
         self.frame = 0
 
@@ -94,9 +94,11 @@ class NoiseWarper:
                     dtype=self._work_dtype)
         f = None if forward_flow is None else as_flow(
             forward_flow, h, w, name="forward_flow", device=self.device, dtype=self._work_dtype)
-        with native_interrupts():  # Ctrl-C inside a numba kernel stays a KeyboardInterrupt
+        # Ctrl-C waits for the end of the step: numba's kernels and its cache loading are not
+        # safe to interrupt (see warpnoise._interrupt).
+        with deferred_interrupts(), native_interrupts():
             self._state = self.method.step(self._state, b, f, self.generator)
-        self.frame += 1
+            self.frame += 1  # a held interrupt is raised after a whole, counted step
         return self.noise
 
 
