@@ -7,6 +7,9 @@
   DDPM / Euler-ancestral steps).
 - :func:`to_video_latents`: warped noise as ``latents=`` for AnimateDiff/Wan ``[B, C, F, H, W]`` and
   CogVideoX ``[B, F, C, H, W]``.
+- :func:`latents_for` and :data:`PRESETS`: warped noise as the exact ``latents=`` tensor of Wan,
+  CogVideoX, HunyuanVideo, LTX-Video, SD/SDXL and Flux pipelines (frame and size rules checked).
+- :func:`degrade`: Go-with-the-Flow's degradation γ, blending in fresh noise, exactly N(0, 1).
 - :func:`load_denoiser`: the small pixel-space model the project trains and bundles.
 
 Needs the ``diffusion`` extra (``pip install 'warpnoise[diffusion]'``) for diffusers models.
@@ -14,17 +17,38 @@ Needs the ``diffusion`` extra (``pip install 'warpnoise[diffusion]'``) for diffu
 
 from __future__ import annotations
 
+from .degradation import degradation_map, degrade
+from .latents import (
+    PRESETS,
+    LatentPreset,
+    arrange_latents,
+    check_video,
+    keeps_frame,
+    latent_preset,
+    latents_for,
+    split_latents,
+)
 from .model import load_denoiser
 from .noise import WarpedNoiseSampler, to_video_latents, warped_noise
 from .sdedit import ddpm_step, euler_ancestral_step, sdedit, sdedit_timesteps
 
 __all__ = [
+    "PRESETS",
+    "LatentPreset",
     "WarpedNoiseSampler",
+    "arrange_latents",
+    "check_video",
     "ddpm_step",
+    "degradation_map",
+    "degrade",
     "euler_ancestral_step",
+    "keeps_frame",
+    "latent_preset",
+    "latents_for",
     "load_denoiser",
     "sdedit",
     "sdedit_timesteps",
+    "split_latents",
     "to_video_latents",
     "warped_noise",
 ]
