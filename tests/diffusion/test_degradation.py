@@ -93,7 +93,7 @@ def test_bad_gamma_is_refused(gamma: object, match: str) -> None:
 
 
 def test_something_to_draw_needs_a_seed_or_generator() -> None:
-    with pytest.raises(ValueError, match="seed or a torch.Generator"):
+    with pytest.raises(ValueError, match=r"seed or a torch\.Generator"):
         degrade(torch.zeros(4, 8, 8), 0.5)
 
 
