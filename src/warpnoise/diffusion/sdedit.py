@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["ddpm_step", "euler_ancestral_step", "sdedit", "sdedit_timesteps"]
+__all__ = ["ddpm_step", "euler_ancestral_step", "noise_to", "sdedit", "sdedit_timesteps"]
 
 NoiseSource = Callable[..., Tensor]
 Progress = Callable[[int, int], None]
@@ -147,6 +147,20 @@ def sdedit_timesteps(scheduler: Any, steps: int, strength: float,
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(begin)
     return scheduler.timesteps[begin:], begin
+
+
+def noise_to(scheduler: Any, x0: Tensor, eps: Tensor, timestep: Tensor) -> Tensor:
+    """``x0`` noised with ``eps`` to ``timestep``, as the scheduler defines it.
+
+    Flow matching (``scale_noise``): ``σ ε + (1 − σ) x0`` (Lipman et al. 2023; Esser et al.
+    2024, Eq. 3); diffusion (``add_noise``): ``sqrt(ᾱ_t) x0 + sqrt(1 − ᾱ_t) ε`` (Ho et al.
+    2020, Eq. 4). ``timestep`` holds one entry per batch element (schedulers whose sigmas are
+    flow sigmas, e.g. UniPC with ``use_flow_sigmas``, give the flow-matching form through
+    ``add_noise`` too).
+    """
+    if hasattr(scheduler, "scale_noise"):
+        return scheduler.scale_noise(x0, timestep, eps)
+    return scheduler.add_noise(x0, eps, timestep)
 
 
 def _kind(scheduler: Any, eta: float) -> str:
@@ -287,11 +301,7 @@ def sdedit(
         raise ValueError(f"noise has shape {tuple(eps.shape)} but the model works on "
                          f"{tuple(x0.shape)} (T, C, h, w)")
     eps = eps.to(x0)
-    t0 = timesteps[:1].repeat(t_count)
-    if hasattr(scheduler, "scale_noise"):
-        x = scheduler.scale_noise(x0, t0, eps)
-    else:
-        x = scheduler.add_noise(x0, eps, t0)
+    x = noise_to(scheduler, x0, eps, timesteps[:1].repeat(t_count))
     sigmas = getattr(scheduler, "sigmas", None)
     kwargs = model_kwargs or {}
     extra = {"eta": eta} if "eta" in inspect.signature(scheduler.step).parameters else {}
