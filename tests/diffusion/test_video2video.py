@@ -16,7 +16,6 @@ from tests.diffusion._tiny import cogvideox_v2v, wan_v2v
 from warpnoise.diffusion import (
     encode_video,
     latents_for,
-    sdedit_timesteps,
     video_to_video_latents,
 )
 from warpnoise.diffusion.video2video import video_preset
@@ -38,10 +37,20 @@ def warped(model: str) -> torch.Tensor:
     return latents_for(warp_noise(flows, 16, "persistent", seed=1), model, grid="pixel")
 
 
-def run_recording(pipe: Any, latents: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
-    calls: list[torch.Tensor] = []
+def pipeline_start(pipe: Any) -> tuple[float, Any]:
+    """Sigma and timestep where the v2v pipeline's loop starts (its get_timesteps, order 1)."""
+    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    sched.set_timesteps(STEPS)
+    t_start = STEPS - min(int(STEPS * STRENGTH), STEPS)
+    sigmas = getattr(sched, "sigmas", None)
+    return (None if sigmas is None else float(sigmas[t_start])), sched.timesteps[t_start]
+
+
+def run_recording(pipe: Any, latents: torch.Tensor) -> tuple[list[tuple[Any, Any]], Any]:
+    calls: list[tuple[Any, Any]] = []
     hook = pipe.transformer.register_forward_pre_hook(
-        lambda mod, args, kwargs: calls.append(kwargs["hidden_states"].clone()),
+        lambda mod, args, kwargs: calls.append((kwargs["hidden_states"].clone(),
+                                                kwargs["timestep"].clone())),
         with_kwargs=True)
     try:
         out = pipe(prompt="a cat", latents=latents, strength=STRENGTH,
@@ -67,9 +76,7 @@ def test_wan_latents_are_sigma_eps_plus_one_minus_sigma_z0(wan: Any) -> None:
     eps = warped("wan2.1")
     assert eps.shape == (1, 16, 3, 4, 4)
     lat = video_to_video_latents(wan, clip(), eps, strength=STRENGTH, num_inference_steps=STEPS)
-    sched = type(wan.scheduler).from_config(wan.scheduler.config)
-    _, begin = sdedit_timesteps(sched, STEPS, STRENGTH)
-    sigma = float(sched.sigmas[begin])
+    sigma, _ = pipeline_start(wan)
     assert 0 < sigma < 1  # an intermediate step, not pure noise
     z0 = encode_video(wan, clip())
     torch.testing.assert_close(lat, sigma * eps + (1 - sigma) * z0)
@@ -86,7 +93,8 @@ def test_wan_pipeline_denoises_exactly_our_latents_from_the_intermediate_step(wa
                                  num_inference_steps=STEPS)
     calls, out = run_recording(wan, lat)
     assert len(calls) == int(STEPS * STRENGTH)  # it started half-way, as asked
-    torch.testing.assert_close(calls[0], lat)
+    torch.testing.assert_close(calls[0][0], lat)
+    assert float(calls[0][1].flatten()[0]) == float(pipeline_start(wan)[1])
     assert out.frames.shape == (1, T, 3, H, W)
 
 
@@ -95,15 +103,15 @@ def test_cogvideox_latents_are_add_noise_with_our_eps(cog: Any) -> None:
     eps = warped("cogvideox")
     assert eps.shape == (1, 3, 16, 4, 4)
     lat = video_to_video_latents(cog, clip(), eps, strength=STRENGTH, num_inference_steps=STEPS)
-    sched = type(cog.scheduler).from_config(cog.scheduler.config)
-    timesteps, _ = sdedit_timesteps(sched, STEPS, STRENGTH)
-    a = sched.alphas_cumprod[int(timesteps[0])]
+    t0 = pipeline_start(cog)[1]
+    a = cog.scheduler.alphas_cumprod[int(t0)]
     z0 = encode_video(cog, clip())
     assert z0.shape == eps.shape  # frames before channels
     torch.testing.assert_close(lat, a.sqrt() * z0 + (1 - a).sqrt() * eps)
     calls, out = run_recording(cog, lat)
     assert len(calls) == int(STEPS * STRENGTH)
-    torch.testing.assert_close(calls[0], lat * cog.scheduler.init_noise_sigma)
+    torch.testing.assert_close(calls[0][0], lat * cog.scheduler.init_noise_sigma)
+    assert int(calls[0][1].flatten()[0]) == int(t0)
     assert out.frames.shape == (1, T, 3, H, W)
 
 
