@@ -167,10 +167,11 @@ def noise_command(
     s = result.seconds
     steps = max(result.frames - 1, 1)
     kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    what = "noise"
     if latent is not None:
-        kind = f"{dtype}, the {latent} pipeline's latents="
+        what = f"{latent} latents="
     typer.echo(
-        f"wrote {result.output}: noise {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        f"wrote {result.output}: {what} {tuple(result.shape)} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
     def rate(stage: str) -> str:
         return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"

@@ -118,9 +118,10 @@ def make_scheduler(name: str, scheduler: Any) -> Any:
     return getattr(diffusers, cls_name).from_config(scheduler.config, **overrides)
 
 
-def _first_line(e: BaseException) -> str:
+def _first_line(e: BaseException, limit: int = 200) -> str:
     text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
