@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 import warpnoise.diffusion.pipelines as pipelines
-from tests.diffusion._tiny import if_pipeline, sd_pipeline
+from tests.diffusion._tiny import if_pipeline, sd_pipeline, sdxl_pipeline
 from warpnoise.cli import load_commands
 from warpnoise.diffusion import WarpedNoiseSampler, sdedit_timesteps
 from warpnoise.estimate import estimate_flows
@@ -35,21 +35,23 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (32, 32 + 8, 3), dtype=np.uint8)
     write_video(tmp / "in.mp4", np.stack([base[:, 2 * i:2 * i + 32] for i in range(4)]))
-    return {"sd": sd_pipeline(tmp / "sd"), "if": if_pipeline(tmp / "if"), "clip": tmp / "in.mp4"}
+    return {"sd": sd_pipeline(tmp / "sd"), "if": if_pipeline(tmp / "if"),
+            "sdxl": sdxl_pipeline(tmp / "sdxl"), "clip": tmp / "in.mp4"}
 
 
 class UNetInputs:
     """Wraps load_pipeline so the loaded UNet records every input it is called with."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = []
         self.pipe: Any = None
         original = pipelines.load_pipeline
 
         def load(*a: Any, **k: Any) -> Any:
             self.pipe = original(*a, **k)
             self.pipe.unet.register_forward_pre_hook(
-                lambda mod, args: self.calls.append((args[0].clone(), args[1])))
+                lambda mod, args, kw: self.calls.append((args[0].clone(), args[1], kw)),
+                with_kwargs=True)
             return self.pipe
 
         monkeypatch.setattr(pipelines, "load_pipeline", load)
@@ -74,7 +76,7 @@ def reference_first_input(clip: Path, pipe: Any, channels: int, factor: int, see
     return sched.add_noise(x, eps, t0), x, eps, sched.alphas_cumprod[int(timesteps[0])]
 
 
-@pytest.mark.parametrize("kind, channels, factor", [("sd", 4, 8), ("if", 3, 1)])
+@pytest.mark.parametrize("kind, channels, factor", [("sd", 4, 8), ("if", 3, 1), ("sdxl", 4, 8)])
 def test_edit_runs_a_saved_pipeline_and_feeds_it_our_warped_noise(
         folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str,
         channels: int, factor: int) -> None:
@@ -87,8 +89,12 @@ def test_edit_runs_a_saved_pipeline_and_feeds_it_our_warped_noise(
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (4, 32, 32, 3)
     assert len(rec.calls) == 2  # int(4 * 0.5) steps, one batched call each
-    x_in, _ = rec.calls[0]
+    x_in, _, kw = rec.calls[0]
     assert x_in.shape == (8, channels, 32 // factor, 32 // factor)  # CFG: [uncond, cond]
+    if kind == "sdxl":  # pooled text and (original size, crop, target size) ids, per row
+        added = kw["added_cond_kwargs"]
+        assert added["text_embeds"].shape == (8, 16)
+        assert added["time_ids"].tolist() == [[32, 32, 0, 0, 32, 32]] * 8
     expect, x0, eps, a_t = reference_first_input(folders["clip"], rec.pipe, channels, factor,
                                                  5, 4, 0.5, 1)
     torch.testing.assert_close(x_in[:4], expect, rtol=0, atol=1e-5)

@@ -180,3 +180,39 @@ def cogvideox_v2v() -> Any:
                                          text_encoder=T5EncoderModel(_t5_config()), vae=vae,
                                          transformer=transformer,
                                          scheduler=CogVideoXDDIMScheduler())
+
+
+@_built_seeded
+def sdxl_pipeline(folder: Path) -> Path:
+    """An SDXL-like pipeline: two CLIP text encoders (the second with a projection: pooled
+    embeddings) and a UNet with ``text_time`` added conditioning, saved to ``folder``."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tok = clip_tokenizer(folder.parent / (folder.name + "_tok"))
+    cfg = CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=8,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=16)
+    unet = UNet2DConditionModel(
+        sample_size=4, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=4, attention_head_dim=4, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 16)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                        block_out_channels=(4, 4, 4, 4),
+                        down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1,
+                        norm_num_groups=2, sample_size=32)
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=CLIPTextModel(cfg), text_encoder_2=CLIPTextModelWithProjection(cfg),
+        tokenizer=tok, tokenizer_2=tok, unet=unet,
+        scheduler=DDIMScheduler(clip_sample=False, steps_offset=1))
+    pipe.save_pretrained(folder)
+    return folder

@@ -54,7 +54,7 @@ def edit_command(
         "--model", help="'bundled' (the project's small pixel-space denoiser), a .safetensors "
         "saved by warpnoise.diffusion.model.save_denoiser (config .json beside it), a local "
         "diffusers pipeline folder, or a hub id (from_pretrained; needs a network). UNet "
-        "pipelines: Stable Diffusion 1.x/2.x, DeepFloyd IF stage I, DDPM.",
+        "pipelines: Stable Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM.",
         rich_help_panel=_DIFFUSION)] = "bundled",
     prompt: Annotated[str | None, typer.Option(
         "--prompt", help="Text prompt (text-conditioned pipelines).", rich_help_panel=_DIFFUSION)

@@ -9,15 +9,16 @@ scheduler, the VAE (latent models) and the prompt's text embeddings, which is wh
 integrated over the VAE's ``s x s`` blocks (``factor``), exactly N(0, 1) on the latent grid.
 
 Supported: pipelines whose denoiser is a UNet called as ``unet(x, t, encoder_hidden_states=...)``
-(Stable Diffusion 1.x/2.x, DeepFloyd IF stage I, unconditional DDPM/DDIM pipelines). Transformer
-pipelines (SD3, Flux, video models) are refused with a pointer to
-:func:`~warpnoise.diffusion.latents_for`.
+(Stable Diffusion 1.x/2.x, SDXL with its pooled-text and size embeddings, DeepFloyd IF stage I,
+unconditional DDPM/DDIM pipelines). Transformer pipelines (SD3, Flux, video models) are refused
+with a pointer to :func:`~warpnoise.diffusion.latents_for`.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ class EditModel:
             integrated over ``factor x factor`` blocks.
         size_multiple: frame sizes (pixels) must be multiples of this.
         encoder_hidden_states / negative_encoder_hidden_states: prompt embeddings (batch 1).
+        size_kwargs: for UNets conditioned on the image size too (SDXL): called with the frame
+            ``(height, width)``, returns ``(cond_kwargs, negative_cond_kwargs)`` for
+            :func:`~warpnoise.diffusion.sdedit`.
         guidance_scale: classifier-free guidance (1: none).
         device, dtype: where and in what precision the model runs.
         name: for messages.
@@ -76,6 +80,7 @@ class EditModel:
     size_multiple: int = 8
     encoder_hidden_states: torch.Tensor | None = None
     negative_encoder_hidden_states: torch.Tensor | None = None
+    size_kwargs: Callable[[int, int], tuple[dict[str, Any], dict[str, Any] | None]] | None = None
     guidance_scale: float = 1.0
     device: torch.device | str = "cpu"
     dtype: torch.dtype = torch.float32
@@ -174,10 +179,12 @@ def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "
     unet = getattr(pipe, "unet", None)
     if unet is None:
         raise ValueError(f"{name} has no UNet; warpnoise edit runs UNet pipelines (Stable "
-                         "Diffusion 1.x/2.x, DeepFloyd IF stage I, DDPM). For transformer "
+                         "Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM). For transformer "
                          "and video models use warpnoise.diffusion.latents_for (see README)")
     cfg = unet.config
-    if getattr(cfg, "addition_embed_type", None) not in (None, "text") or \
+    sdxl = getattr(cfg, "addition_embed_type", None) == "text_time" and hasattr(
+        pipe, "_get_add_time_ids")
+    if (getattr(cfg, "addition_embed_type", None) not in (None, "text") and not sdxl) or \
             getattr(cfg, "class_embed_type", None) is not None:
         raise ValueError(f"{name}'s UNet needs extra conditioning (addition_embed_type "
                          f"{cfg.addition_embed_type!r}, class_embed_type "
@@ -187,7 +194,7 @@ def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "
     if vae is not None:
         factor = getattr(pipe, "vae_scale_factor", None) or 2 ** (
             len(vae.config.block_out_channels) - 1)
-    cond = neg = None
+    cond = neg = size_kwargs = None
     if hasattr(pipe, "encode_prompt") and getattr(pipe, "text_encoder", None) is not None:
         cfg_on = guidance_scale > 1
         with torch.no_grad():
@@ -195,6 +202,8 @@ def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "
                                      do_classifier_free_guidance=cfg_on,
                                      negative_prompt=negative_prompt if cfg_on else None)
         cond, neg = out[0], (out[1] if cfg_on else None)
+        if sdxl:
+            size_kwargs = _sdxl_size_kwargs(pipe, out[2], out[3] if cfg_on else None)
     elif prompt or negative_prompt:
         raise ValueError(f"{name} takes no prompt (it has no text encoder)")
     # UNet2DConditionModel pads odd sizes itself; UNet2DModel needs sizes its blocks can halve.
@@ -202,8 +211,28 @@ def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "
     return EditModel(
         unet=unet, scheduler=pipe.scheduler, vae=vae, channels=int(cfg.in_channels),
         factor=int(factor), size_multiple=int(factor) * halvings, encoder_hidden_states=cond,
-        negative_encoder_hidden_states=neg, guidance_scale=float(guidance_scale),
+        negative_encoder_hidden_states=neg, size_kwargs=size_kwargs,
+        guidance_scale=float(guidance_scale),
         device=unet.device, dtype=unet.dtype, name=name)
+
+
+def _sdxl_size_kwargs(pipe: Any, pooled: torch.Tensor, negative_pooled: torch.Tensor | None
+                      ) -> Callable[[int, int], tuple[dict[str, Any], dict[str, Any] | None]]:
+    """SDXL's added conditioning for frames of ``(h, w)``: pooled text embeddings and the size
+    ids ``(h, w, 0, 0, h, w)`` (original size, crop corner, target size), as its pipeline builds
+    them when nothing else is asked for."""
+    enc2 = getattr(pipe, "text_encoder_2", None)
+    proj = int(pooled.shape[-1]) if enc2 is None else enc2.config.projection_dim
+
+    def build(h: int, w: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pooled.dtype,
+                                     text_encoder_projection_dim=proj).to(pooled.device)
+        cond = {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": ids}}
+        neg = None if negative_pooled is None else {
+            "added_cond_kwargs": {"text_embeds": negative_pooled, "time_ids": ids}}
+        return cond, neg
+
+    return build
 
 
 def load_edit_model(spec: str = "bundled", *, prompt: str | None = None,

@@ -182,12 +182,13 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
+    cond_kw, neg_kw = model.size_kwargs(h, w) if model.size_kwargs is not None else (None, None)
     out = sdedit(model.unet, sched, _to_model(x).to(model.device, model.dtype), noise,
                  strength=options.strength, steps=options.steps, eta=options.eta,
                  vae=model.vae, encoder_hidden_states=model.encoder_hidden_states,
                  negative_encoder_hidden_states=model.negative_encoder_hidden_states,
                  guidance_scale=model.guidance_scale, batch_size=options.batch_size,
-                 progress=step_progress)
+                 cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
     return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds)
