@@ -98,3 +98,11 @@ def test_latent_needs_safetensors(clip: tuple, tmp_path: Path) -> None:
                           "--latent", "wan2.1", "-q")
     assert code == 2 and ".safetensors" in stderr
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_stats_on_a_latents_file_says_what_it_is(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    out = tmp_path / "lat.safetensors"
+    assert run("noise", folder, "-o", out, "--flow", flows, "--latent", "sd", "-q")[0] == 0
+    code, _, stderr = run("stats", out)
+    assert code == 2 and "load_latents" in stderr and "Traceback" not in stderr
