@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["ddpm_step", "euler_ancestral_step", "noise_to", "sdedit", "sdedit_timesteps"]
+__all__ = ["ddpm_step", "euler_ancestral_step", "noise_to", "sdedit", "sdedit_timesteps",
+           "takes_step_noise"]
 
 NoiseSource = Callable[..., Tensor]
 Progress = Callable[[int, int], None]
@@ -183,6 +184,16 @@ def _kind(scheduler: Any, eta: float) -> str:
             return "none"
         return "variance_noise"
     return "none"
+
+
+def takes_step_noise(scheduler: Any, eta: float = 1.0) -> bool:
+    """Whether :func:`sdedit` feeds ``scheduler`` a fresh draw at every step (DDIM with
+    ``eta > 0``, DDPM, Euler ancestral, DPM-Solver SDE), not only at the start.
+
+    Raises:
+        ValueError: a scheduler that draws its own noise, which this loop refuses.
+    """
+    return _kind(scheduler, eta) != "none"
 
 
 def _as_output(out: Any) -> Tensor:

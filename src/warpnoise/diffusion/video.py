@@ -21,7 +21,7 @@ from torch import Tensor
 from ..methods import DEFAULT_METHOD, methods
 from .noise import WarpedNoiseSampler
 from .pipelines import SCHEDULERS, EditModel, make_scheduler
-from .sdedit import sdedit
+from .sdedit import sdedit, takes_step_noise
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
 
@@ -158,7 +158,8 @@ def edit_frames(
     else:
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
-    n_draws = 1 + (max(1, int(options.steps * options.strength)) if options.eta > 0 else 0)
+    stochastic = takes_step_noise(sched, options.eta)
+    n_draws = 1 + (max(1, int(options.steps * options.strength)) if stochastic else 0)
     # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
     per_draw = x.shape[0] * model.channels * h * w * 4  # warped at pixel resolution
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
