@@ -156,9 +156,9 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu") -> 
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = DiffusionPipeline.from_pretrained(spec, torch_dtype=torch_dtype)
     except Exception as e:  # any failure of a hub or folder load is the user's input problem
-        hint = (" (no network or no such model: download it where there is one, e.g. "
-                f"`hf download {spec} --local-dir DIR`, and pass --model DIR)"
-                if where == "hub" else "")
+        hint = (" (no such local folder, and no network or no such model on the hub: "
+                f"download it where there is one, e.g. `hf download {spec} --local-dir DIR`, "
+                "and pass --model DIR)" if where == "hub" else "")
         raise ValueError(f"cannot load diffusers pipeline {spec!r}: {_first_line(e)}{hint}"
                          ) from None
     return pipe.to(dev)
