@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
-__all__ = ["make_generator"]
+__all__ = ["derive_seed", "make_generator"]
 
 
 def make_generator(
@@ -33,3 +35,15 @@ def make_generator(
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A seed for a second random stream of the same run (e.g. ``"degradation"``).
+
+    SHA-256 of ``(seed, purpose)``: the same pair always gives the same seed, and the derived
+    stream is unrelated to the stream of ``seed`` itself or of any small seed a user would pick.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {type(seed).__name__}")
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 2

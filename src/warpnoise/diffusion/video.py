@@ -20,7 +20,8 @@ from torch import Tensor
 
 from ..methods import DEFAULT_METHOD, methods
 from .noise import WarpedNoiseSampler
-from .sdedit import sdedit
+from .pipelines import SCHEDULERS, EditModel, make_scheduler
+from .sdedit import sdedit, takes_step_noise
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
 
@@ -43,6 +44,7 @@ class EditOptions:
     steps: int = 50
     eta: float = 1.0
     seed: int = 0
+    scheduler: str = "ddim"  # a warpnoise.diffusion.pipelines.SCHEDULERS name
     flow: str = "dis"
     dis_preset: str = "medium"
     batch_size: int | None = 8
@@ -61,6 +63,9 @@ class EditOptions:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got "
+                             f"{self.scheduler!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
 
@@ -102,21 +107,24 @@ def edit_frames(
     *,
     unet: Any = None,
     scheduler: Any = None,
+    model: EditModel | None = None,
     flows: tuple[Tensor, Tensor] | None = None,
     progress: Progress | None = None,
 ) -> EditResult:
-    """Edit ``(T, H, W, 3)`` uint8 frames with a pixel-space diffusion model and warped noise.
+    """Edit ``(T, H, W, 3)`` uint8 frames with a diffusion model and warped noise.
 
-    ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x larger frames. The noise is
-    warped along flows estimated on the (upsampled) input, unless ``flows=(backward, forward)``
-    ``(T-1, 2, H, W)`` at output resolution are given. The scheduler is DDIM with ``eta``
-    (default 1: fresh warped noise enters at every step, through ``variance_noise``).
+    The model is ``model`` (any :class:`~warpnoise.diffusion.pipelines.EditModel`: a pretrained
+    pipeline, latent or pixel space, with its prompt embeddings), else ``unet``/``scheduler``
+    (pixel space, unconditional), else the bundled denoiser. ``task="sr4"`` treats ``frames`` as
+    low-resolution and returns 4x larger frames. The noise is warped along flows estimated on
+    the (upsampled) input at pixel resolution, unless ``flows=(backward, forward)``
+    ``(T-1, 2, H, W)`` at output resolution are given, then integrated to the model's latent
+    grid. The scheduler is ``options.scheduler`` built from the model's config (default DDIM
+    with ``eta``, 1: fresh warped noise enters at every step, through ``variance_noise``).
 
     Raises:
-        ValueError: bad options, fewer than 2 frames, or a size not divisible by 8.
+        ValueError: bad options, fewer than 2 frames, or a size the model cannot take.
     """
-    from diffusers import DDIMScheduler
-
     from ..estimate import estimate_flows
     from .model import load_denoiser
 
@@ -128,13 +136,18 @@ def edit_frames(
     tic = time.perf_counter()
     x = bicubic_up(frames, 4) if options.task == "sr4" else frames
     h, w = x.shape[1:3]
-    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"the model needs sizes divisible by {SIZE_MULTIPLE}; the frames are "
+    if model is None:
+        if unet is None:
+            unet, trained = load_denoiser()
+            scheduler = scheduler or trained
+        model = EditModel(unet=unet, scheduler=scheduler, size_multiple=SIZE_MULTIPLE,
+                          device=getattr(unet, "device", "cpu"),
+                          dtype=getattr(unet, "dtype", torch.float32))
+    m = model.size_multiple
+    if h % m or w % m:
+        raise ValueError(f"the model needs sizes divisible by {m}; the frames are "
                          f"{w}x{h} (resize with --size)")
-    if unet is None:
-        unet, trained = load_denoiser()
-        scheduler = scheduler or trained
-    sched = DDIMScheduler.from_config(scheduler.config)
+    sched = make_scheduler(options.scheduler, model.scheduler)
     seconds: dict[str, float] = {}
     if flows is None:
         def flow_progress(done: int, total: int) -> None:
@@ -145,14 +158,15 @@ def edit_frames(
     else:
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
-    n_draws = 1 + (max(1, int(options.steps * options.strength)) if options.eta > 0 else 0)
+    stochastic = takes_step_noise(sched, options.eta)
+    n_draws = 1 + (max(1, int(options.steps * options.strength)) if stochastic else 0)
     # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
-    per_draw = x.shape[0] * 3 * h * w * 4
+    per_draw = x.shape[0] * model.channels * h * w * 4  # warped at pixel resolution
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
-    sampler = WarpedNoiseSampler(backward, 3, options.method, seed=options.seed,
-                                 forward_flows=forward, prefetch=prefetch,
-                                 **options.method_options)
+    sampler = WarpedNoiseSampler(backward, model.channels, options.method, factor=model.factor,
+                                 seed=options.seed, forward_flows=forward, prefetch=prefetch,
+                                 device=model.device, **options.method_options)
     first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
@@ -169,9 +183,13 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
-    out = sdedit(unet, sched, _to_model(x), noise, strength=options.strength,
-                 steps=options.steps, eta=options.eta, batch_size=options.batch_size,
-                 progress=step_progress)
+    cond_kw, neg_kw = model.size_kwargs(h, w) if model.size_kwargs is not None else (None, None)
+    out = sdedit(model.unet, sched, _to_model(x).to(model.device, model.dtype), noise,
+                 strength=options.strength, steps=options.steps, eta=options.eta,
+                 vae=model.vae, encoder_hidden_states=model.encoder_hidden_states,
+                 negative_encoder_hidden_states=model.negative_encoder_hidden_states,
+                 guidance_scale=model.guidance_scale, batch_size=options.batch_size,
+                 cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
-    return EditResult(frames=_to_uint8(out), seconds=seconds)
+    return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds)
