@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
-__all__ = ["SEED_LIMIT", "check_device", "check_seed", "make_generator"]
+__all__ = ["SEED_LIMIT", "check_device", "check_seed", "derive_seed", "make_generator"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what ``torch.Generator.manual_seed`` takes without
 #: aliasing (torch also takes negatives down to ``-2**63`` and maps them onto the same range).
@@ -28,14 +30,16 @@ def check_device(device: torch.device | str) -> torch.device:
     """Return ``device`` as a ``torch.device`` if this machine has it.
 
     Raises:
-        ValueError: an unknown device string, or CUDA asked for where it is not available.
+        ValueError: an unknown device string, or CUDA (MPS) asked for where it is not available.
     """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r} (use cpu or cuda)") from None
+        raise ValueError(f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but CUDA is not available")
+        raise ValueError(f"device {dev} was asked for but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for but MPS is not available")
     return dev
 
 
@@ -65,3 +69,14 @@ def make_generator(
     g = torch.Generator(device=check_device(device))
     g.manual_seed(seed)
     return g
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A seed for a second random stream of the same run (e.g. ``"degradation"``).
+
+    SHA-256 of ``(seed, purpose)``: the same pair always gives the same seed, and the derived
+    stream is unrelated to the stream of ``seed`` itself or of any small seed a user would pick.
+    """
+    check_seed(seed)
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 2

@@ -16,6 +16,7 @@ from ._common import handle_errors, progress_bar
 
 _SELECT = "Frame selection"
 _FLOW = "Optical flow"
+_LATENT = "Diffusion models"
 
 InputArg = Annotated[Path, typer.Argument(
     help="Video file (mp4, avi, mov, webm, gif, ...) or a folder of images (natural order).",
@@ -41,6 +42,12 @@ _OCCLUSION_HELP = (
     "Pixels failing the forward-backward check |b + f(x+b)|² > 0.01 (|b|² + |f(x+b)|²) + 0.5 px² "
     "(Sundaram et al. 2010) are disoccluded and get fresh noise."
 )
+
+
+def _latent_models() -> list[str]:
+    from ..diffusion.latents import PRESETS
+
+    return list(PRESETS)
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -128,6 +135,14 @@ def noise_command(
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
     ] = None,
+    latent: Annotated[str | None, typer.Option(
+        "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
+        f"(.safetensors, tensor 'latents'): {', '.join(_latent_models())}. Sets channels and "
+        "downsample; checks the frame and size rules.", rich_help_panel=_LATENT)] = None,
+    degradation: Annotated[float, typer.Option(
+        "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1]: Q <- ((1-γ)Q + γζ) / "
+        "sqrt((1-γ)²+γ²), ζ fresh N(0,1) from the seed; 0 = warped noise, 1 = fresh noise.",
+        rich_help_panel=_LATENT)] = 0.0,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -146,14 +161,18 @@ def noise_command(
         method=method, channels=channels, downsample=downsample, flow=flow,
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_method_options(option or []), device=device)
+        stride=stride, method_options=_method_options(option or []), device=device,
+        latent=latent, degradation=degradation)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
     steps = max(result.frames - 1, 1)
     kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    what = "noise"
+    if latent is not None:
+        what = f"{latent} latents="
     typer.echo(
-        f"wrote {result.output}: noise {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        f"wrote {result.output}: {what} {tuple(result.shape)} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
     def rate(stage: str) -> str:
         return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"
