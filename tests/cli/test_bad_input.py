@@ -66,6 +66,13 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors --seed -1", "seed must be in [0, 2**64)"),
     Row("noise {clip} -o {out}/n.safetensors --device gpu0", "unknown device 'gpu0'"),
     Row("noise {clip} -o {out}/n.safetensors --flow magic", "neither a flow method"),
+    Row("noise {clip} -o {out}/n.safetensors --latent nope", "unknown latent model 'nope'"),
+    Row("noise {clip} -o {out}/n.safetensors --latent wan2.1 --channels 3",
+        "sets 16 channels and downsample 8"),
+    Row("noise {clip} -o {out}/n.safetensors --degradation 1.5",
+        "degradation must be a number in [0, 1]"),
+    Row("noise {clip} -o {out}/n.safetensors --degradation nan",
+        "degradation must be a number in [0, 1]"),
     Row("noise {clip} -o {out}/n.safetensors --flow raft", "RAFT needs a local weights file"),
     Row("noise {clip} -o {out}/n.safetensors --raft-weights {out}/r.pth",
         "RAFT weights file"),
@@ -147,6 +154,11 @@ ROWS: list[Row] = [
     Row("edit {clip} -o {out}/e.mp4 --batch-size 0", "batch size must be >= 1"),
     Row("edit {clip} -o {out}/e.mp4 --seed 18446744073709551616", "seed must be in [0, 2**64)"),
     Row("edit {clip} -o {out}/e.mp4 --dis-preset slow", "unknown DIS preset"),
+    Row("edit {clip} -o {out}/e.mp4 --scheduler nope", "scheduler must be one of"),
+    Row("edit {clip} -o {out}/e.mp4 --dtype int8", "dtype must be one of"),
+    Row("edit {clip} -o {out}/e.mp4 --device gpu0", "unknown device 'gpu0'"),
+    Row("edit {clip} -o {out}/e.mp4 --guidance -1", "guidance must be a finite number >= 0"),
+    Row("edit {clip} -o {out}/e.mp4 --prompt hello", "need a text-conditioned"),
     Row("edit {clip} -o {out}/e.mp4 --size 20x20", "divisible by 8"),
     Row("edit {clip} -o {out}/e.mp4 --size 21x20 --task sr4", "divisible by 8"),
     Row("edit {clip} -o {out}/e.mp4 --scale 0", "scale must be a positive number"),
@@ -169,8 +181,8 @@ ROWS: list[Row] = [
     Row("demo -o {out}/d --seed 18446744073709551616", "seed must be in [0, 2**64)"),
 ]
 if not HAS_CUDA:
-    ROWS.append(Row("noise {clip} -o {out}/n.safetensors --device cuda",
-                    "CUDA is not available"))
+    ROWS += [Row("noise {clip} -o {out}/n.safetensors --device cuda", "CUDA is not available"),
+             Row("edit {clip} -o {out}/e.mp4 --device cuda", "CUDA is not available")]
 
 #: Calls that mean work has started: decoding video, loading a model, the demo's clip or a noise
 #: file, starting Ray. Early rows must fail before any of them.
