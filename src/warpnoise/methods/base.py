@@ -9,7 +9,8 @@ from typing import Protocol, TypeVar, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["REGISTRY", "WarpMethod", "WarpState", "get_method", "needs_frames", "register"]
+__all__ = ["REGISTRY", "WarpMethod", "WarpState", "check_options", "get_method", "needs_frames",
+           "register"]
 
 
 @dataclass
@@ -80,6 +81,14 @@ def get_method(name: str, **options: object) -> WarpMethod:
 def needs_frames(name: str) -> bool:
     """Whether the method registered as ``name`` takes the video's frames as ``frames=``."""
     return bool(getattr(REGISTRY.get(name), "needs_frames", False))
+
+
+def check_options(name: str, **options: object) -> None:
+    """Raise ValueError for an unknown method or bad options, before any work: builds the method
+    once, a frame-guided one with a one-frame stand-in clip when ``frames`` is not given."""
+    if needs_frames(name) and "frames" not in options:
+        options = {**options, "frames": [torch.zeros(1, 1, 3)]}
+    get_method(name, **options)
 
 
 def fresh_like(noise: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
