@@ -58,9 +58,12 @@ _SCHEDULER: dict[str, Any] = {
 #: ``r = k (x0 - up)``: the 4x residual of natural images in [-1, 1] has a std of about 0.1.
 _RESIDUAL_SCALE = 4.0
 #: Sampling defaults (measured with benchmarks/bench_sr.py): the share of the reverse process
-#: that runs, and the steps of the full schedule.
-STRENGTH = 0.3
-STEPS = 20
+#: that runs, and the steps of the full schedule: 2 stochastic steps from t = 25 (noise std 0.05
+#: on r). Each step of ancestral noise costs PSNR and above all SSIM (a sample has twice the
+#: mean's error): with the same weights, strength 0.1 (t = 50, 2 steps) lost 0.005 SSIM to
+#: bicubic on the held-out images and 0.3 (6 steps) lost 1 dB, where these settings beat it.
+STRENGTH = 0.05
+STEPS = 40
 START_FROM = "mean"
 
 
