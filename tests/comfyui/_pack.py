@@ -59,11 +59,13 @@ def _check_widget(node: str, name: str, kind: Any, opts: dict[str, Any]) -> list
         return bad
     if kind == "INT" or kind == "FLOAT":
         number = int if kind == "INT" else (int, float)
+        typed = True
         for key in ("default", "min", "max", "step"):
             v = opts.get(key)
             if key in opts and (not isinstance(v, number) or isinstance(v, bool)):
                 bad.append(f"{where}: {key} {v!r} is not a {kind}")
-        if not bad and "default" in opts:
+                typed = False
+        if typed and "default" in opts:
             if opts.get("min", default) > default or opts.get("max", default) < default:
                 bad.append(f"{where}: default {default} is outside [min, max]")
             if opts.get("step", 1) <= 0:
