@@ -57,6 +57,37 @@ def test_without_warpnoise_the_pack_says_how_to_install_it(tmp_path: Path) -> No
     assert "python -m pip install" in out.stderr and "warpnoise[comfyui]" in out.stderr
 
 
+def test_the_comfyui_extra_is_enough_to_run_both_nodes(tmp_path: Path) -> None:
+    # Only torch, numpy and the comfyui extra (numba, OpenCV, safetensors): no video decoding,
+    # plotting, diffusers or CLI packages, which a ComfyUI install need not have.
+    block = textwrap.dedent("""
+        import sys
+        ABSENT = {"av", "matplotlib", "diffusers", "transformers", "typer", "rich", "ray",
+                  "scipy", "skimage", "sentencepiece", "ftfy", "imageio_ffmpeg"}
+        class Absent:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ABSENT:
+                    raise ImportError(f"No module named {name!r}")
+        sys.meta_path.insert(0, Absent())
+    """)
+    run = textwrap.dedent(f"""
+        import torch
+        from safetensors.torch import save_file
+        video = module.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]()
+        noise, latent, preview = video.make(
+            torch.rand(5, 32, 48, 3), "wan2.1", "persistent", 0, 0.5, "dis-medium", "auto",
+            0, 0, 16, 8, 4, "cpu")
+        print(tuple(latent["samples"].shape), tuple(preview.shape))
+        save_file({{"noise": torch.randn(5, 16, 4, 6)}}, {str(tmp_path / "n.safetensors")!r})
+        load = module.NODE_CLASS_MAPPINGS["WarpnoiseLoadNoiseFile"]()
+        noise, latent = load.load({str(tmp_path / "n.safetensors")!r}, "wan2.1", 0.0, "auto", 0, 4)
+        print(tuple(latent["samples"].shape))
+    """)
+    out = run_python(block + LOAD_LIKE_COMFYUI.format(path=str(PACK)) + run, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == ["(1, 16, 2, 4, 6) (2, 32, 144, 3)", "(1, 16, 2, 4, 6)"]
+
+
 @pytest.mark.parametrize("name", sorted(pack.NODE_CLASS_MAPPINGS))
 def test_every_node_follows_the_legacy_node_api(name: str) -> None:
     cls = pack.NODE_CLASS_MAPPINGS[name]
