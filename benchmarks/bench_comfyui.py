@@ -70,7 +70,7 @@ def child(frames: int) -> dict[str, float]:
     rss0 = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
     t0 = time.perf_counter()
-    noise, latent, preview = node.make(images, **args)
+    _noise, latent, _preview = node.make(images, **args)
     seconds = time.perf_counter() - t0
     peak = _status_kb("VmHWM")
     return {"seconds": seconds, "floor": statistics.median(floor),

@@ -186,3 +186,21 @@ def test_width_and_height_go_together() -> None:
     cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
     with pytest.raises(ValueError, match="both width and height"):
         run_node(cls, images=torch.rand(5, 32, 32, 3), width=64)
+
+
+def test_the_seed_widgets_whole_range_works() -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
+    opts = cls.INPUT_TYPES()["required"]["seed"][1]
+    images = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    for seed in (opts["min"], opts["max"]):
+        noise = run_node(cls, images=images, model="sd", seed=seed, degradation=0.5)[0]
+        assert noise.seed == seed
+
+
+def test_the_nodes_work_under_inference_mode_as_comfyui_runs_them() -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
+    images = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        noise = run_node(cls, images=images, model="wan2.1", degradation=0.5)[0]
+    out = noise.generate_noise({"samples": torch.zeros(1, 16, 2, 4, 4)})
+    out.mul_(2.0)  # the sampler may scale it in place, outside inference mode

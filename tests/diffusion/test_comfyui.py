@@ -125,6 +125,9 @@ def test_load_with_degradation_gives_the_bits_of_latents_for(tmp_path) -> None:
     want = latents_for(noise, "cogvideox1.5", degradation=0.5,
                        seed=derive_seed(7, "degradation"))
     assert torch.equal(arrange(n, "diffusers"), want)  # 3 frames padded to 4 at the front
+    assert torch.equal(arrange(n, "diffusers"), want)  # and again: arrange draws from a copy
+    noise_out = WarpedNoise(n, seed=7, layout="diffusers").generate_noise({"samples": want})
+    assert torch.equal(noise_out, want)
     assert arrange(n).shape == (1, 16, 3, 4, 6)  # ComfyUI: no padding
 
 
@@ -170,3 +173,10 @@ def test_relative_paths_are_looked_up_in_the_given_folders(tmp_path) -> None:
     (tmp_path / "in" / "n.npy").write_bytes(b"")
     assert resolve_input_path("n.npy", [str(tmp_path / "in")]) == tmp_path / "in" / "n.npy"
     assert resolve_input_path("zz.npy", [str(tmp_path / "in")]).name == "zz.npy"
+
+
+def test_preview_panels_are_capped_so_long_clips_stay_small() -> None:
+    images = torch.rand(5, 480, 832, 3, generator=torch.Generator().manual_seed(0))
+    n = latent_noise_from_images(images, "wan2.1", estimator=flow_estimator("dis-ultrafast"),
+                                 method="random", preview=True)
+    assert n.preview is not None and n.preview.shape == (2, 295, 3 * 512, 3)

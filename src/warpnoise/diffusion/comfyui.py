@@ -65,6 +65,7 @@ from .noise import to_video_latents
 __all__ = [
     "FLOWS",
     "LAYOUTS",
+    "PREVIEW_WIDTH",
     "LatentNoise",
     "WarpedNoise",
     "arrange",
@@ -81,6 +82,8 @@ __all__ = [
 FLOWS = ("dis-medium", "dis-fast", "dis-ultrafast", "farneback", "raft")
 #: Latent layouts (see the module docstring).
 LAYOUTS = ("auto", "B,C,T,H,W", "B,T,C,H,W", "T,C,H,W", "diffusers")
+#: The preview's panels (input, flow, noise) are at most this many pixels wide.
+PREVIEW_WIDTH = 512
 _VIDEO_LAYOUTS = {"B,C,T,H,W": "bcfhw", "B,T,C,H,W": "bfchw"}
 _DIMS = {"B,C,T,H,W": "BCTHW", "B,T,C,H,W": "BTCHW", "T,C,H,W": "TCHW"}
 _DIM_NAMES = {"B": "batch", "C": "channels", "T": "frames", "H": "height", "W": "width"}
@@ -163,6 +166,17 @@ def _check_device(device: str) -> torch.device:
     return dev
 
 
+def _shrink(row: np.ndarray, width: int) -> np.ndarray:
+    """A preview row with panels at most :data:`PREVIEW_WIDTH` wide (area averaging): ComfyUI
+    holds IMAGE outputs as float32, 12 bytes per pixel."""
+    import cv2
+
+    if width <= PREVIEW_WIDTH:
+        return row
+    h = max(1, round(row.shape[0] * PREVIEW_WIDTH / width))
+    return cv2.resize(row, (3 * PREVIEW_WIDTH, h), interpolation=cv2.INTER_AREA)
+
+
 def _check_degradation(gamma: float) -> None:
     # degrade() validates γ; a throwaway draw checks it before any work is done.
     degrade(torch.zeros(1), gamma, seed=0)
@@ -185,7 +199,8 @@ class LatentNoise:
         pixel_size: ``(W, H)`` of those frames, when known.
         generator: the degradation stream after the last frame (CogVideoX 1.5's diffusers
             padding continues it, as in :func:`~warpnoise.diffusion.latents_for`).
-        preview: ``(F, H, 3W, 3)`` uint8 rows input | flow | noise of the kept frames, or None.
+        preview: ``(F, H', 3W', 3)`` uint8 rows input | flow | noise of the kept frames
+            (panels at most :data:`PREVIEW_WIDTH` wide), or None.
     """
 
     frames: Tensor
@@ -261,7 +276,7 @@ def latent_noise_from_images(
                 if flow is not None:
                     # One colour scale for the whole clip: a running maximum of the speed.
                     max_speed = max(max_speed, float(flow.square().sum(0).sqrt().max()))
-                rows.append(preview_frame(prev, flow, lat, max_speed))
+                rows.append(_shrink(preview_frame(prev, flow, lat, max_speed), w))
         if on_frame is not None:
             on_frame(i + 1, t)
     return LatentNoise(frames=torch.stack(kept), preset=p, pixel_frames=t, pixel_size=(w, h),
@@ -334,14 +349,18 @@ def arrange(noise: LatentNoise, layout: str = "auto") -> Tensor:
     """The latent frames in ``layout`` for one clip: a LATENT's ``samples``.
 
     ``auto`` is ComfyUI's own layout for the model: ``[1, C, F, h, w]`` for video models,
-    ``[F, C, h, w]`` for image models (frames are the batch).
+    ``[F, C, h, w]`` for image models (frames are the batch). Repeated calls give the same
+    tensor (``diffusers`` padding is drawn from a copy of ``noise.generator``).
     """
     lay = _resolve(layout, noise.preset)
     if lay in _VIDEO_LAYOUTS:
         return to_video_latents(noise.frames, _VIDEO_LAYOUTS[lay])
     if lay == "T,C,H,W":
         return noise.frames.clone()
-    return arrange_latents(noise.frames, noise.preset, seed=None, generator=noise.generator)
+    # A copy of the stream: every call pads with the same draws (those latents_for would make).
+    gen = torch.Generator(noise.generator.device)
+    gen.set_state(noise.generator.get_state())
+    return arrange_latents(noise.frames, noise.preset, seed=None, generator=gen)
 
 
 class WarpedNoise:
