@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections import deque
@@ -30,14 +31,21 @@ from torch import Tensor
 from . import __version__
 from .diffusion.degradation import degrade
 from .diffusion.latents import LatentPreset, arrange_latents, check_video, latent_preset
-from .estimate import FLOW_METHODS, PairEstimator, estimate_flows, make_estimator
+from .estimate import (
+    FLOW_METHODS,
+    PairEstimator,
+    check_flow_options,
+    estimate_flows,
+    make_estimator,
+)
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import VideoWriter, read_frames
-from .methods import DEFAULT_METHOD, methods
-from .rng import derive_seed, make_generator
+from .io.video import _check_selection as check_selection
+from .methods import DEFAULT_METHOD, get_method, methods
+from .rng import check_device, check_seed, derive_seed, make_generator
 from .viz import preview_frame
 from .warper import NoiseWarper
 
@@ -82,24 +90,19 @@ class NoiseOptions:
     degradation: float = 0.0  # Go-with-the-Flow's γ, fresh noise from derive_seed(seed, ...)
 
     def check(self) -> None:
-        """Raise ValueError naming the first bad option."""
+        """Raise ValueError naming the first bad option; nothing is read or written."""
         if self.method not in methods():
             raise ValueError(f"unknown method {self.method!r}; choose one of "
                              f"{', '.join(methods())}")
+        get_method(self.method, **self.method_options)  # bad option names or values fail now
         for name in ("channels", "downsample"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.dtype not in ("float32", "float16"):
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        try:
-            dev = torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {self.device!r} (use cpu or cuda)") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for but CUDA is not available")
+        check_seed(self.seed)
+        check_device(self.device)
         if self.latent is not None:
             p = latent_preset(self.latent)
             if self.channels not in (4, p.channels) or self.downsample not in (1, p.spatial):
@@ -111,6 +114,11 @@ class NoiseOptions:
         if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
             raise ValueError(f"--flow {self.flow!r} is neither a flow method "
                              f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
+        check_flow_options(self.flow if self.flow in FLOW_METHODS else None, self.dis_preset,
+                           self.raft_weights)
+        check_selection(self.size, self.scale, self.start, self.frames, self.stride)
+        if not 0 < self.preview_fps < math.inf:
+            raise ValueError(f"preview fps must be a positive number, got {self.preview_fps}")
 
 
 @dataclass
@@ -379,9 +387,8 @@ def video_to_flows(
     Writes ``(T-1, 2, H, W)`` tensors ``backward`` and ``forward`` (see
     :mod:`warpnoise.io.flowfile`), atomically. Returns them.
     """
-    if options.flow not in FLOW_METHODS:
-        raise ValueError(f"unknown flow method {options.flow!r}; choose one of "
-                         f"{', '.join(FLOW_METHODS)}")
+    check_flow_options(options.flow, options.dis_preset, options.raft_weights)
+    check_selection(options.size, options.scale, options.start, options.frames, options.stride)
     out = check_writable(output)
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "

@@ -87,7 +87,7 @@ def edit_command(
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Frames per model call (memory vs speed).",
         rich_help_panel=_DIFFUSION)] = 8,
@@ -111,9 +111,9 @@ def edit_command(
     stochastic step (DDIM with --eta > 0, DDPM, Euler ancestral, DPM-Solver SDE).
     """
     from ..diffusion.pipelines import load_edit_model
-    from ..diffusion.video import EditOptions, edit_frames
+    from ..diffusion.video import EditOptions, check_frame_size, edit_frames
     from ..io.atomic import check_writable
-    from ..io.video import read_frames, write_video
+    from ..io.video import _check_selection, read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
                        seed=seed, scheduler=scheduler, batch_size=batch_size,
@@ -121,6 +121,12 @@ def edit_command(
     opts.check()
     if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+    frame_size = _size(size)
+    _check_selection(frame_size, scale, start, frames, stride)
+    if frame_size is not None and model == "bundled":  # other models' multiple: once loaded
+        check_frame_size(*frame_size, task)
+    if not 0 < fps < math.inf:
+        raise ValueError(f"--fps must be a positive number, got {fps}")
     out = check_writable(output)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"output {str(out)!r} must be an .mp4 file")
@@ -130,7 +136,7 @@ def edit_command(
     edit_model = load_edit_model(model, prompt=prompt, negative_prompt=negative_prompt,
                                  guidance_scale=guidance, dtype=dtype, device=device)
     with progress_bar(quiet) as progress:
-        clip = read_frames(input, size=_size(size), scale=scale, start=start, frames=frames,
+        clip = read_frames(input, size=frame_size, scale=scale, start=start, frames=frames,
                            stride=stride)
         result = edit_frames(clip, opts, model=edit_model, progress=progress)
     write_video(out, result.frames, fps=fps)
@@ -151,7 +157,7 @@ def demo_command(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
     strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
     steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "
         f"bilinear, integral and {DEFAULT_METHOD}.")] = None,
@@ -164,11 +170,7 @@ def demo_command(
     method: side_by_side.mp4, comparison.png, frame_strip.png, results.json, results.md."""
     from ..diffusion.demo import run_demo
 
-    for m in noise or []:
-        if m not in methods():
-            raise ValueError(f"unknown noise method {m!r}; choose one of {', '.join(methods())}")
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {str(output)!r} exists and is not a folder")
+    # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
 
     def log(msg: str) -> None:
         if not quiet:

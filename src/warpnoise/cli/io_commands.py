@@ -123,7 +123,8 @@ def noise_command(
         rich_help_panel=_FLOW)] = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same noise).")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Random seed, 0 to 2**64-1 (same seed, same noise).")] = 0,
     dtype: Annotated[str, typer.Option(
         "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
     preview: Annotated[Path | None, typer.Option(
@@ -200,8 +201,8 @@ def stats_command(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write a PNG of the paper's covariance maps: a pixel with its "
         "neighbours in frame t and in frame t-1 (along the motion).")] = None,
-    radius: Annotated[int, typer.Option("--radius", help="Neighbourhood radius of the --plot maps.")
-                      ] = 3,
+    radius: Annotated[int, typer.Option(
+        "--radius", help="Neighbourhood radius of the --plot maps, 0 to 16.")] = 3,
 ) -> None:
     """Fidelity report of a noise file: is it N(0,1), does it move with the video?
 
@@ -209,17 +210,21 @@ def stats_command(
     flows: the correlation with frame t-1 along the motion (disoccluded pixels excluded) and at
     fixed pixels. Verdict thresholds are 5 standard errors (see warpnoise.report).
     """
+    from ..io import jsontext
     from ..io.atomic import check_writable
     from ..io.flowfile import load_flows
     from ..io.noisefile import load_noise
     from ..pipeline import source_flows
-    from ..report import covariance_maps, noise_report
+    from ..report import check_radius, covariance_maps, noise_report
 
+    check_radius(radius)
     if plot is not None:
         check_writable(plot)
         if plot.suffix.lower() != ".png":
             raise ValueError(f"--plot {str(plot)!r} must be a .png file")
     x, meta = load_noise(noise)
+    if plot is not None:
+        check_radius(radius, *x.shape[2:])
     backward = forward = None
     flow_note = "none"
     if flows is not None:
@@ -239,7 +244,7 @@ def stats_command(
     if as_json:
         out = report.as_dict() | {"file": str(noise), "metadata": meta, "flows": flow_note,
                                   "verdict": report.verdict()}
-        typer.echo(json.dumps(out, indent=2, allow_nan=True))
+        typer.echo(jsontext.dumps(out, indent=2))  # NaN/inf as null: strict parsers read it
         return
     _print_report(noise, meta, report, flow_note, plot)
 

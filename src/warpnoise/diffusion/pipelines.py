@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from ..rng import check_device  # re-exported: one device check for the warper and the model
+
 __all__ = [
     "DTYPES",
     "SCHEDULERS",
@@ -88,19 +90,6 @@ class EditModel:
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
-
-
-def check_device(device: str) -> torch.device:
-    """``device`` as a ``torch.device``; ValueError when unknown or not available here."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r} (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps was asked for but MPS is not available")
-    return dev
 
 
 def _dtype(name: str) -> torch.dtype:

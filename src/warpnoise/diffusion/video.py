@@ -8,6 +8,7 @@ rather than I2SB).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..methods import DEFAULT_METHOD, methods
+from ..estimate import check_flow_options
+from ..methods import DEFAULT_METHOD, get_method, methods
+from ..rng import check_seed
 from .noise import WarpedNoiseSampler
 from .pipelines import SCHEDULERS, EditModel, make_scheduler
 from .sdedit import sdedit, takes_step_noise
 
-__all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
+__all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
+           "edit_frames"]
 
 #: ``progress(stage, done, total)`` as in :mod:`warpnoise.pipeline`.
 Progress = Callable[[str, int, int], None]
@@ -61,13 +65,16 @@ class EditOptions:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.eta < 0:
+        if not 0 <= self.eta < math.inf:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got "
                              f"{self.scheduler!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        check_seed(self.seed)
+        check_flow_options(self.flow, self.dis_preset)
+        get_method(self.method, **self.method_options)  # bad option names or values fail now
 
 
 @dataclass
@@ -76,6 +83,16 @@ class EditResult:
 
     frames: np.ndarray
     seconds: dict[str, float]
+
+
+def check_frame_size(width: int, height: int, task: str, multiple: int = SIZE_MULTIPLE) -> None:
+    """Raise ValueError unless input frames of ``width x height`` reach the model (after
+    ``sr4``'s 4x upsampling) at sizes divisible by ``multiple`` (the bundled model's:
+    :data:`SIZE_MULTIPLE`)."""
+    up = 4 if task == "sr4" else 1
+    if (width * up) % multiple or (height * up) % multiple:
+        raise ValueError(f"the model needs sizes divisible by {multiple}; the frames are "
+                         f"{width * up}x{height * up} (resize with --size)")
 
 
 def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -143,10 +160,7 @@ def edit_frames(
         model = EditModel(unet=unet, scheduler=scheduler, size_multiple=SIZE_MULTIPLE,
                           device=getattr(unet, "device", "cpu"),
                           dtype=getattr(unet, "dtype", torch.float32))
-    m = model.size_multiple
-    if h % m or w % m:
-        raise ValueError(f"the model needs sizes divisible by {m}; the frames are "
-                         f"{w}x{h} (resize with --size)")
+    check_frame_size(frames.shape[2], frames.shape[1], options.task, model.size_multiple)
     sched = make_scheduler(options.scheduler, model.scheduler)
     seconds: dict[str, float] = {}
     if flows is None:
