@@ -28,6 +28,7 @@ try:
         parse_method_options,
         resolve_input_path,
     )
+    from warpnoise.rng import SEED_LIMIT
 except ImportError as e:  # ComfyUI logs this message when it skips the pack
     raise ImportError(
         "warpnoise_nodes needs the warpnoise package (with its ComfyUI module) in the Python that "
@@ -36,7 +37,7 @@ except ImportError as e:  # ComfyUI logs this message when it skips the pack
 
 CATEGORY = "sampling/noise/warpnoise"
 MODELS = ["custom", *PRESETS]
-SEED_MAX = 0xFFFFFFFFFFFFFFFF
+SEED_MAX = SEED_LIMIT - 1
 _MODEL_TIP = ("The video model whose latent the noise is for (channels, spatial and temporal "
               "compression, frame and size rules). 'custom' uses the three numbers below.")
 _LAYOUT_TIP = ("How the noise is laid out. auto: ComfyUI's own latents ([B, C, T, H, W] for video "

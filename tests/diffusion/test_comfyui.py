@@ -159,6 +159,9 @@ def test_bad_options_are_refused_before_any_work() -> None:
     bad[2, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         latent_noise_from_images(bad, "wan2.1", estimator=est)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            latent_noise_from_images(images, "wan2.1", estimator=est, device="cuda")
     with pytest.raises(ValueError, match="channels must be a positive integer"):
         custom_preset(0, 8, 4)
     with pytest.raises(ValueError, match="unknown flow"):

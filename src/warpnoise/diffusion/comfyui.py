@@ -156,16 +156,6 @@ def frame_rgb8(image: Tensor, size: tuple[int, int] | None = None) -> np.ndarray
     return np.ascontiguousarray(arr)
 
 
-def _check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r} (use cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but this Python's torch has no CUDA")
-    return dev
-
-
 def _shrink(row: np.ndarray, width: int) -> np.ndarray:
     """A preview row with panels at most :data:`PREVIEW_WIDTH` wide (area averaging): ComfyUI
     holds IMAGE outputs as float32, 12 bytes per pixel."""
@@ -254,7 +244,7 @@ def latent_noise_from_images(
     except ValueError as e:
         raise _comfy_hint(e) from None
     _check_degradation(degradation)
-    warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=_check_device(device),
+    warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device,
                          **(method_options or {}))
     gen = make_generator(derive_seed(seed, "degradation"))
     kept: list[Tensor] = []
