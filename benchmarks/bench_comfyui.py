@@ -5,8 +5,10 @@ small crop, then runs the node on a ComfyUI IMAGE of T frames (the bundled sampl
 832x480 and played back and forth). Reported per T, medians over ``--repeats`` processes:
 seconds per pixel frame, the ratio to the floor ``torch.randn(16, 480, 832)`` measured in the
 same process, and the peak memory the call added (Linux: the process's peak RSS is reset before
-the call), next to what holding the pixel-resolution noise sequence would take (T x 16 x 480 x
-832 float32) and to the input IMAGE itself (which ComfyUI holds anyway).
+the call), each as the median and the range over the processes, next to what holding the
+pixel-resolution noise sequence would take (T x 16 x 480 x 832 float32) and to the input IMAGE
+itself (which ComfyUI holds anyway). The load average is printed: on a shared machine the times
+vary with it.
 
     python benchmarks/bench_comfyui.py                   # T = 17 and 49, 3 processes each
     python benchmarks/bench_comfyui.py --frames 17 33 65 --repeats 5
@@ -78,6 +80,11 @@ def child(frames: int) -> dict[str, float]:
             "latent": list(latent["samples"].shape)}
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of the runs."""
+    return (f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[17, 49])
@@ -88,7 +95,8 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
     print(f"Warped Noise from Video, Wan 2.1, {W}x{H}, persistent, DIS medium, {os.cpu_count()} "
-          f"CPUs; medians of {args.repeats} fresh processes")
+          f"CPUs, load average {os.getloadavg()[0]:.1f}; median (range) of {args.repeats} fresh "
+          f"processes")
     print("| frames T | latent | s per frame | x randn(16, 480, 832) | peak added MB | "
           "pixel noise sequence MB | input IMAGE MB |")
     print("|---:|---|---:|---:|---:|---:|---:|")
@@ -98,12 +106,13 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--child", str(t)], check=True,
                                  capture_output=True, text=True)
             runs.append(json.loads(out.stdout.splitlines()[-1]))
-        per_frame = statistics.median(r["seconds"] / t for r in runs)
-        ratio = statistics.median(r["seconds"] / t / r["floor"] for r in runs)
-        added = statistics.median(r["added_mb"] for r in runs)
+        per_frame = _spread([r["seconds"] / t for r in runs], ".2f")
+        ratio = _spread([r["seconds"] / t / r["floor"] for r in runs], ".0f")
+        added = _spread([r["added_mb"] for r in runs], ".0f")
         seq = t * C * H * W * 4 / 2**20
-        print(f"| {t} | {tuple(runs[0]['latent'])} | {per_frame:.3f} | {ratio:.0f} | "
-              f"{added:.0f} | {seq:.0f} | {runs[0]['input_mb']:.0f} |")
+        print(f"| {t} | {tuple(runs[0]['latent'])} | {per_frame} | {ratio} | "
+              f"{added} | {seq:.0f} | {runs[0]['input_mb']:.0f} |")
+    print(f"load average after the runs: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

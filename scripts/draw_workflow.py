@@ -33,20 +33,21 @@ COLOURS = {"MODEL": "#B39DDB", "CLIP": "#FFD500", "VAE": "#FF6E6E", "CONDITIONIN
            "LATENT": "#FF9CF9", "IMAGE": "#64B5F6", "NOISE": "#A0A0A0", "GUIDER": "#66FFFF",
            "SAMPLER": "#ECB4B4", "SIGMAS": "#CDFFCD", "VIDEO": "#7FB3D5", "AUDIO": "#9CCC65",
            "FLOAT": "#AAEE88"}
-# Widget names of the core nodes the example uses, in ComfyUI's order.
-CORE_WIDGETS = {
-    "LoadVideo": ["file", "upload"], "ImageFromBatch": ["batch_index", "length"],
+# Widget names of the core nodes the example uses, in ComfyUI's order ("": drawn without a name;
+# None: a button, not drawn).
+CORE_WIDGETS: dict[str, list[str | None]] = {
+    "LoadVideo": ["file", None], "ImageFromBatch": ["batch_index", "length"],
     "UNETLoader": ["unet_name", "weight_dtype"], "ModelSamplingSD3": ["shift"],
     "CLIPLoader": ["clip_name", "type", "device"], "CLIPTextEncode": ["text"],
     "CFGGuider": ["cfg"], "KSamplerSelect": ["sampler_name"],
     "BasicScheduler": ["scheduler", "steps", "denoise"],
     "EmptyHunyuanLatentVideo": ["width", "height", "length", "batch_size"],
     "VAELoader": ["vae_name"], "CreateVideo": ["fps"],
-    "SaveVideo": ["filename_prefix", "format", "codec"], "Note": ["text"],
+    "SaveVideo": ["filename_prefix", "format", "codec"], "Note": [""],
 }
 
 
-def pack_widget_names() -> dict[str, list[str]]:
+def pack_widget_names() -> dict[str, list[str | None]]:
     """Widget names of the pack's nodes, in the order ComfyUI stores their values (a seed with
     ``control_after_generate`` is followed by its control value)."""
     spec = importlib.util.spec_from_file_location(str(PACK).replace(".", "_x_"),
@@ -56,9 +57,9 @@ def pack_widget_names() -> dict[str, list[str]]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    out = {}
+    out: dict[str, list[str | None]] = {}
     for name, cls in module.NODE_CLASS_MAPPINGS.items():
-        names = []
+        names: list[str | None] = []
         for section in ("required", "optional"):
             for key, spec_ in cls.INPUT_TYPES().get(section, {}).items():
                 kind, opts = spec_[0], spec_[1] if len(spec_) > 1 else {}
@@ -125,7 +126,9 @@ def draw(workflow: dict[str, Any], output: Path, *, ours: str = "Warpnoise") -> 
         labels = names.get(n["type"], [])
         lines = []
         for j, value in enumerate(n.get("widgets_values") or []):
-            label = f"{labels[j]}: " if j < len(labels) else ""
+            if j < len(labels) and labels[j] is None:
+                continue
+            label = f"{labels[j]}: " if j < len(labels) and labels[j] else ""
             text = repr(value) if value == "" else str(value)  # show an empty string as ''
             for part in text.split("\n"):
                 lines += textwrap.wrap(f"{label}{part}", int(w / 5.6)) or [""]
