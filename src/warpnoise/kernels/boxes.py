@@ -1,25 +1,46 @@
-"""Numba kernels of the ``persistent`` method: bridge pieces over a persistent sub-pixel field.
+"""Numba kernels of the ``persistent`` method: the whole warping step on the CPU.
 
-See :mod:`warpnoise.methods.persistent` for the mathematics. Layouts are channels-last so the
-inner loops over channels are contiguous, and four channels get a specialised copy of the hot
-loops. Scatters into anchor cells run in bands of anchor rows, in parallel; each band visits, in
-raster order, only the blocks of pixels whose boxes reach it, so every cell receives its
-contributions in the same order and results are bit-identical whatever the thread count.
+See :mod:`warpnoise.methods.persistent` for the mathematics. One step runs four phases, each a
+parallel loop over pixel rows or a fixed set of anchor-row bands:
+
+1. :func:`advance`: compose the accumulated map with the backward flow, find the usable pixels
+   (inside the frame, nearest source traced, not disoccluded by the forward-backward test);
+2. :func:`pixel_boxes`: each usable pixel's pre-image box, built only from neighbours on its own
+   side of a motion discontinuity (:func:`_linked`), and its first anchor cell and cell counts;
+3. ``scatter``: per anchor-row band, the claims of sub-pixels, the coverage of cells, each
+   piece's white-noise integral ``Y`` and the per-cell remainders;
+4. ``gather``: the Brownian-bridge pieces summed per pixel.
+
+Every array a step writes lives in a :class:`Workspace` made once per frame size and reused, so a
+step allocates nothing but the noise it returns (fresh pages cost more than the warp on virtual
+machines). Layouts are channels-last where the inner loops run over channels, and four channels
+get a specialised copy of the hot loops. The scatters run in bands of anchor rows, in parallel;
+each band visits, in raster order, only the blocks of pixels whose boxes reach it, so every cell
+receives its contributions in the same order and results are bit-identical for any thread count.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numba as nb
 import numpy as np
 
+from ..flow import FB_ALPHA, FB_BETA
 from .hashing import normal
 
 MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
 BANDS = 4  # anchor-row bands of the scatters, run in parallel (the bits do not depend on it)
 BLOCK = 32  # pixels per row block whose reach in anchor rows is recorded
+# A neighbour is on the other side of a motion discontinuity when its spacing differs from the
+# spacings next to it by more than this fraction of them (at least this many anchor pixels).
+JUMP = 0.25
+# A cell remainder below this area is rounding, not an uncovered part (no draw for it).
+REM_EPS = 1e-9
+# Fresh-noise counter ranges per pixel: pieces (3 x 3 cells), then cell remainders, then pixels.
+_SLOTS = MAX_SIDE * MAX_SIDE
 
 
 @nb.njit(inline="always", cache=True)
@@ -30,77 +51,212 @@ def _popcount(x: np.uint64) -> int:
     return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@nb.njit(parallel=True, cache=True)
-def compose(mx, my, traced, bx, by):
-    """One step of the accumulated map, ``A_t(x) = A_{t-1}(x + b(x))`` as a ``(2, H, W)`` array,
-    and the usable pixels.
+@nb.njit(inline="always", cache=True)
+def _joined(ref: int, c: int, links, y0: int, x0: int, y1: int, x1: int) -> bool:
+    """Whether corner ``c`` of the 2 x 2 pixels ``(y0|y1, x0|x1)`` (0: top-left, 1: top-right,
+    2: bottom-left, 3: bottom-right) lies on corner ``ref``'s side of every motion discontinuity:
+    the same pixel, a linked edge, or two linked edges around the block (``links`` bit 0: linked
+    to the right neighbour, bit 1: to the one below)."""
+    if c == ref:
+        return True
+    top = links[y0, x0] & 1 != 0
+    left = links[y0, x0] & 2 != 0
+    right = links[y0, x1] & 2 != 0
+    bottom = links[y1, x0] & 1 != 0
+    lo, hi = min(ref, c), max(ref, c)
+    if lo == 0 and hi == 1:
+        return top
+    if lo == 0 and hi == 2:
+        return left
+    if lo == 1 and hi == 3:
+        return right
+    if lo == 2 and hi == 3:
+        return bottom
+    if lo == 0:  # and 3
+        return (top and right) or (left and bottom)
+    return (top and left) or (right and bottom)  # 1 and 2
 
-    The displacement ``A - grid`` is interpolated bilinearly at the source, clamped to the frame
-    (as ``torch.grid_sample`` with border padding); a pixel is usable when its source lies in the
-    frame and its nearest source pixel was traced. Mirrors :func:`warpnoise.flow.compose_map`.
+
+@nb.njit(parallel=True, cache=True)
+def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, usable):
+    """One step of the accumulated map and the pixels it can serve, written into ``new_map``
+    ``(2, H, W)`` and ``usable`` ``(H, W)``.
+
+    Convention:
+        ``prev_map`` ``(2, H, W)`` holds frame t-1's anchor positions (x, y), ``traced`` and
+        ``links`` its traced pixels and links (:func:`pixel_boxes`); ``bx, by`` is frame t's
+        backward flow and ``fx, fy`` frame t-1's forward flow (read only if ``has_forward``).
+
+    The map is ``A_t(x) = A_{t-1}(x + b(x))``, the displacement ``A - grid`` interpolated
+    bilinearly (clamped to the frame, as :func:`warpnoise.flow.compose_map`) over the pixels
+    around the source that lie on one side of every motion discontinuity: the *reference* (the
+    heaviest traced pixel that, with a forward flow, passes the forward-backward test of
+    :func:`warpnoise.flow.forward_backward_occlusion`) and those joined to it by links, weights
+    renormalised. Interpolating across a discontinuity would give a position that belongs to
+    neither layer. A pixel is usable when its source lies in the frame and it has a reference.
     """
-    h, w = mx.shape
-    out = np.empty((2, h, w), np.float64)
-    ox, oy = out[0], out[1]
-    usable = np.zeros((h, w), np.bool_)
+    h, w = traced.shape
+    px, py = prev_map[0], prev_map[1]
     for i in nb.prange(h):
+        wts = np.empty(4)
         for j in range(w):
-            sx = j + np.float64(bx[i, j])
-            sy = i + np.float64(by[i, j])
+            bxv = np.float64(bx[i, j])
+            byv = np.float64(by[i, j])
+            sx = j + bxv
+            sy = i + byv
             cx = min(max(sx, 0.0), w - 1.0)
             cy = min(max(sy, 0.0), h - 1.0)
             x0 = min(math.floor(cx), max(w - 2, 0))
             y0 = min(math.floor(cy), max(h - 2, 0))
             x1 = min(x0 + 1, w - 1)
             y1 = min(y0 + 1, h - 1)
-            fx = cx - x0
-            fy = cy - y0
-            dx = ((1 - fy) * ((1 - fx) * (mx[y0, x0] - x0) + fx * (mx[y0, x1] - x1))
-                  + fy * ((1 - fx) * (mx[y1, x0] - x0) + fx * (mx[y1, x1] - x1)))
-            dy = ((1 - fy) * ((1 - fx) * (my[y0, x0] - y0) + fx * (my[y0, x1] - y0))
-                  + fy * ((1 - fx) * (my[y1, x0] - y1) + fx * (my[y1, x1] - y1)))
-            ox[i, j] = sx + dx
-            oy[i, j] = sy + dy
-            inside = -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5
-            if inside:
-                nx = min(max(math.floor(sx + 0.5), 0), w - 1)
-                ny = min(max(math.floor(sy + 0.5), 0), h - 1)
-                usable[i, j] = traced[ny, nx]
-    return out, usable
+            ux = cx - x0
+            uy = cy - y0
+            wts[0], wts[1] = (1 - ux) * (1 - uy), ux * (1 - uy)
+            wts[2], wts[3] = (1 - ux) * uy, ux * uy
+            ref = -1
+            best = 0.0
+            if -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5:
+                b2 = bxv * bxv + byv * byv
+                for c in range(4):
+                    r = y1 if c >= 2 else y0
+                    q = x1 if c & 1 else x0
+                    if wts[c] <= best or not traced[r, q]:
+                        continue
+                    if has_forward:
+                        fxv = np.float64(fx[r, q])
+                        fyv = np.float64(fy[r, q])
+                        ex = bxv + fxv
+                        ey = byv + fyv
+                        if ex * ex + ey * ey > FB_ALPHA * (b2 + fxv * fxv + fyv * fyv) + FB_BETA:
+                            continue
+                    ref = c
+                    best = wts[c]
+            usable[i, j] = ref >= 0
+            dx = 0.0
+            dy = 0.0
+            if ref >= 0:
+                total = 0.0
+                for c in range(4):
+                    r = y1 if c >= 2 else y0
+                    q = x1 if c & 1 else x0
+                    if wts[c] > 0.0 and traced[r, q] and _joined(ref, c, links, y0, x0, y1, x1):
+                        total += wts[c]
+                        dx += wts[c] * (px[r, q] - q)
+                        dy += wts[c] * (py[r, q] - r)
+                dx /= total
+                dy /= total
+            new_map[0, i, j] = sx + dx
+            new_map[1, i, j] = sy + dy
 
 
 @nb.njit(inline="always", cache=True)
-def _mid(a: float, b: float) -> float:
-    return 0.5 * (a + b)
+def _close(sx: float, sy: float, nx: float, ny: float) -> bool:
+    """Whether spacing ``(sx, sy)`` continues the neighbouring spacing ``(nx, ny)``."""
+    ex = sx - nx
+    ey = sy - ny
+    tol = JUMP * max(1.0, math.sqrt(nx * nx + ny * ny))
+    return ex * ex + ey * ey <= tol * tol
+
+
+@nb.njit(inline="always", cache=True)
+def _linked(ax, ay, usable, i0: int, j0: int, di: int, dj: int) -> bool:
+    """Whether pixel ``p0 = (i0, j0)`` and its neighbour ``p1 = p0 + (di, dj)`` (right or below)
+    lie on one side of a motion discontinuity, so that their box edge is the midpoint of their
+    anchor positions.
+
+    They do not when either is unusable, when their order along the axis is reversed in the
+    anchor (a fold), or when their spacing jumps: it differs by more than ``JUMP`` from the
+    spacing just outside the pair on *both* sides that exist (one side is enough at a border).
+    Both pixels evaluate the same pair in the same order, so they always agree.
+    """
+    h, w = usable.shape
+    i1, j1 = i0 + di, j0 + dj
+    if not (usable[i0, j0] and usable[i1, j1]):
+        return False
+    sx = ax[i1, j1] - ax[i0, j0]
+    sy = ay[i1, j1] - ay[i0, j0]
+    if (sx if dj else sy) <= 0.0:
+        return False
+    ia, ja, ib, jb = i0 - di, j0 - dj, i1 + di, j1 + dj
+    compared = False
+    if ia >= 0 and ja >= 0 and usable[ia, ja]:
+        if _close(sx, sy, ax[i0, j0] - ax[ia, ja], ay[i0, j0] - ay[ia, ja]):
+            return True
+        compared = True
+    if ib < h and jb < w and usable[ib, jb]:
+        if _close(sx, sy, ax[ib, jb] - ax[i1, j1], ay[ib, jb] - ay[i1, j1]):
+            return True
+        compared = True
+    return not compared
+
+
+@nb.njit(inline="always", cache=True)
+def _extent(a: float, lo_mid: float, hi_mid: float, lo_ok: bool, hi_ok: bool
+            ) -> tuple[float, float]:
+    """A box's extent on one axis from its centre ``a`` and the midpoints to its neighbours: a
+    broken side mirrors the other side, and with both broken the extent is ``a -+ 0.5``."""
+    if lo_ok and hi_ok:
+        return lo_mid, hi_mid
+    if lo_ok:
+        return lo_mid, a + (a - lo_mid)
+    if hi_ok:
+        return a - (hi_mid - a), hi_mid
+    return a - 0.5, a + 0.5
 
 
 @nb.njit(parallel=True, cache=True)
-def _edge_tables(ax, ay):
-    """Box edges: ``ex[i, j]`` is the left edge of pixel ``(i, j)`` (its right edge is
-    ``ex[i, j+1]``), the midpoint of the neighbours' mapped centres; ``ey`` likewise for rows.
-    Neighbours read the same entry, so adjacent boxes share their edge bit for bit."""
-    h, w = ax.shape
-    ex = np.empty((h, w + 1), np.float64)
-    ey = np.empty((h + 1, w), np.float64)
+def pixel_boxes(ax, ay, usable, ha, wa, edges, cell0, reach, links):
+    """Each usable pixel's pre-image box ``edges[i, j] = (x0, x1, y0, y1)`` in anchor pixels, its
+    first cell and cell counts ``cell0[i, j] = (cx0, cy0, ncx, ncy)`` (``cx0 = -1``: fresh noise,
+    for pixels not usable, folded, outside the anchor or wider than 3 x 3 cells) and, per block of
+    ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of anchor rows its boxes touch, and its
+    ``links`` (bit 0: linked to the right neighbour, bit 1: to the one below), which the next
+    step's :func:`advance` reads. Returns the largest box side in cells.
+
+    A box edge shared with a linked neighbour (:func:`_linked`) is the midpoint of the two anchor
+    positions, the same float for both boxes, so linked boxes tile; a broken side mirrors the
+    opposite one (:func:`_extent`).
+    """
+    h, w = usable.shape
+    nb_ = reach.shape[1]
+    row_side = np.zeros(h, np.int32)
     for i in nb.prange(h):
-        if w == 1:
-            ex[i, 0], ex[i, 1] = ax[i, 0] - 0.5, ax[i, 0] + 0.5
-        else:
-            for j in range(1, w):
-                ex[i, j] = _mid(ax[i, j - 1], ax[i, j])
-            ex[i, 0] = ax[i, 0] - 0.5 * (ax[i, 1] - ax[i, 0])
-            ex[i, w] = ax[i, w - 1] + 0.5 * (ax[i, w - 1] - ax[i, w - 2])
-    for i in nb.prange(h + 1):
-        for j in range(w):
-            if h == 1:
-                ey[i, j] = ay[0, j] - 0.5 if i == 0 else ay[0, j] + 0.5
-            elif i == 0:
-                ey[0, j] = ay[0, j] - 0.5 * (ay[1, j] - ay[0, j])
-            elif i == h:
-                ey[h, j] = ay[h - 1, j] + 0.5 * (ay[h - 1, j] - ay[h - 2, j])
-            else:
-                ey[i, j] = _mid(ay[i - 1, j], ay[i, j])
-    return ex, ey
+        for b in range(nb_):
+            lo, hi = ha, 0
+            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                cell0[i, j, 0] = -1
+                links[i, j] = 0
+                if not usable[i, j]:
+                    continue
+                a = ax[i, j]
+                lo_ok = j > 0 and _linked(ax, ay, usable, i, j - 1, 0, 1)
+                right = j < w - 1 and _linked(ax, ay, usable, i, j, 0, 1)
+                x0, x1 = _extent(a, 0.5 * (ax[i, max(j - 1, 0)] + a),
+                                 0.5 * (a + ax[i, min(j + 1, w - 1)]), lo_ok, right)
+                a = ay[i, j]
+                lo_ok = i > 0 and _linked(ax, ay, usable, i - 1, j, 1, 0)
+                hi_ok = i < h - 1 and _linked(ax, ay, usable, i, j, 1, 0)
+                y0, y1 = _extent(a, 0.5 * (ay[max(i - 1, 0), j] + a),
+                                 0.5 * (a + ay[min(i + 1, h - 1), j]), lo_ok, hi_ok)
+                links[i, j] = (1 if right else 0) | (2 if hi_ok else 0)
+                edges[i, j, 0], edges[i, j, 1], edges[i, j, 2], edges[i, j, 3] = x0, x1, y0, y1
+                if not (x1 > x0 and y1 > y0):
+                    continue
+                if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
+                    continue
+                cx0 = math.floor(x0 + 0.5)
+                cy0 = math.floor(y0 + 0.5)
+                ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
+                ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
+                if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
+                    continue
+                cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
+                lo = min(lo, cy0)
+                hi = max(hi, cy0 + ncy)
+                row_side[i] = max(row_side[i], ncx, ncy)
+            reach[i, b, 0], reach[i, b, 1] = lo, hi
+    return max(1, row_side.max())
 
 
 @nb.njit(inline="always", cache=True)
@@ -117,7 +273,7 @@ def _span(lo: float, hi: float, c: int, k: int) -> tuple[float, int, int]:
 
 
 @nb.njit(cache=True)
-def _row_select(k: int) -> np.ndarray:
+def row_select(k: int) -> np.ndarray:
     """``sel[r0, r1]``: a 1 at the lowest bit of each sub-row ``r0 <= r < r1``; times a column
     pattern (< 2^k, so no carries) it gives the bit mask of a sub-pixel rectangle."""
     sel = np.zeros((k + 1, k + 1), np.uint64)
@@ -135,43 +291,6 @@ def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
     if s1 <= s0:
         return np.uint64(0)
     return sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1)) << np.uint64(s0))
-
-
-@nb.njit(parallel=True, cache=True)
-def _layout(ex, ey, usable, ha, wa):
-    """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
-    fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells).
-
-    Also returns, per block of ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of anchor rows
-    its boxes touch (so a band of anchor rows visits only the blocks that reach it), and the
-    largest box side in cells.
-    """
-    h, w = usable.shape
-    nb_ = (w + BLOCK - 1) // BLOCK
-    cell0 = np.full((h, w, 4), -1, np.int32)
-    reach = np.empty((h, nb_, 2), np.int32)
-    row_side = np.zeros(h, np.int32)
-    for i in nb.prange(h):
-        for b in range(nb_):
-            lo, hi = ha, 0
-            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
-                if not usable[i, j] or not (x1 > x0 and y1 > y0):
-                    continue
-                if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
-                    continue
-                cx0 = math.floor(x0 + 0.5)
-                cy0 = math.floor(y0 + 0.5)
-                ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
-                ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
-                if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
-                    continue
-                cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
-                lo = min(lo, cy0)
-                hi = max(hi, cy0 + ncy)
-                row_side[i] = max(row_side[i], ncx, ncy)
-            reach[i, b, 0], reach[i, b, 1] = lo, hi
-    return cell0, reach, max(1, row_side.max())
 
 
 @nb.njit(inline="always", cache=True)
@@ -192,22 +311,31 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     their closures differ, and compiles only the one a caller uses."""
 
     @nb.njit(cache=True)
-    def band(lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf, d):
+    def band(p, lo, hi, edges, cell0, reach, sat, xa, sel, key, side, off_rem, cover, claimed,
+             conflict, sy, used, ybuf, d, pool, pool_off, counts):
         """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
 
         First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
         nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
         variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
-        cell. Last, the part of each cell that no pre-image covers completes the partition with
-        variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+        cell. A piece holding no sub-pixel of its own (a sliver) takes the band's next value of
+        ``pool`` (fresh N(0, 1) drawn for this step), or a counter-based draw once the band's part
+        of the pool is spent. Last, the part of each cell that no pre-image covers completes the
+        partition with variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is
+        ``a d + Y``.
         """
         c_n = channels if channels else xa.shape[2]
         h, w = cell0.shape[0], cell0.shape[1]
         wa = xa.shape[1]
         k = sat.shape[2]
-        slots = side * side
-        claimed = np.zeros((hi - lo, wa), np.uint64)
-        conflict = np.zeros((hi - lo, wa), np.uint64)
+        for cy in range(lo, hi):
+            for cx in range(wa):
+                cover[cy, cx] = 0.0
+                claimed[cy, cx] = 0
+                conflict[cy, cx] = 0
+                for c in range(c_n):
+                    sy[cy, cx, c] = 0.0
+                    used[cy, cx, c] = 0.0
         for i in range(h):
             for b in range(reach.shape[1]):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
@@ -218,19 +346,19 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         continue
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         for cx in range(cx0, cx0 + ncx):
-                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             if ox * oy <= 0.0:
                                 continue
                             m = _rect_mask(sel, r0, r1, s0, s1)
-                            conflict[cy - lo, cx] |= claimed[cy - lo, cx] & m
-                            claimed[cy - lo, cx] |= m
+                            conflict[cy, cx] |= claimed[cy, cx] & m
+                            claimed[cy, cx] |= m
                             cover[cy, cx] += ox * oy
-        sy = np.zeros((hi - lo, wa, c_n), np.float64)
-        used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
+        taken = 0
+        room = pool_off[p + 1] - pool_off[p]
         # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
         for i in range(h):
             for b in range(reach.shape[1]):
@@ -243,22 +371,29 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
                         dy = cy - cy0
-                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         acc[:] = 0.0
                         for cx in range(cx0, cx0 + ncx):
-                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             a = ox * oy
                             if a <= 0.0:
                                 continue
                             a_eff = a / max(1.0, cover[cy, cx])
                             m = _rect_mask(sel, r0, r1, s0, s1)
-                            mine = m & ~conflict[cy - lo, cx]
+                            mine = m & ~conflict[cy, cx]
                             n = _popcount(mine)
                             if n == 0:
-                                base = np.uint64(((i * w + j) * slots + dy * side + cx - cx0) * c_n)
                                 sd = math.sqrt(a_eff)
-                                for c in range(c_n):
-                                    yv[c] = sd * normal(key, base + np.uint64(c))
+                                if taken < room:
+                                    q = pool_off[p] + taken
+                                    for c in range(c_n):
+                                        yv[c] = sd * pool[q, c]
+                                else:
+                                    base = np.uint64(((i * w + j) * _SLOTS + dy * MAX_SIDE
+                                                      + cx - cx0) * c_n)
+                                    for c in range(c_n):
+                                        yv[c] = sd * normal(key, base + np.uint64(c))
+                                taken += 1
                             else:
                                 for c in range(c_n):
                                     yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
@@ -272,55 +407,52 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                         yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
                                 scale = math.sqrt(a_eff / n)
                                 for c in range(c_n):
-                                    used[cy - lo, cx, c] += yv[c]
+                                    used[cy, cx, c] += yv[c]
                                     yv[c] *= scale
                             for c in range(c_n):
-                                sy[cy - lo, cx, c] += yv[c]
+                                sy[cy, cx, c] += yv[c]
                                 acc[c] += yv[c]
                         for c in range(c_n):
                             ybuf[i, j, dy, c] = acc[c]
+        counts[p] = taken
         full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
         for cy in range(lo, hi):
             for cx in range(wa):
                 rem = 1.0 - cover[cy, cx]
                 # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
                 # (a fresh draw only when it holds none), so it persists like the pieces.
-                n_rem = k * k - _popcount(claimed[cy - lo, cx] & ~conflict[cy - lo, cx] & full)
-                draw = cover[cy, cx] > 0.0 and rem > 0.0
+                draw = cover[cy, cx] > 0.0 and rem > REM_EPS
+                n_rem = k * k - _popcount(claimed[cy, cx] & ~conflict[cy, cx] & full)
                 base = off_rem + np.uint64((cy * wa + cx) * c_n)
                 for c in range(c_n):
-                    v = sy[cy - lo, cx, c]
+                    v = sy[cy, cx, c]
                     if draw:
                         if n_rem > 0:
                             total = sat[cy, cx, k - 1, k - 1, c]
-                            v += math.sqrt(rem / n_rem) * (total - used[cy - lo, cx, c])
+                            v += math.sqrt(rem / n_rem) * (total - used[cy, cx, c])
                         else:
                             v += math.sqrt(rem) * normal(key, base + np.uint64(c))
                     d[cy, cx, c] = xa[cy, cx, c] - v
 
     @nb.njit(parallel=True, cache=True)
-    def scatter(ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem):
+    def scatter(edges, cell0, reach, sat, xa, sel, key, side, off_rem, cover, claimed, conflict,
+                sy, used, ybuf, d, pool, pool_off, counts):
         # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-        h, w = cell0.shape[0], cell0.shape[1]
-        ha, wa, c_n = xa.shape
-        cover = np.zeros((ha, wa), np.float64)
-        ybuf = np.empty((h, w, side, c_n), np.float32)
-        d = np.empty((ha, wa, c_n), np.float32)
-        bands = min(BANDS, ha)
+        ha = xa.shape[0]
+        bands = len(counts)
         for p in nb.prange(bands):
-            band(p * ha // bands, (p + 1) * ha // bands, ex, ey, cell0, reach, sat, xa, sel, key,
-                  side, off_rem, cover, ybuf, d)
-        return cover, ybuf, d
+            band(p, p * ha // bands, (p + 1) * ha // bands, edges, cell0, reach, sat, xa, sel,
+                 key, side, off_rem, cover, claimed, conflict, sy, used, ybuf, d, pool, pool_off,
+                 counts)
 
     @nb.njit(parallel=True, cache=True)
-    def gather(ex, ey, cell0, cover, d, ybuf, key, offset):
+    def gather(edges, cell0, cover, d, ybuf, key, offset, out, traced):
         """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
-        the square root of the pixel's area; fresh noise where there is none."""
+        the square root of the pixel's area into ``out`` ``(C, H, W)``; fresh noise where there
+        is none. ``traced`` marks the pixels that drew on the anchor."""
         c_n = channels if channels else d.shape[2]
         h, w = cell0.shape[0], cell0.shape[1]
-        out = np.empty((h, w, c_n), np.float32)
-        traced = np.zeros((h, w), np.bool_)
         for i in nb.prange(h):
             acc = np.empty(c_n, np.float64)
             for j in range(w):
@@ -331,12 +463,12 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
                     for dy in range(ncy):
                         cy = cy0 + dy
-                        oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
+                        oy = min(edges[i, j, 3], cy + 0.5) - max(edges[i, j, 2], cy - 0.5)
                         for c in range(c_n):
                             acc[c] += ybuf[i, j, dy, c]
                         for dx in range(ncx):
                             cx = cx0 + dx
-                            ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
+                            ox = min(edges[i, j, 1], cx + 0.5) - max(edges[i, j, 0], cx - 0.5)
                             if ox <= 0.0 or oy <= 0.0:
                                 continue
                             a_eff = ox * oy / max(1.0, cover[cy, cx])
@@ -346,13 +478,13 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                 if area > 0.0:
                     inv = 1.0 / math.sqrt(area)
                     for c in range(c_n):
-                        out[i, j, c] = acc[c] * inv
+                        out[c, i, j] = acc[c] * inv
                     traced[i, j] = True
                 else:
                     base = offset + np.uint64((i * w + j) * c_n)
                     for c in range(c_n):
-                        out[i, j, c] = normal(key, base + np.uint64(c))
-        return out, traced
+                        out[c, i, j] = normal(key, base + np.uint64(c))
+                    traced[i, j] = False
 
     return scatter, gather
 
@@ -360,9 +492,70 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
 _KERNELS = {4: _channel_kernels(4), 0: _channel_kernels(0)}
 
 
-def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
-                  sat: np.ndarray, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """Noise of one frame from the anchor.
+@dataclass
+class Workspace:
+    """Every array one step of the CPU kernel writes, made once per frame size and reused.
+
+    ``maps``/``traced`` are double buffers (a step reads one and writes the other); the rest are
+    scratch. ``counts`` holds each band's number of slivers in the last step, which sizes the next
+    step's pool of fresh normals.
+    """
+
+    maps: np.ndarray  # (2, 2, H, W) float64
+    traced: np.ndarray  # (2, H, W) bool
+    usable: np.ndarray  # (H, W) bool
+    links: np.ndarray  # (H, W) uint8, bit 0: linked to the right neighbour, bit 1: below
+    edges: np.ndarray  # (H, W, 4) float64
+    cell0: np.ndarray  # (H, W, 4) int32
+    reach: np.ndarray  # (H, blocks, 2) int32
+    cover: np.ndarray  # (Ha, Wa) float64
+    claimed: np.ndarray  # (Ha, Wa) uint64
+    conflict: np.ndarray  # (Ha, Wa) uint64
+    sy: np.ndarray  # (Ha, Wa, C) float64
+    used: np.ndarray  # (Ha, Wa, C) float64
+    ybuf: np.ndarray  # (H, W, 3, C) float32
+    d: np.ndarray  # (Ha, Wa, C) float32
+    counts: np.ndarray  # (BANDS,) int64
+    current: int = 0  # which half of ``maps``/``traced`` holds the current frame
+    pool: Any = None  # (N, C) float32 torch buffer of the slivers' fresh normals
+
+    @classmethod
+    def empty(cls, channels: int, height: int, width: int) -> Workspace:
+        h, w, c = height, width, channels
+        return cls(
+            maps=np.empty((2, 2, h, w)), traced=np.empty((2, h, w), np.bool_),
+            usable=np.empty((h, w), np.bool_), links=np.empty((h, w), np.uint8),
+            edges=np.empty((h, w, 4)),
+            cell0=np.empty((h, w, 4), np.int32),
+            reach=np.empty((h, (w + BLOCK - 1) // BLOCK, 2), np.int32),
+            cover=np.empty((h, w)), claimed=np.empty((h, w), np.uint64),
+            conflict=np.empty((h, w), np.uint64), sy=np.empty((h, w, c)),
+            used=np.empty((h, w, c)), ybuf=np.empty((h, w, MAX_SIDE, c), np.float32),
+            d=np.empty((h, w, c), np.float32),
+            counts=np.full(min(BANDS, h), (2 * h * w) // min(BANDS, h) + 1, np.int64),
+        )
+
+    def reset(self) -> None:
+        """Start from the anchor: every pixel at its own centre, every pixel traced."""
+        _, h, w = self.traced.shape
+        self.current = 0
+        self.maps[0, 0] = np.arange(w, dtype=np.float64)[None, :]
+        self.maps[0, 1] = np.arange(h, dtype=np.float64)[:, None]
+        self.traced[0] = True
+        self.links[:] = 3
+        self.links[:, -1] &= 2
+        self.links[-1, :] &= 1
+
+    def pool_offsets(self) -> np.ndarray:
+        """Each band's share of the next pool: a fifth more than its last count, plus a margin."""
+        room = self.counts + self.counts // 5 + 256
+        return np.concatenate([[0], np.cumsum(room)]).astype(np.int64)
+
+
+def integrate(ws: Workspace, usable: np.ndarray, ax: np.ndarray, ay: np.ndarray, xa: np.ndarray,
+              sat: np.ndarray, key: np.uint64, pool: np.ndarray, pool_off: np.ndarray,
+              out: np.ndarray, traced: np.ndarray) -> None:
+    """Noise of one frame from the anchor into ``out`` ``(C, H, W)`` and ``traced`` ``(H, W)``.
 
     Args:
         ax, ay: ``(H, W)`` float64 anchor positions of the frame's pixel centres.
@@ -371,39 +564,68 @@ def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.nda
         sat: ``(Ha, Wa, k, k, C)`` float32 inclusive per-cell summed-area tables of the
             sub-pixel fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
         key: uint64 frame key for counter-based draws.
-
-    Returns:
-        ``(noise (H, W, C) float32, traced (H, W) bool)``.
+        pool: ``(N, C)`` float32 fresh N(0, 1) for slivers, band ``p`` taking rows
+            ``pool_off[p]:pool_off[p + 1]``.
     """
     h, w = ax.shape
     ha, wa, c_n = xa.shape
-    ex, ey = _edge_tables(ax, ay)
-    cell0, reach, side = _layout(ex, ey, usable, ha, wa)
-    # Counter ranges: pieces, then cell remainders, then fresh pixels.
-    off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
+    side = pixel_boxes(ax, ay, usable, ha, wa, ws.edges, ws.cell0, ws.reach, ws.links)
+    off_rem = np.uint64(h * w * _SLOTS * c_n)
     scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
-    cover, ybuf, d = scatter(ex, ey, cell0, reach, sat, xa, _row_select(sat.shape[2]), key, side,
-                             off_rem)
-    return gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n))
+    scatter(ws.edges, ws.cell0, ws.reach, sat, xa, row_select(sat.shape[2]), key, side, off_rem,
+            ws.cover, ws.claimed, ws.conflict, ws.sy, ws.used, ws.ybuf, ws.d, pool, pool_off,
+            ws.counts)
+    gather(ws.edges, ws.cell0, ws.cover, ws.d, ws.ybuf, key, off_rem + np.uint64(ha * wa * c_n),
+           out, traced)
+
+
+def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
+         fy: np.ndarray | None, xa: np.ndarray, sat: np.ndarray, key: np.uint64,
+         pool: np.ndarray, pool_off: np.ndarray) -> np.ndarray:
+    """One whole warping step: advance the map held in ``ws`` by the backward flow ``bx, by``
+    (with frame t-1's forward flow ``fx, fy`` for occlusion, if given) and integrate the frame's
+    noise. Returns the new ``(C, H, W)`` float32 noise; ``ws`` then holds frame t's map and
+    traced pixels."""
+    cur, nxt = ws.current, 1 - ws.current
+    h, w = ws.usable.shape
+    has_forward = fx is not None
+    dummy = np.zeros((1, 1), np.float32)
+    advance(ws.maps[cur], ws.traced[cur], ws.links, bx, by, fx if has_forward else dummy,
+            fy if has_forward else dummy, has_forward, ws.maps[nxt], ws.usable)
+    out = np.empty((xa.shape[2], h, w), np.float32)
+    integrate(ws, ws.usable, ws.maps[nxt, 0], ws.maps[nxt, 1], xa, sat, key, pool, pool_off, out,
+              ws.traced[nxt])
+    ws.current = nxt
+    return out
+
+
+def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
+                  sat: np.ndarray, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`integrate` with a fresh workspace and only counter-based draws: ``(noise (C, H, W),
+    traced (H, W))``. For tests and one-off calls; the warper keeps its workspace."""
+    h, w = ax.shape
+    c_n = xa.shape[2]
+    ws = Workspace.empty(c_n, h, w)
+    out = np.empty((c_n, h, w), np.float32)
+    traced = np.empty((h, w), np.bool_)
+    integrate(ws, usable, ax, ay, xa, sat, key, np.zeros((0, c_n), np.float32),
+              np.zeros(len(ws.counts) + 1, np.int64), out, traced)
+    return out, traced
 
 
 @nb.njit(parallel=True, cache=True)
 def summed_area_tables(z):
-    """Inclusive per-cell summed-area tables of ``(H, W, k, k, C)`` values:
-    ``T[..., r, s, :] = sum_{r' <= r, s' <= s} z[..., r', s', :]``."""
+    """Turn ``(H, W, k, k, C)`` values into their inclusive per-cell summed-area tables, in
+    place: ``T[..., r, s, :] = sum_{r' <= r, s' <= s} z[..., r', s', :]``."""
     h, w, k, _, c_n = z.shape
-    sat = np.empty((h, w, k, k, c_n), np.float32)
     for i in nb.prange(h):
         for j in range(w):
             for r in range(k):
+                for s in range(1, k):
+                    for c in range(c_n):
+                        z[i, j, r, s, c] += z[i, j, r, s - 1, c]
+            for r in range(1, k):
                 for s in range(k):
                     for c in range(c_n):
-                        v = z[i, j, r, s, c]
-                        if r > 0:
-                            v += sat[i, j, r - 1, s, c]
-                        if s > 0:
-                            v += sat[i, j, r, s - 1, c]
-                        if r > 0 and s > 0:
-                            v -= sat[i, j, r - 1, s - 1, c]
-                        sat[i, j, r, s, c] = v
-    return sat
+                        z[i, j, r, s, c] += z[i, j, r - 1, s, c]
+    return z

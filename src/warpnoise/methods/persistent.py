@@ -52,45 +52,44 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..flow import forward_backward_occlusion, pixel_grid
+from ..flow import FB_ALPHA, FB_BETA, inside_frame, pixel_grid
 from .base import WarpState, register
-from .integral import advance_map, check_anchor_options, needs_anchor
+from .integral import check_anchor_options, needs_anchor
 
-__all__ = ["Persistent", "PersistentState"]
+__all__ = ["JUMP", "Persistent", "PersistentState", "box_edges", "integrate_boxes"]
 
 _KEY_RANGE = 2**62
+#: Relative jump in the anchor spacing of neighbours that marks a motion discontinuity (see
+#: :func:`box_edges`); the numba kernel uses the same value.
+JUMP = 0.25
+_REM_EPS = 1e-9
 
 
 @dataclass
 class PersistentState(WarpState):
     """``anchor``: ``(H, W, C)`` anchor noise; ``sat``: ``(H, W, k, k, C)`` summed-area tables
-    of the sub-pixel fluctuation; ``acc_map``/``traced``/``age`` as in :class:`AnchorState`."""
+    of the sub-pixel fluctuation; ``acc_map``/``traced``/``age`` as in :class:`AnchorState`;
+    ``links``: ``(H, W)`` uint8, bit 0 set where a pixel is linked to its right neighbour (same
+    side of every motion discontinuity, :func:`box_edges`), bit 1 to the one below.
+
+    On the CPU kernel path, ``workspace`` holds every buffer a step writes, reused from step to
+    step: a state is consumed by the step that follows it (its ``acc_map`` and ``traced`` are
+    overwritten two steps later). The noise a step returns is always new memory.
+    """
 
     anchor: Tensor
     sat: Tensor
     acc_map: Tensor
     traced: Tensor
     age: int
-
-
-def fluctuation_tables(shape: tuple[int, int, int], k: int, generator: torch.Generator,
-                       device: torch.device) -> Tensor:
-    """Inclusive per-cell summed-area tables of ``k x k`` i.i.d. N(0, 1) values.
-
-    Returns ``(H, W, k, k, C)`` float32 with ``T[..., r, s, :] = sum_{r' <= r, s' <= s} Z``.
-    """
-    c, h, w = shape
-    z = torch.randn(h, w, k, k, c, generator=generator, device=device, dtype=torch.float32)
-    if _use_kernel(device):
-        from ..kernels.boxes import summed_area_tables
-
-        return torch.from_numpy(summed_area_tables(z.numpy()))
-    return z.cumsum(2).cumsum(3)
+    links: Tensor
+    workspace: Any = None
 
 
 @register("persistent")
@@ -115,16 +114,31 @@ class Persistent:
         self.anchor_every = anchor_every
         self.max_fresh = max_fresh
 
-    def _anchor(self, noise: Tensor, generator: torch.Generator) -> PersistentState:
+    def _anchor(self, noise: Tensor, generator: torch.Generator,
+                reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape
-        return PersistentState(
-            noise,
-            noise.permute(1, 2, 0).contiguous(),
-            fluctuation_tables((c, h, w), self.k, generator, noise.device),
-            pixel_grid(h, w, device=noise.device, dtype=torch.float64),
-            torch.ones(h, w, dtype=torch.bool, device=noise.device),
-            0,
-        )
+        k = self.k
+        if not _use_kernel(noise.device):
+            z = torch.randn(h, w, k, k, c, generator=generator, device=noise.device)
+            return PersistentState(
+                noise, noise.permute(1, 2, 0).contiguous(), z.cumsum(2).cumsum(3),
+                pixel_grid(h, w, device=noise.device, dtype=torch.float64),
+                torch.ones(h, w, dtype=torch.bool, device=noise.device), 0,
+                _all_links(h, w, noise.device))
+        from ..kernels.boxes import Workspace, summed_area_tables
+
+        if reuse is None:  # the first anchor: make the buffers every later anchor reuses
+            anchor, sat, ws = torch.empty(h, w, c), torch.empty(h, w, k, k, c), None
+        else:
+            anchor, sat, ws = reuse.anchor, reuse.sat, reuse.workspace
+        anchor.copy_(noise.permute(1, 2, 0))
+        torch.randn(sat.shape, generator=generator, out=sat)
+        summed_area_tables(sat.numpy())
+        if ws is None:
+            ws = Workspace.empty(c, h, w)
+        ws.reset()
+        return PersistentState(noise, anchor, sat, torch.from_numpy(ws.maps[0]),
+                               torch.from_numpy(ws.traced[0]), 0, torch.from_numpy(ws.links), ws)
 
     def init(self, noise: Tensor, generator: torch.Generator) -> PersistentState:
         return self._anchor(noise, generator)
@@ -133,17 +147,20 @@ class Persistent:
              generator: torch.Generator) -> PersistentState:
         key = int(torch.randint(0, _KEY_RANGE, (1,), generator=generator,
                                 device=generator.device).item())
-        if _use_kernel(state.noise.device):
-            acc_map, noise, traced = _step_kernel(state, backward_flow, forward_flow, key)
+        if state.workspace is not None:
+            noise, acc_map, traced = _step_kernel(state, backward_flow, forward_flow, key,
+                                                  generator)
+            links = state.links
         else:
-            acc_map, usable = advance_map(state.acc_map, state.traced, backward_flow,
-                                          forward_flow)
-            noise, traced = integrate_boxes(acc_map, usable, state.anchor, state.sat, key)
+            acc_map, usable = advance(state.acc_map, state.traced, state.links, backward_flow,
+                                      forward_flow)
+            noise, traced, links = integrate_boxes(acc_map, usable, state.anchor, state.sat, key)
         noise = noise.to(state.noise.dtype)
         age = state.age + 1
         if needs_anchor(age, traced, self.anchor_every, self.max_fresh):
-            return self._anchor(noise, generator)
-        return PersistentState(noise, state.anchor, state.sat, acc_map, traced, age)
+            return self._anchor(noise, generator, state)
+        return PersistentState(noise, state.anchor, state.sat, acc_map, traced, age, links,
+                               state.workspace)
 
 
 def _use_kernel(device: torch.device) -> bool:
@@ -160,31 +177,180 @@ def _have_numba() -> bool:
 
 
 def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
-                 key: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The CPU path: numba kernels for the map and the integration."""
-    from ..kernels.boxes import box_integrate, compose
+                 key: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The CPU path: the whole step in numba kernels, in the state's workspace."""
+    from ..kernels.boxes import step
 
-    m = state.acc_map.numpy()
+    ws = state.workspace
+    off = ws.pool_offsets()
+    pool = _pool(ws, int(off[-1]), state.anchor.shape[2], generator)
     b = backward_flow.numpy()
-    new_map, usable = compose(m[0], m[1], state.traced.numpy(), b[0], b[1])
-    if forward_flow is not None:
-        usable &= ~forward_backward_occlusion(backward_flow, forward_flow).numpy()
-    out, traced = box_integrate(new_map[0], new_map[1], usable, state.anchor.numpy(),
-                                state.sat.numpy(), np.uint64(key))
-    acc_map = torch.from_numpy(new_map)
-    return acc_map, torch.from_numpy(out).permute(2, 0, 1), torch.from_numpy(traced)
+    f = None if forward_flow is None else forward_flow.numpy()
+    out = step(ws, b[0], b[1], None if f is None else f[0], None if f is None else f[1],
+               state.anchor.numpy(), state.sat.numpy(), np.uint64(key), pool, off)
+    cur = ws.current
+    return torch.from_numpy(out), torch.from_numpy(ws.maps[cur]), torch.from_numpy(ws.traced[cur])
 
 
-def _edges(a: Tensor, dim: int) -> Tensor:
-    """Box edges along ``dim`` (1 = columns, 0 = rows) of ``(H, W)`` positions: the midpoints
-    between neighbours, extrapolated at the ends; one more entry than ``a`` along ``dim``."""
+def _pool(ws: Any, rows: int, channels: int, generator: torch.Generator) -> np.ndarray:
+    """``(rows, C)`` fresh N(0, 1) for the step's slivers, drawn into a buffer kept in the
+    workspace (grown when a step needs more): one vectorised draw is many times cheaper than
+    counter-based draws one by one inside the kernel."""
+    if ws.pool is None or ws.pool.shape[0] < rows:
+        ws.pool = torch.empty(rows + rows // 4, channels)
+    out = ws.pool[:rows]
+    torch.randn(out.shape, generator=generator, out=out)
+    return out.numpy()
+
+
+def _all_links(h: int, w: int, device: torch.device) -> Tensor:
+    """The anchor's links: every pixel linked to its right and lower neighbour."""
+    links = torch.full((h, w), 3, dtype=torch.uint8, device=device)
+    links[:, -1] &= 2
+    links[-1, :] &= 1
+    return links
+
+
+def advance(acc_map: Tensor, traced: Tensor, links: Tensor, backward_flow: Tensor,
+            forward_flow: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Compose the accumulated map with one backward flow without interpolating across motion
+    discontinuities, and find the pixels it can serve: the torch form of the kernel's
+    :func:`warpnoise.kernels.boxes.advance` (same rule).
+
+    Convention:
+        ``acc_map`` ``(2, H, W)`` float64 holds frame t-1's anchor positions, ``traced`` and
+        ``links`` ``(H, W)`` its traced pixels and links; ``backward_flow`` is frame t's,
+        ``forward_flow`` frame t-1's (or None), ``(2, H, W)``.
+
+    Of the (up to four) pixels bilinear sampling at the source ``x + b(x)`` weighs, the
+    *reference* is the heaviest traced one that passes the forward-backward test; the
+    displacement ``A - grid`` is the bilinear mix, weights renormalised, of the reference and the
+    traced pixels linked to it. A pixel is usable when its source is in the frame and it has a
+    reference.
+
+    Returns:
+        ``(acc_map, usable)``: frame t's ``(2, H, W)`` float64 map and ``(H, W)`` bool.
+    """
+    _, h, w = acc_map.shape
+    b = backward_flow.to(torch.float64)
+    grid = pixel_grid(h, w, device=b.device, dtype=b.dtype)
+    src = grid + b
+    cx = src[0].clamp(0, w - 1)
+    cy = src[1].clamp(0, h - 1)
+    x0 = cx.floor().clamp_max(max(w - 2, 0))
+    y0 = cy.floor().clamp_max(max(h - 2, 0))
+    ux, uy = cx - x0, cy - y0
+    xs = (x0.long(), (x0.long() + 1).clamp_max(w - 1))
+    ys = (y0.long(), (y0.long() + 1).clamp_max(h - 1))
+    corners = [(ys[c >> 1], xs[c & 1]) for c in range(4)]
+    wts = [(ux if c & 1 else 1 - ux) * (uy if c >> 1 else 1 - uy) for c in range(4)]
+    tr = [traced[r, q] & (wt > 0) for (r, q), wt in zip(corners, wts, strict=True)]
+    b2 = b.square().sum(0)
+    ref = torch.full((h, w), -1, dtype=torch.long, device=b.device)
+    best = torch.zeros(h, w, dtype=b.dtype, device=b.device)
+    for c, ((r, q), wt) in enumerate(zip(corners, wts, strict=True)):
+        ok = tr[c] & (wt > best)
+        if forward_flow is not None:
+            f = forward_flow.to(b.dtype)[:, r, q]
+            ok &= (b + f).square().sum(0) <= FB_ALPHA * (b2 + f.square().sum(0)) + FB_BETA
+        ref = torch.where(ok, c, ref)
+        best = torch.where(ok, wt, best)
+    usable = (ref >= 0) & inside_frame(src, h, w)
+    top = (links[corners[0]] & 1) > 0
+    left = (links[corners[0]] & 2) > 0
+    right = (links[corners[1]] & 2) > 0
+    bottom = (links[corners[2]] & 1) > 0
+    # joined[ref][c]: corner c is on the reference's side (see the kernel's ``_joined``).
+    diag = (top & right) | (left & bottom)
+    anti = (top & left) | (right & bottom)
+    yes = torch.ones_like(top)
+    joined = [[yes, top, left, diag], [top, yes, anti, right],
+              [left, anti, yes, bottom], [diag, right, bottom, yes]]
+    total = torch.zeros_like(best)
+    disp = torch.zeros_like(b)
+    for c, ((r, q), wt) in enumerate(zip(corners, wts, strict=True)):
+        with_ref = torch.stack([joined[k][c] for k in range(4)])  # (4, H, W)
+        inc = tr[c] & with_ref.gather(0, ref.clamp_min(0)[None])[0] & (ref >= 0)
+        wt = torch.where(inc, wt, 0.0)
+        total += wt
+        disp += wt * (acc_map[:, r, q] - torch.stack([q, r]).to(b.dtype))
+    disp = disp / total.clamp_min(1e-300)
+    return src + disp, usable
+
+
+def _close(s: Tensor, nb: Tensor) -> Tensor:
+    """Whether spacings ``s`` ``(2, ...)`` continue the neighbouring spacings ``nb`` (the kernel's
+    ``_close``, same arithmetic)."""
+    tol = JUMP * nb.square().sum(0).sqrt().clamp_min(1.0)
+    return (s - nb).square().sum(0) <= tol * tol
+
+
+def _linked(a: Tensor, usable: Tensor, axis: int) -> Tensor:
+    """Whether each pair of neighbours along ``axis`` (0: columns, x; 1: rows, y) shares its box
+    edge: the torch form of the kernel's ``_linked`` (same rule, same arithmetic).
+
+    Args:
+        a: ``(2, H, W)`` float64 anchor positions; usable: ``(H, W)`` bool.
+
+    Returns:
+        ``(H, W-1)`` (axis 0) or ``(H-1, W)`` (axis 1) bool, entry k for the pair (k, k+1).
+    """
+    ud = 1 - axis  # the axis's dimension in (H, W)
+    n = a.shape[ud + 1]
+    s = a.diff(dim=ud + 1)  # (2, ...) spacing of each pair
+    ok = usable.narrow(ud, 0, n - 1) & usable.narrow(ud, 1, n - 1) & (s[axis] > 0.0)
+    if n < 3:
+        return ok
+    no = torch.zeros_like(ok.narrow(ud, 0, 1))
+    pairs = n - 1
+    before, after = s.narrow(ud + 1, 0, pairs - 1), s.narrow(ud + 1, 1, pairs - 1)
+    near_prev = torch.cat([no, _close(after, before)], dim=ud)  # pair k against pair k-1
+    near_next = torch.cat([_close(before, after), no], dim=ud)  # pair k against pair k+1
+    has_prev = torch.cat([no, usable.narrow(ud, 0, n - 2)], dim=ud)  # pixel k-1 of pair k
+    has_next = torch.cat([usable.narrow(ud, 2, n - 2), no], dim=ud)  # pixel k+2 of pair k
+    return ok & ((has_prev & near_prev) | (has_next & near_next) | ~(has_prev | has_next))
+
+
+def _extent(a: Tensor, linked: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """Low and high box edges of ``a`` ``(H, W)`` along ``dim`` (1: columns, 0: rows) from the
+    links of neighbouring pairs: midpoints where linked, the mirrored other side where one side
+    is broken, ``a -+ 0.5`` where both are (the kernel's ``_extent``)."""
     n = a.shape[dim]
     if n == 1:
-        return torch.cat([a - 0.5, a + 0.5], dim=dim)
-    first, second = a.narrow(dim, 0, 1), a.narrow(dim, 1, 1)
-    last, before = a.narrow(dim, n - 1, 1), a.narrow(dim, n - 2, 1)
-    mids = 0.5 * (a.narrow(dim, 0, n - 1) + a.narrow(dim, 1, n - 1))
-    return torch.cat([first - 0.5 * (second - first), mids, last + 0.5 * (last - before)], dim=dim)
+        return a - 0.5, a + 0.5
+    no = torch.zeros_like(linked.narrow(dim, 0, 1))
+    lo_ok, hi_ok = torch.cat([no, linked], dim=dim), torch.cat([linked, no], dim=dim)
+    mid = 0.5 * (a.narrow(dim, 0, n - 1) + a.narrow(dim, 1, n - 1))
+    lo_mid = torch.cat([a.narrow(dim, 0, 1), mid], dim=dim)  # entry 0 unused: lo_ok is False
+    hi_mid = torch.cat([mid, a.narrow(dim, n - 1, 1)], dim=dim)
+    lo = torch.where(lo_ok, lo_mid, torch.where(hi_ok, a - (hi_mid - a), a - 0.5))
+    hi = torch.where(hi_ok, hi_mid, torch.where(lo_ok, a + (a - lo_mid), a + 0.5))
+    return lo, hi
+
+
+def box_edges(acc_map: Tensor, usable: Tensor
+              ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """Boundary-aware pre-image boxes of every pixel, ``(x0, x1, y0, y1)``, each ``(H, W)``, and
+    the links (``(H, W)`` uint8, as in :class:`PersistentState`).
+
+    Convention:
+        ``acc_map`` is ``(2, H, W)`` float64: each pixel's centre in the anchor frame (x, y),
+        anchor pixel centres at integers. A box ``[x0, x1) x [y0, y1)`` is in those coordinates.
+
+    A box edge is shared with a neighbour (the midpoint of the two anchor positions) only when the
+    two are *linked*: both usable, in the same order in the anchor (no fold), and their spacing
+    continuing the spacing just outside the pair on at least one side, within ``JUMP`` times the
+    latter (at least ``JUMP`` anchor pixels). Otherwise the neighbour belongs to another layer,
+    was disoccluded or left the frame, and the box mirrors its opposite side; with both sides
+    broken it is the unit box around the traced centre.
+    """
+    lx, ly = _linked(acc_map, usable, 0), _linked(acc_map, usable, 1)
+    x0, x1 = _extent(acc_map[0], lx, 1)
+    y0, y1 = _extent(acc_map[1], ly, 0)
+    links = torch.zeros(usable.shape, dtype=torch.uint8, device=usable.device)
+    links[:, :-1] |= lx.to(torch.uint8)
+    links[:-1, :] |= ly.to(torch.uint8) << 1
+    return (x0, x1, y0, y1), links
 
 
 def _spans(lo: Tensor, hi: Tensor, cell: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -199,12 +365,13 @@ def _spans(lo: Tensor, hi: Tensor, cell: Tensor, k: int) -> tuple[Tensor, Tensor
 
 
 def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor,
-                    key: int) -> tuple[Tensor, Tensor]:
-    """The torch path of the ``persistent`` integration (any device); same mathematics as the
-    numba kernel :func:`warpnoise.kernels.boxes.box_integrate`, with fresh draws taken from a
-    generator seeded by ``key`` (so the bits differ from the CPU kernel's, not the law).
+                    key: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The torch path of the ``persistent`` integration (any device); same boxes
+    (:func:`box_edges`) and mathematics as the numba kernel
+    (:func:`warpnoise.kernels.boxes.integrate`), with fresh draws taken from a generator seeded
+    by ``key`` (so the bits differ from the CPU kernel's, not the law).
 
-    Returns ``(noise (C, H, W), traced (H, W))``.
+    Returns ``(noise (C, H, W), traced (H, W), links (H, W) uint8)``.
     """
     dev = acc_map.device
     _, h, w = acc_map.shape
@@ -212,9 +379,7 @@ def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor
     k = sat.shape[2]
     gen = torch.Generator(device=dev)
     gen.manual_seed(key)
-    ex = _edges(acc_map[0], 1)  # (H, W+1)
-    ey = _edges(acc_map[1], 0)  # (H+1, W)
-    x0, x1, y0, y1 = ex[:, :-1], ex[:, 1:], ey[:-1], ey[1:]
+    (x0, x1, y0, y1), links = box_edges(acc_map, usable)
     cx0 = torch.floor(x0 + 0.5).long()
     cy0 = torch.floor(y0 + 0.5).long()
     ncx = (torch.ceil(x1 + 0.5).long() - 1).clamp_max(wa - 1) - cx0 + 1
@@ -261,7 +426,7 @@ def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor
         a_eff[~has].sqrt()[:, None])
     sy = torch.zeros(ha * wa, c_n, dtype=torch.float64, device=dev).index_add_(0, cell, y)
     # The uncovered rest of a cell takes the sub-pixels no piece holds (fresh if there are none).
-    rem = (1.0 - cover).clamp_min(0.0) * (cover > 0)
+    rem = (1.0 - cover) * ((cover > 0) & (cover < 1.0 - _REM_EPS))
     free = claims.view(ha * wa, k, k) != 1
     n_free = free.sum(dim=(1, 2))
     free_sum = (z.reshape(ha * wa, k, k, c_n) * free[..., None]).sum(dim=(1, 2)).double()
@@ -278,4 +443,4 @@ def integrate_boxes(acc_map: Tensor, usable: Tensor, anchor: Tensor, sat: Tensor
     traced = tot > 0
     out = torch.randn(h * w, c_n, generator=gen, device=dev, dtype=torch.float64)
     out[traced] = acc[traced] / tot[traced].sqrt()[:, None]
-    return out.T.reshape(c_n, h, w).float(), traced.view(h, w)
+    return out.T.reshape(c_n, h, w).float(), traced.view(h, w), links
