@@ -90,21 +90,18 @@ class Scene:
         c, h, w = previous.shape
         g = pixel_grid(h, w, dtype=torch.float64)
         offs = (torch.arange(samples, dtype=torch.float64) + 0.5) / samples - 0.5
-        out = torch.zeros(c, h * w, dtype=torch.float64)
+        ox = offs.repeat(samples)[:, None, None]  # (S^2, 1, 1), every sample point at once
+        oy = offs.repeat_interleave(samples)[:, None, None]
+        x, y = g[0] + ox, g[1] + oy
+        bx, by = self.back(t, x, y)
         layer = self.mask(t)
-        before = self.mask(t - 1).reshape(-1)
+        sx, sy = torch.where(layer, bx, x), torch.where(layer, by, y)
+        col = torch.floor(sx + 0.5).long().clamp(0, w - 1)
+        row = torch.floor(sy + 0.5).long().clamp(0, h - 1)
+        src = (row * w + col).reshape(samples * samples, -1)
+        keep = self.mask(t - 1).reshape(-1)[src] == layer.reshape(-1)
         flat = previous.double().reshape(c, -1)
-        for oy in offs:
-            for ox in offs:
-                x, y = g[0] + ox, g[1] + oy
-                bx, by = self.back(t, x, y)
-                sx = torch.where(layer, bx, x)
-                sy = torch.where(layer, by, y)
-                col = torch.floor(sx + 0.5).long().clamp(0, w - 1)
-                row = torch.floor(sy + 0.5).long().clamp(0, h - 1)
-                src = (row * w + col).reshape(-1)
-                keep = before[src] == layer.reshape(-1)
-                out += flat[:, src] * keep
+        out = (flat[:, src] * keep).sum(dim=1)
         return (out / samples**2).reshape(c, h, w)
 
 

@@ -1,22 +1,26 @@
 """Numba kernels of the ``persistent`` method: the whole warping step on the CPU.
 
-See :mod:`warpnoise.methods.persistent` for the mathematics. One step runs four phases, each a
+See :mod:`warpnoise.methods.persistent` for the mathematics. One step runs these phases, each a
 parallel loop over pixel rows or a fixed set of anchor-row bands:
 
-1. :func:`advance`: compose the accumulated map with the backward flow, find the usable pixels
-   (inside the frame, nearest source traced, not disoccluded by the forward-backward test);
-2. :func:`pixel_boxes`: each usable pixel's pre-image box, built only from neighbours on its own
-   side of a motion discontinuity (:func:`_linked`), and its first anchor cell and cell counts;
-3. ``scatter``: per anchor-row band, the claims of sub-pixels, the coverage of cells, each
+1. :func:`advance`: compose the accumulated map with the backward flow without interpolating
+   across motion discontinuities, and give each pixel its role: drawn on the anchor, drawn on the
+   previous frame's loose noise, or fresh (:data:`ANCHORED`, :data:`LOOSE`, :data:`FRESH`);
+2. :func:`pixel_boxes`: each pixel's pre-image box, built only from neighbours on its own side of
+   a motion discontinuity (:func:`_linked`), its first source cell and cell counts;
+3. ``scatter``: per band of source rows, the claims of sub-pixels, the coverage of cells, each
    piece's white-noise integral ``Y`` and the per-cell remainders;
 4. ``gather``: the Brownian-bridge pieces summed per pixel.
 
-Every array a step writes lives in a :class:`Workspace` made once per frame size and reused, so a
-step allocates nothing but the noise it returns (fresh pages cost more than the warp on virtual
-machines). Layouts are channels-last where the inner loops run over channels, and four channels
-get a specialised copy of the hot loops. The scatters run in bands of anchor rows, in parallel;
-each band visits, in raster order, only the blocks of pixels whose boxes reach it, so every cell
-receives its contributions in the same order and results are bit-identical for any thread count.
+Phases 2-4 run once for the anchored pixels (source: the anchor and its persistent sub-pixel
+field) and, when there are any, once for the loose pixels (source: the previous frame's loose
+noise, with fresh bridge increments). Every array a step writes lives in a :class:`Workspace`
+made once per frame size and reused, so a step allocates nothing but the noise it returns (fresh
+pages cost more than the warp on virtual machines). The inner loops run over channels, and four
+channels get a specialised copy of the hot loops. The scatters run in bands of source rows, in
+parallel; each band visits, in raster order, only the blocks of pixels whose boxes reach it, so
+every cell receives its contributions in the same order and results are bit-identical for any
+thread count.
 """
 
 from __future__ import annotations
@@ -29,18 +33,15 @@ import numba as nb
 import numpy as np
 
 from ..flow import FB_ALPHA, FB_BETA
+from . import JUMP, REM_EPS
 from .hashing import normal
 
-MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
-BANDS = 4  # anchor-row bands of the scatters, run in parallel (the bits do not depend on it)
-BLOCK = 32  # pixels per row block whose reach in anchor rows is recorded
-# A neighbour is on the other side of a motion discontinuity when its spacing differs from the
-# spacings next to it by more than this fraction of them (at least this many anchor pixels).
-JUMP = 0.25
-# A cell remainder below this area is rounding, not an uncovered part (no draw for it).
-REM_EPS = 1e-9
-# Fresh-noise counter ranges per pixel: pieces (3 x 3 cells), then cell remainders, then pixels.
-_SLOTS = MAX_SIDE * MAX_SIDE
+MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
+BANDS = 4  # source-row bands of the scatters, run in parallel (the bits do not depend on it)
+BLOCK = 32  # pixels per row block whose reach in source rows is recorded
+# Pixel roles (``Workspace.role``).
+FRESH, ANCHORED, LOOSE = 0, 1, 2
+_SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
 
 
 @nb.njit(inline="always", cache=True)
@@ -78,25 +79,28 @@ def _joined(ref: int, c: int, links, y0: int, x0: int, y1: int, x1: int) -> bool
 
 
 @nb.njit(parallel=True, cache=True)
-def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, usable):
-    """One step of the accumulated map and the pixels it can serve, written into ``new_map``
-    ``(2, H, W)`` and ``usable`` ``(H, W)``.
+def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, src, role):
+    """One step of the accumulated map and each pixel's role, written into ``new_map`` and
+    ``src`` ``(2, H, W)`` and ``role`` ``(H, W)``. Returns the number of loose pixels.
 
     Convention:
         ``prev_map`` ``(2, H, W)`` holds frame t-1's anchor positions (x, y), ``traced`` and
-        ``links`` its traced pixels and links (:func:`pixel_boxes`); ``bx, by`` is frame t's
+        ``links`` its anchored pixels and links (:func:`pixel_boxes`); ``bx, by`` is frame t's
         backward flow and ``fx, fy`` frame t-1's forward flow (read only if ``has_forward``).
 
-    The map is ``A_t(x) = A_{t-1}(x + b(x))``, the displacement ``A - grid`` interpolated
-    bilinearly (clamped to the frame, as :func:`warpnoise.flow.compose_map`) over the pixels
-    around the source that lie on one side of every motion discontinuity: the *reference* (the
-    heaviest traced pixel that, with a forward flow, passes the forward-backward test of
-    :func:`warpnoise.flow.forward_backward_occlusion`) and those joined to it by links, weights
-    renormalised. Interpolating across a discontinuity would give a position that belongs to
-    neither layer. A pixel is usable when its source lies in the frame and it has a reference.
+    Of the (up to four) pixels that bilinear sampling at the source ``x + b(x)`` weighs, those
+    that pass the forward-backward test of :func:`warpnoise.flow.forward_backward_occlusion` are
+    candidates. With an anchored candidate the pixel is ``ANCHORED``: its map is
+    ``A_t(x) = A_{t-1}(x + b(x))``, the displacement ``A - grid`` mixed bilinearly (weights
+    renormalised) over the heaviest anchored candidate and the anchored pixels linked to it, never
+    across a motion discontinuity (that would give a position of neither layer). Otherwise, with a
+    loose candidate (a pixel of frame t-1 that did not draw on the anchor: disoccluded or entered
+    since), it is ``LOOSE`` and its source position ``x + b(x)`` goes to ``src``; with none, or a
+    source outside the frame, ``FRESH``.
     """
     h, w = traced.shape
     px, py = prev_map[0], prev_map[1]
+    n_loose = 0
     for i in nb.prange(h):
         wts = np.empty(4)
         for j in range(w):
@@ -116,13 +120,15 @@ def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, usabl
             wts[2], wts[3] = (1 - ux) * uy, ux * uy
             ref = -1
             best = 0.0
+            ref_loose = -1
+            best_loose = 0.0
             if -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5:
                 b2 = bxv * bxv + byv * byv
                 for c in range(4):
+                    if wts[c] <= 0.0:
+                        continue
                     r = y1 if c >= 2 else y0
                     q = x1 if c & 1 else x0
-                    if wts[c] <= best or not traced[r, q]:
-                        continue
                     if has_forward:
                         fxv = np.float64(fx[r, q])
                         fyv = np.float64(fy[r, q])
@@ -130,12 +136,15 @@ def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, usabl
                         ey = byv + fyv
                         if ex * ex + ey * ey > FB_ALPHA * (b2 + fxv * fxv + fyv * fyv) + FB_BETA:
                             continue
-                    ref = c
-                    best = wts[c]
-            usable[i, j] = ref >= 0
+                    if traced[r, q]:
+                        if wts[c] > best:
+                            ref, best = c, wts[c]
+                    elif wts[c] > best_loose:
+                        ref_loose, best_loose = c, wts[c]
             dx = 0.0
             dy = 0.0
             if ref >= 0:
+                role[i, j] = ANCHORED
                 total = 0.0
                 for c in range(4):
                     r = y1 if c >= 2 else y0
@@ -146,8 +155,16 @@ def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, usabl
                         dy += wts[c] * (py[r, q] - r)
                 dx /= total
                 dy /= total
+            elif ref_loose >= 0:
+                role[i, j] = LOOSE
+                src[0, i, j] = sx
+                src[1, i, j] = sy
+                n_loose += 1
+            else:
+                role[i, j] = FRESH
             new_map[0, i, j] = sx + dx
             new_map[1, i, j] = sy + dy
+    return n_loose
 
 
 @nb.njit(inline="always", cache=True)
@@ -160,19 +177,20 @@ def _close(sx: float, sy: float, nx: float, ny: float) -> bool:
 
 
 @nb.njit(inline="always", cache=True)
-def _linked(ax, ay, usable, i0: int, j0: int, di: int, dj: int) -> bool:
+def _linked(ax, ay, role, want: int, i0: int, j0: int, di: int, dj: int) -> bool:
     """Whether pixel ``p0 = (i0, j0)`` and its neighbour ``p1 = p0 + (di, dj)`` (right or below)
     lie on one side of a motion discontinuity, so that their box edge is the midpoint of their
     anchor positions.
 
-    They do not when either is unusable, when their order along the axis is reversed in the
+    They do not when either has another role than ``want``, when their order along the axis is
+    reversed in the
     anchor (a fold), or when their spacing jumps: it differs by more than ``JUMP`` from the
     spacing just outside the pair on *both* sides that exist (one side is enough at a border).
     Both pixels evaluate the same pair in the same order, so they always agree.
     """
-    h, w = usable.shape
+    h, w = role.shape
     i1, j1 = i0 + di, j0 + dj
-    if not (usable[i0, j0] and usable[i1, j1]):
+    if role[i0, j0] != want or role[i1, j1] != want:
         return False
     sx = ax[i1, j1] - ax[i0, j0]
     sy = ay[i1, j1] - ay[i0, j0]
@@ -180,11 +198,11 @@ def _linked(ax, ay, usable, i0: int, j0: int, di: int, dj: int) -> bool:
         return False
     ia, ja, ib, jb = i0 - di, j0 - dj, i1 + di, j1 + dj
     compared = False
-    if ia >= 0 and ja >= 0 and usable[ia, ja]:
+    if ia >= 0 and ja >= 0 and role[ia, ja] == want:
         if _close(sx, sy, ax[i0, j0] - ax[ia, ja], ay[i0, j0] - ay[ia, ja]):
             return True
         compared = True
-    if ib < h and jb < w and usable[ib, jb]:
+    if ib < h and jb < w and role[ib, jb] == want:
         if _close(sx, sy, ax[ib, jb] - ax[i1, j1], ay[ib, jb] - ay[i1, j1]):
             return True
         compared = True
@@ -206,37 +224,36 @@ def _extent(a: float, lo_mid: float, hi_mid: float, lo_ok: bool, hi_ok: bool
 
 
 @nb.njit(parallel=True, cache=True)
-def pixel_boxes(ax, ay, usable, ha, wa, edges, cell0, reach, links):
-    """Each usable pixel's pre-image box ``edges[i, j] = (x0, x1, y0, y1)`` in anchor pixels, its
-    first cell and cell counts ``cell0[i, j] = (cx0, cy0, ncx, ncy)`` (``cx0 = -1``: fresh noise,
-    for pixels not usable, folded, outside the anchor or wider than 3 x 3 cells) and, per block of
-    ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of anchor rows its boxes touch, and its
-    ``links`` (bit 0: linked to the right neighbour, bit 1: to the one below), which the next
-    step's :func:`advance` reads. Returns the largest box side in cells.
+def pixel_boxes(ax, ay, role, want, ha, wa, edges, cell0, reach, links):
+    """For each pixel of role ``want``: its pre-image box ``edges[i, j] = (x0, x1, y0, y1)`` in
+    source pixels, its first cell and cell counts ``cell0[i, j] = (cx0, cy0, ncx, ncy)`` in the
+    ``ha x wa`` source (``cx0 = -1``: no box, for pixels of other roles, folded, outside the
+    source or wider than 3 x 3 cells) and its ``links`` (bit 0: linked to the right neighbour,
+    bit 1: to the one below), which the next step's :func:`advance` reads; per block of
+    ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of source rows its boxes touch.
 
-    A box edge shared with a linked neighbour (:func:`_linked`) is the midpoint of the two anchor
+    A box edge shared with a linked neighbour (:func:`_linked`) is the midpoint of the two
     positions, the same float for both boxes, so linked boxes tile; a broken side mirrors the
     opposite one (:func:`_extent`).
     """
-    h, w = usable.shape
+    h, w = role.shape
     nb_ = reach.shape[1]
-    row_side = np.zeros(h, np.int32)
     for i in nb.prange(h):
         for b in range(nb_):
             lo, hi = ha, 0
             for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
                 cell0[i, j, 0] = -1
                 links[i, j] = 0
-                if not usable[i, j]:
+                if role[i, j] != want:
                     continue
                 a = ax[i, j]
-                lo_ok = j > 0 and _linked(ax, ay, usable, i, j - 1, 0, 1)
-                right = j < w - 1 and _linked(ax, ay, usable, i, j, 0, 1)
+                lo_ok = j > 0 and _linked(ax, ay, role, want, i, j - 1, 0, 1)
+                right = j < w - 1 and _linked(ax, ay, role, want, i, j, 0, 1)
                 x0, x1 = _extent(a, 0.5 * (ax[i, max(j - 1, 0)] + a),
                                  0.5 * (a + ax[i, min(j + 1, w - 1)]), lo_ok, right)
                 a = ay[i, j]
-                lo_ok = i > 0 and _linked(ax, ay, usable, i - 1, j, 1, 0)
-                hi_ok = i < h - 1 and _linked(ax, ay, usable, i, j, 1, 0)
+                lo_ok = i > 0 and _linked(ax, ay, role, want, i - 1, j, 1, 0)
+                hi_ok = i < h - 1 and _linked(ax, ay, role, want, i, j, 1, 0)
                 y0, y1 = _extent(a, 0.5 * (ay[max(i - 1, 0), j] + a),
                                  0.5 * (a + ay[min(i + 1, h - 1), j]), lo_ok, hi_ok)
                 links[i, j] = (1 if right else 0) | (2 if hi_ok else 0)
@@ -254,9 +271,7 @@ def pixel_boxes(ax, ay, usable, ha, wa, edges, cell0, reach, links):
                 cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
                 lo = min(lo, cy0)
                 hi = max(hi, cy0 + ncy)
-                row_side[i] = max(row_side[i], ncx, ncy)
             reach[i, b, 0], reach[i, b, 1] = lo, hi
-    return max(1, row_side.max())
 
 
 @nb.njit(inline="always", cache=True)
@@ -294,14 +309,40 @@ def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
 
 
 @nb.njit(inline="always", cache=True)
-def _rect(sat, cy, cx, r0, r1, s0, s1, c):
-    """Sum of the sub-pixels ``[r0, r1) x [s0, s1)`` of cell ``(cy, cx)`` from its inclusive
-    summed-area table. Always four look-ups, the unneeded ones weighted by zero: whether a
-    rectangle touches the cell's edge is a coin flip, which a branch would mispredict."""
-    ra, sa = max(r0 - 1, 0), max(s0 - 1, 0)
-    fr, fs = min(r0, 1) * 1.0, min(s0, 1) * 1.0
-    return (sat[cy, cx, r1 - 1, s1 - 1, c] - fr * sat[cy, cx, ra, s1 - 1, c]
-            - fs * (sat[cy, cx, r1 - 1, sa, c] - fr * sat[cy, cx, ra, sa, c]))
+def _bits(n: int, at: int) -> np.uint64:
+    """``n`` set bits from bit ``at``."""
+    return ((np.uint64(1) << np.uint64(n)) - np.uint64(1)) << np.uint64(at)
+
+
+@nb.njit(inline="always", cache=True)
+def _sliver_mask(r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
+    """The extra values of a piece holding no sub-pixel centre (a sliver), as bits of the cell's
+    ``4k + 4`` extras: a strip along the top, bottom, left or right side (``k`` values each, one
+    per sub-column or sub-row) or a corner. A piece thinner than the sub-pixel spacing lies
+    between the side of its cell and the first centre, so its values are those of the strip it
+    lies in, for the sub-columns (sub-rows) whose centres it spans. ``0`` when it lies between
+    two centres (only under strong zoom)."""
+    rows = r1 > r0
+    cols = s1 > s0
+    if cols and not rows:
+        if r0 == 0:
+            return _bits(s1 - s0, s0)
+        if r0 == k:
+            return _bits(s1 - s0, k + s0)
+    elif rows and not cols:
+        if s0 == 0:
+            return _bits(r1 - r0, 2 * k + r0)
+        if s0 == k:
+            return _bits(r1 - r0, 3 * k + r0)
+    elif not rows and not cols and (r0 == 0 or r0 == k) and (s0 == 0 or s0 == k):
+        return np.uint64(1) << np.uint64(4 * k + (2 if r0 == k else 0) + (1 if s0 == k else 0))
+    return np.uint64(0)
+
+
+@nb.njit(inline="always", cache=True)
+def _lowest(bits: np.uint64) -> int:
+    """Index of the lowest set bit."""
+    return _popcount((bits & (~bits + np.uint64(1))) - np.uint64(1))
 
 
 def _channel_kernels(channels: int) -> tuple[Any, Any]:
@@ -311,31 +352,35 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     their closures differ, and compiles only the one a caller uses."""
 
     @nb.njit(cache=True)
-    def band(p, lo, hi, edges, cell0, reach, sat, xa, sel, key, side, off_rem, cover, claimed,
-             conflict, sy, used, ybuf, d, pool, pool_off, counts):
-        """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
+    def band(lo, hi, edges, cell0, reach, field, k, xa, restrict, barred, sel, key, off_piece,
+             off_rem, cover, claimed, conflict, claimed2, conflict2, sy, ybuf, d):
+        """Everything that scatters into the source rows ``[lo, hi)``, pixels in raster order.
 
-        First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
-        nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
-        variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
-        cell. A piece holding no sub-pixel of its own (a sliver) takes the band's next value of
-        ``pool`` (fresh N(0, 1) drawn for this step), or a counter-based draw once the band's part
-        of the pool is spent. Last, the part of each cell that no pre-image covers completes the
-        partition with variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is
-        ``a d + Y``.
+        First the claims and coverage of the band's cells: a piece claims the sub-pixels whose
+        centres it holds, or, a sliver, its extras (:func:`_sliver_mask`); whatever is claimed
+        twice is given to nobody. Then each piece's white-noise integral ``Y``, independent of the
+        source noise with variance exactly its (rescaled) area: the sum of the values it owns,
+        scaled to that variance, or a counter-based draw when it owns none (``field`` empty: the
+        loose pass, where every ``Y`` is fresh as in Deng et al.). ``Y`` is summed per pixel and
+        cell row into ``ybuf`` and per cell. Last, the part of each cell that no pre-image covers
+        completes the partition with variance ``1 - cover`` (from the sub-pixels no piece owns,
+        fresh if none), and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``. Cells
+        ``barred`` (with ``restrict``) are not sources.
         """
-        c_n = channels if channels else xa.shape[2]
+        c_n = channels if channels else xa.shape[0]
         h, w = cell0.shape[0], cell0.shape[1]
-        wa = xa.shape[1]
-        k = sat.shape[2]
+        wa = xa.shape[2]
+        kk = k * k
+        has_field = field.shape[2] > 0
         for cy in range(lo, hi):
             for cx in range(wa):
                 cover[cy, cx] = 0.0
                 claimed[cy, cx] = 0
                 conflict[cy, cx] = 0
+                claimed2[cy, cx] = 0
+                conflict2[cy, cx] = 0
                 for c in range(c_n):
                     sy[cy, cx, c] = 0.0
-                    used[cy, cx, c] = 0.0
         for i in range(h):
             for b in range(reach.shape[1]):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
@@ -348,17 +393,23 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
                         oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         for cx in range(cx0, cx0 + ncx):
+                            if restrict and barred[cy, cx]:
+                                continue
                             ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             if ox * oy <= 0.0:
                                 continue
-                            m = _rect_mask(sel, r0, r1, s0, s1)
-                            conflict[cy, cx] |= claimed[cy, cx] & m
-                            claimed[cy, cx] |= m
                             cover[cy, cx] += ox * oy
+                            if has_field:
+                                m = _rect_mask(sel, r0, r1, s0, s1)
+                                if m:
+                                    conflict[cy, cx] |= claimed[cy, cx] & m
+                                    claimed[cy, cx] |= m
+                                else:
+                                    m = _sliver_mask(r0, r1, s0, s1, k)
+                                    conflict2[cy, cx] |= claimed2[cy, cx] & m
+                                    claimed2[cy, cx] |= m
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
-        taken = 0
-        room = pool_off[p + 1] - pool_off[p]
         # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
         for i in range(h):
             for b in range(reach.shape[1]):
@@ -374,83 +425,96 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         acc[:] = 0.0
                         for cx in range(cx0, cx0 + ncx):
+                            if restrict and barred[cy, cx]:
+                                continue
                             ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             a = ox * oy
                             if a <= 0.0:
                                 continue
                             a_eff = a / max(1.0, cover[cy, cx])
-                            m = _rect_mask(sel, r0, r1, s0, s1)
-                            mine = m & ~conflict[cy, cx]
-                            n = _popcount(mine)
-                            if n == 0:
-                                sd = math.sqrt(a_eff)
-                                if taken < room:
-                                    q = pool_off[p] + taken
-                                    for c in range(c_n):
-                                        yv[c] = sd * pool[q, c]
+                            mine = np.uint64(0)
+                            at = 0
+                            if has_field:
+                                m = _rect_mask(sel, r0, r1, s0, s1)
+                                if m:
+                                    mine = m & ~conflict[cy, cx]
                                 else:
-                                    base = np.uint64(((i * w + j) * _SLOTS + dy * MAX_SIDE
-                                                      + cx - cx0) * c_n)
+                                    mine = _sliver_mask(r0, r1, s0, s1, k) & ~conflict2[cy, cx]
+                                    at = kk
+                            n = _popcount(mine)
+                            if n:
+                                yv[:] = 0.0
+                                while mine:
+                                    e = at + _lowest(mine)
+                                    mine &= mine - np.uint64(1)
                                     for c in range(c_n):
-                                        yv[c] = sd * normal(key, base + np.uint64(c))
-                                taken += 1
-                            else:
-                                for c in range(c_n):
-                                    yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
-                                # Take out the few sub-pixels another box also claimed.
-                                lost = m & ~mine
-                                while lost:
-                                    bit = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
-                                    lost &= lost - np.uint64(1)
-                                    r, s = bit // k, bit % k
-                                    for c in range(c_n):
-                                        yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                                        yv[c] += field[cy, cx, e, c]
                                 scale = math.sqrt(a_eff / n)
+                            else:
+                                base = off_piece + np.uint64(
+                                    ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
                                 for c in range(c_n):
-                                    used[cy, cx, c] += yv[c]
-                                    yv[c] *= scale
+                                    yv[c] = normal(key, base + np.uint64(c))
+                                scale = math.sqrt(a_eff)
                             for c in range(c_n):
-                                sy[cy, cx, c] += yv[c]
-                                acc[c] += yv[c]
+                                v = yv[c] * scale
+                                sy[cy, cx, c] += v
+                                acc[c] += v
                         for c in range(c_n):
                             ybuf[i, j, dy, c] = acc[c]
-        counts[p] = taken
-        full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
+        full = _bits(kk, 0) if has_field else np.uint64(0)
         for cy in range(lo, hi):
             for cx in range(wa):
+                if restrict and barred[cy, cx]:
+                    continue
                 rem = 1.0 - cover[cy, cx]
-                # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
-                # (a fresh draw only when it holds none), so it persists like the pieces.
-                draw = cover[cy, cx] > 0.0 and rem > REM_EPS
-                n_rem = k * k - _popcount(claimed[cy, cx] & ~conflict[cy, cx] & full)
-                base = off_rem + np.uint64((cy * wa + cx) * c_n)
-                for c in range(c_n):
-                    v = sy[cy, cx, c]
-                    if draw:
-                        if n_rem > 0:
-                            total = sat[cy, cx, k - 1, k - 1, c]
-                            v += math.sqrt(rem / n_rem) * (total - used[cy, cx, c])
-                        else:
-                            v += math.sqrt(rem) * normal(key, base + np.uint64(c))
-                    d[cy, cx, c] = xa[cy, cx, c] - v
+                # The uncovered rest takes the sub-pixels no piece owns, scaled to variance ``rem``
+                # (a fresh draw only when it owns none), so it persists like the pieces.
+                if cover[cy, cx] > 0.0 and rem > REM_EPS:
+                    free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
+                    n_rem = _popcount(free)
+                    if n_rem:
+                        yv[:] = 0.0
+                        while free:
+                            e = _lowest(free)
+                            free &= free - np.uint64(1)
+                            for c in range(c_n):
+                                yv[c] += field[cy, cx, e, c]
+                        scale = math.sqrt(rem / n_rem)
+                    else:
+                        base = off_rem + np.uint64((cy * wa + cx) * c_n)
+                        for c in range(c_n):
+                            yv[c] = normal(key, base + np.uint64(c))
+                        scale = math.sqrt(rem)
+                    for c in range(c_n):
+                        d[cy, cx, c] = xa[c, cy, cx] - (sy[cy, cx, c] + yv[c] * scale)
+                else:
+                    for c in range(c_n):
+                        d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
-    def scatter(edges, cell0, reach, sat, xa, sel, key, side, off_rem, cover, claimed, conflict,
-                sy, used, ybuf, d, pool, pool_off, counts):
-        # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
+    def scatter(edges, cell0, reach, field, k, xa, restrict, barred, sel, key, off_piece,
+                off_rem, cover, claimed, conflict, claimed2, conflict2, sy, ybuf, d):
+        # Each band owns a fixed range of source rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-        ha = xa.shape[0]
-        bands = len(counts)
+        ha = xa.shape[1]
+        bands = min(BANDS, ha)
         for p in nb.prange(bands):
-            band(p, p * ha // bands, (p + 1) * ha // bands, edges, cell0, reach, sat, xa, sel,
-                 key, side, off_rem, cover, claimed, conflict, sy, used, ybuf, d, pool, pool_off,
-                 counts)
+            band(p * ha // bands, (p + 1) * ha // bands, edges, cell0, reach, field, k, xa,
+                 restrict, barred, sel, key, off_piece, off_rem, cover, claimed, conflict,
+                 claimed2, conflict2, sy, ybuf, d)
 
     @nb.njit(parallel=True, cache=True)
-    def gather(edges, cell0, cover, d, ybuf, key, offset, out, traced):
-        """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
-        the square root of the pixel's area into ``out`` ``(C, H, W)``; fresh noise where there
-        is none. ``traced`` marks the pixels that drew on the anchor."""
+    def gather(edges, cell0, cover, d, ybuf, restrict, barred, key, off_fresh, anchored, out,
+               keep, traced):
+        """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by the
+        square root of the pixel's area into ``out`` ``(C, H, W)``.
+
+        ``anchored`` (the anchored pass): every pixel is written; those with no area get fresh
+        noise, ``traced`` marks the others, and the fresh values also go to ``keep`` (the loose
+        noise the next step may carry). Otherwise (the loose pass) only pixels with an area are
+        written, to ``out`` and ``keep``.
+        """
         c_n = channels if channels else d.shape[2]
         h, w = cell0.shape[0], cell0.shape[1]
         for i in nb.prange(h):
@@ -468,6 +532,8 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                             acc[c] += ybuf[i, j, dy, c]
                         for dx in range(ncx):
                             cx = cx0 + dx
+                            if restrict and barred[cy, cx]:
+                                continue
                             ox = min(edges[i, j, 1], cx + 0.5) - max(edges[i, j, 0], cx - 0.5)
                             if ox <= 0.0 or oy <= 0.0:
                                 continue
@@ -479,11 +545,17 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                     inv = 1.0 / math.sqrt(area)
                     for c in range(c_n):
                         out[c, i, j] = acc[c] * inv
-                    traced[i, j] = True
-                else:
-                    base = offset + np.uint64((i * w + j) * c_n)
+                    if anchored:
+                        traced[i, j] = True
+                    else:
+                        for c in range(c_n):
+                            keep[c, i, j] = out[c, i, j]
+                elif anchored:
+                    base = off_fresh + np.uint64((i * w + j) * c_n)
                     for c in range(c_n):
-                        out[c, i, j] = normal(key, base + np.uint64(c))
+                        v = normal(key, base + np.uint64(c))
+                        out[c, i, j] = v
+                        keep[c, i, j] = v
                     traced[i, j] = False
 
     return scatter, gather
@@ -496,47 +568,44 @@ _KERNELS = {4: _channel_kernels(4), 0: _channel_kernels(0)}
 class Workspace:
     """Every array one step of the CPU kernel writes, made once per frame size and reused.
 
-    ``maps``/``traced`` are double buffers (a step reads one and writes the other); the rest are
-    scratch. ``counts`` holds each band's number of slivers in the last step, which sizes the next
-    step's pool of fresh normals.
+    ``maps``, ``traced`` and ``keep`` are double buffers (a step reads one half and writes the
+    other); the rest are scratch.
     """
 
-    maps: np.ndarray  # (2, 2, H, W) float64
-    traced: np.ndarray  # (2, H, W) bool
-    usable: np.ndarray  # (H, W) bool
+    maps: np.ndarray  # (2, 2, H, W) float64 anchor positions
+    traced: np.ndarray  # (2, H, W) bool, pixels drawn on the anchor
+    keep: np.ndarray  # (2, C, H, W) float32, the loose pixels' noise
+    src: np.ndarray  # (2, H, W) float64, loose pixels' source positions
+    role: np.ndarray  # (H, W) uint8: FRESH, ANCHORED or LOOSE
     links: np.ndarray  # (H, W) uint8, bit 0: linked to the right neighbour, bit 1: below
+    loose_links: np.ndarray  # (H, W) uint8, the loose pass's links
     edges: np.ndarray  # (H, W, 4) float64
     cell0: np.ndarray  # (H, W, 4) int32
     reach: np.ndarray  # (H, blocks, 2) int32
     cover: np.ndarray  # (Ha, Wa) float64
-    claimed: np.ndarray  # (Ha, Wa) uint64
-    conflict: np.ndarray  # (Ha, Wa) uint64
+    claims: np.ndarray  # (4, Ha, Wa) uint64: claimed, conflict, and the same for the extras
     sy: np.ndarray  # (Ha, Wa, C) float64
-    used: np.ndarray  # (Ha, Wa, C) float64
     ybuf: np.ndarray  # (H, W, 3, C) float32
     d: np.ndarray  # (Ha, Wa, C) float32
-    counts: np.ndarray  # (BANDS,) int64
-    current: int = 0  # which half of ``maps``/``traced`` holds the current frame
-    pool: Any = None  # (N, C) float32 torch buffer of the slivers' fresh normals
+    current: int = 0  # which half of the double buffers holds the current frame
 
     @classmethod
     def empty(cls, channels: int, height: int, width: int) -> Workspace:
         h, w, c = height, width, channels
         return cls(
             maps=np.empty((2, 2, h, w)), traced=np.empty((2, h, w), np.bool_),
-            usable=np.empty((h, w), np.bool_), links=np.empty((h, w), np.uint8),
-            edges=np.empty((h, w, 4)),
+            keep=np.empty((2, c, h, w), np.float32), src=np.empty((2, h, w)),
+            role=np.empty((h, w), np.uint8), links=np.empty((h, w), np.uint8),
+            loose_links=np.empty((h, w), np.uint8), edges=np.empty((h, w, 4)),
             cell0=np.empty((h, w, 4), np.int32),
             reach=np.empty((h, (w + BLOCK - 1) // BLOCK, 2), np.int32),
-            cover=np.empty((h, w)), claimed=np.empty((h, w), np.uint64),
-            conflict=np.empty((h, w), np.uint64), sy=np.empty((h, w, c)),
-            used=np.empty((h, w, c)), ybuf=np.empty((h, w, MAX_SIDE, c), np.float32),
+            cover=np.empty((h, w)), claims=np.empty((4, h, w), np.uint64),
+            sy=np.empty((h, w, c)), ybuf=np.empty((h, w, MAX_SIDE, c), np.float32),
             d=np.empty((h, w, c), np.float32),
-            counts=np.full(min(BANDS, h), (2 * h * w) // min(BANDS, h) + 1, np.int64),
         )
 
     def reset(self) -> None:
-        """Start from the anchor: every pixel at its own centre, every pixel traced."""
+        """Start from the anchor: every pixel at its own centre, anchored and linked."""
         _, h, w = self.traced.shape
         self.current = 0
         self.maps[0, 0] = np.arange(w, dtype=np.float64)[None, :]
@@ -546,86 +615,82 @@ class Workspace:
         self.links[:, -1] &= 2
         self.links[-1, :] &= 1
 
-    def pool_offsets(self) -> np.ndarray:
-        """Each band's share of the next pool: a fifth more than its last count, plus a margin."""
-        room = self.counts + self.counts // 5 + 256
-        return np.concatenate([[0], np.cumsum(room)]).astype(np.int64)
+
+_NO_FIELD = np.zeros((1, 1, 0, 1), np.float32)
+_NO_CELLS = np.zeros((1, 1), np.bool_)
 
 
-def integrate(ws: Workspace, usable: np.ndarray, ax: np.ndarray, ay: np.ndarray, xa: np.ndarray,
-              sat: np.ndarray, key: np.uint64, pool: np.ndarray, pool_off: np.ndarray,
-              out: np.ndarray, traced: np.ndarray) -> None:
-    """Noise of one frame from the anchor into ``out`` ``(C, H, W)`` and ``traced`` ``(H, W)``.
+def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.ndarray,
+              field: np.ndarray, k: int, barred: np.ndarray | None, key: np.uint64, base: int,
+              out: np.ndarray, keep: np.ndarray, traced: np.ndarray, links: np.ndarray) -> int:
+    """Integrate the pixels of one role on their source, into ``out`` ``(C, H, W)``.
 
     Args:
-        ax, ay: ``(H, W)`` float64 anchor positions of the frame's pixel centres.
-        usable: ``(H, W)`` bool, pixels allowed to draw on the anchor.
-        xa: ``(Ha, Wa, C)`` float32 anchor noise.
-        sat: ``(Ha, Wa, k, k, C)`` float32 inclusive per-cell summed-area tables of the
-            sub-pixel fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
-        key: uint64 frame key for counter-based draws.
-        pool: ``(N, C)`` float32 fresh N(0, 1) for slivers, band ``p`` taking rows
-            ``pool_off[p]:pool_off[p + 1]``.
+        ax, ay: ``(H, W)`` float64 source positions of the frame's pixel centres.
+        role: which pixels of ``ws.role`` to integrate (``ANCHORED`` fills every other pixel
+            with fresh noise and marks ``traced``; ``LOOSE`` writes only its own pixels).
+        xa: ``(C, Ha, Wa)`` float32 source noise (i.i.d. N(0, 1)).
+        field: ``(Ha, Wa, E, C)`` float32 persistent values independent of ``xa``
+            (:func:`field_size`; ``E = 0``: every ``Y`` fresh); ``k`` sub-pixels per axis.
+        barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
+        key, base: counter-based draws use ``normal(key, base + ...)``.
+        keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
+
+    Returns:
+        The size of the counter range used, from ``base``.
     """
     h, w = ax.shape
-    ha, wa, c_n = xa.shape
-    side = pixel_boxes(ax, ay, usable, ha, wa, ws.edges, ws.cell0, ws.reach, ws.links)
-    off_rem = np.uint64(h * w * _SLOTS * c_n)
+    c_n, ha, wa = xa.shape
+    pixel_boxes(ax, ay, ws.role, role, ha, wa, ws.edges, ws.cell0, ws.reach, links)
+    off_rem = np.uint64(base + h * w * _SLOTS * c_n)
+    off_fresh = off_rem + np.uint64(ha * wa * c_n)
     scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
-    scatter(ws.edges, ws.cell0, ws.reach, sat, xa, row_select(sat.shape[2]), key, side, off_rem,
-            ws.cover, ws.claimed, ws.conflict, ws.sy, ws.used, ws.ybuf, ws.d, pool, pool_off,
-            ws.counts)
-    gather(ws.edges, ws.cell0, ws.cover, ws.d, ws.ybuf, key, off_rem + np.uint64(ha * wa * c_n),
-           out, traced)
+    restrict = barred is not None
+    cells = barred if restrict else _NO_CELLS
+    cl = ws.claims
+    scatter(ws.edges, ws.cell0, ws.reach, field, k, xa, restrict, cells, row_select(max(k, 1)),
+            key, np.uint64(base), off_rem, ws.cover, cl[0], cl[1], cl[2], cl[3], ws.sy, ws.ybuf,
+            ws.d)
+    gather(ws.edges, ws.cell0, ws.cover, ws.d, ws.ybuf, restrict, cells, key, off_fresh,
+           role == ANCHORED, out, keep, traced)
+    return int(off_fresh) - base + h * w * c_n
 
 
 def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
-         fy: np.ndarray | None, xa: np.ndarray, sat: np.ndarray, key: np.uint64,
-         pool: np.ndarray, pool_off: np.ndarray) -> np.ndarray:
+         fy: np.ndarray | None, xa: np.ndarray, field: np.ndarray, k: int,
+         key: np.uint64) -> np.ndarray:
     """One whole warping step: advance the map held in ``ws`` by the backward flow ``bx, by``
-    (with frame t-1's forward flow ``fx, fy`` for occlusion, if given) and integrate the frame's
-    noise. Returns the new ``(C, H, W)`` float32 noise; ``ws`` then holds frame t's map and
-    traced pixels."""
+    (with frame t-1's forward flow ``fx, fy`` for occlusion, if given), integrate the anchored
+    pixels on the anchor (``xa`` ``(C, H, W)``, ``field``) and the loose ones on the previous
+    frame's loose noise. Returns the new ``(C, H, W)`` float32 noise; ``ws`` then holds frame t.
+    """
     cur, nxt = ws.current, 1 - ws.current
-    h, w = ws.usable.shape
+    c_n, h, w = xa.shape
     has_forward = fx is not None
     dummy = np.zeros((1, 1), np.float32)
-    advance(ws.maps[cur], ws.traced[cur], ws.links, bx, by, fx if has_forward else dummy,
-            fy if has_forward else dummy, has_forward, ws.maps[nxt], ws.usable)
-    out = np.empty((xa.shape[2], h, w), np.float32)
-    integrate(ws, ws.usable, ws.maps[nxt, 0], ws.maps[nxt, 1], xa, sat, key, pool, pool_off, out,
-              ws.traced[nxt])
+    n_loose = advance(ws.maps[cur], ws.traced[cur], ws.links, bx, by,
+                      fx if has_forward else dummy, fy if has_forward else dummy, has_forward,
+                      ws.maps[nxt], ws.src, ws.role)
+    out = np.empty((c_n, h, w), np.float32)
+    used = integrate(ws, ws.maps[nxt, 0], ws.maps[nxt, 1], ANCHORED, xa, field, k, None, key, 0,
+                     out, ws.keep[nxt], ws.traced[nxt], ws.links)
+    if n_loose:
+        integrate(ws, ws.src[0], ws.src[1], LOOSE, ws.keep[cur], _NO_FIELD, k, ws.traced[cur],
+                  key, used, out, ws.keep[nxt], ws.traced[nxt], ws.loose_links)
+        np.bitwise_or(ws.links, ws.loose_links, out=ws.links)
     ws.current = nxt
     return out
 
 
 def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
-                  sat: np.ndarray, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`integrate` with a fresh workspace and only counter-based draws: ``(noise (C, H, W),
-    traced (H, W))``. For tests and one-off calls; the warper keeps its workspace."""
+                  field: np.ndarray, k: int, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """The anchored integration alone, in a fresh workspace: ``(noise (C, H, W), traced (H, W))``
+    for the ``usable`` pixels at anchor positions ``ax, ay``. For tests and one-off calls."""
     h, w = ax.shape
-    c_n = xa.shape[2]
+    c_n = xa.shape[0]
     ws = Workspace.empty(c_n, h, w)
+    ws.role[:] = np.where(usable, ANCHORED, FRESH)
     out = np.empty((c_n, h, w), np.float32)
     traced = np.empty((h, w), np.bool_)
-    integrate(ws, usable, ax, ay, xa, sat, key, np.zeros((0, c_n), np.float32),
-              np.zeros(len(ws.counts) + 1, np.int64), out, traced)
+    integrate(ws, ax, ay, ANCHORED, xa, field, k, None, key, 0, out, ws.keep[0], traced, ws.links)
     return out, traced
-
-
-@nb.njit(parallel=True, cache=True)
-def summed_area_tables(z):
-    """Turn ``(H, W, k, k, C)`` values into their inclusive per-cell summed-area tables, in
-    place: ``T[..., r, s, :] = sum_{r' <= r, s' <= s} z[..., r', s', :]``."""
-    h, w, k, _, c_n = z.shape
-    for i in nb.prange(h):
-        for j in range(w):
-            for r in range(k):
-                for s in range(1, k):
-                    for c in range(c_n):
-                        z[i, j, r, s, c] += z[i, j, r, s - 1, c]
-            for r in range(1, k):
-                for s in range(k):
-                    for c in range(c_n):
-                        z[i, j, r, s, c] += z[i, j, r - 1, s, c]
-    return z
