@@ -57,6 +57,7 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors --method magic", "unknown method 'magic'"),
     Row("noise {clip} -o {out}/n.safetensors --option nonsense=1", "bad options for method"),
     Row("noise {clip} -o {out}/n.safetensors --option upsample=0", "upsample must be"),
+    Row("noise {clip} -o {out}/n.safetensors --option upsample=7", "upsample <= 6"),
     Row("noise {clip} -o {out}/n.safetensors --option novalue", "KEY=VALUE"),
     Row("noise {clip} -o {out}/n.safetensors --channels 0", "channels must be a positive"),
     Row("noise {clip} -o {out}/n.safetensors --downsample 0", "downsample must be a positive"),
