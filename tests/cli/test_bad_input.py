@@ -60,6 +60,7 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors -m control-a-video --option tau=-1", "tau must be"),
     Row("noise {clip} -o {out}/n.safetensors -m control-a-video --option frames=1",
         "takes its frames from the input video"),
+    Row("noise {clip} -o {out}/n.safetensors --option upsample=7", "upsample <= 6"),
     Row("noise {clip} -o {out}/n.safetensors --option novalue", "KEY=VALUE"),
     Row("noise {clip} -o {out}/n.safetensors --channels 0", "channels must be a positive"),
     Row("noise {clip} -o {out}/n.safetensors --downsample 0", "downsample must be a positive"),

@@ -1,5 +1,6 @@
 """Properties specific to the ``persistent`` method: its two code paths agree, it is
-deterministic whatever the thread count, and it streams in constant memory."""
+deterministic whatever the thread count, it streams in constant memory without allocating per
+step, and the noise it returns stays valid."""
 
 from __future__ import annotations
 
@@ -10,51 +11,66 @@ import torch
 
 import warpnoise
 from warpnoise.flow import pixel_grid
-from warpnoise.kernels.boxes import box_integrate, compose
-from warpnoise.methods.integral import advance_map
-from warpnoise.methods.persistent import fluctuation_tables, integrate_boxes
+from warpnoise.kernels import field_size
+from warpnoise.kernels.boxes import ANCHORED, Workspace, advance, box_integrate
+from warpnoise.methods import persistent
+from warpnoise.methods.persistent import advance as advance_torch
+from warpnoise.methods.persistent import integrate_boxes
 
 from . import _flows as F
 
 
-def _setup(flow: torch.Tensor, k: int = 4):
-    c, h, w = 4, flow.shape[1], flow.shape[2]
+def _setup(h: int, w: int, k: int = 4, c: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    anchor = torch.randn(h, w, c, generator=g)
-    sat = fluctuation_tables((c, h, w), k, g, torch.device("cpu"))
-    return anchor, sat
+    return torch.randn(c, h, w, generator=g), torch.randn(h, w, field_size(k), c, generator=g)
 
 
-def test_numba_map_composition_matches_torch() -> None:
-    b = F.swirl(48, 40, 20.0, 12.0)
-    m = pixel_grid(48, 40, dtype=torch.float64) + 0.3 * F.rotation(48, 40, 5.0).double()
-    traced = torch.rand(48, 40, generator=torch.Generator().manual_seed(1)) > 0.2
-    ref_map, ref_usable = advance_map(m, traced, b, None)
-    new_map, usable = compose(m[0].numpy(), m[1].numpy(), traced.numpy(), b[0].numpy(),
-                              b[1].numpy())
-    assert np.allclose(new_map, ref_map.numpy(), atol=1e-5)
-    assert (usable == ref_usable.numpy()).mean() > 0.99  # nearest rounding may differ at .5
+@pytest.mark.parametrize("forward", [False, True])
+def test_kernel_map_composition_matches_torch(forward: bool) -> None:
+    h, w = 48, 40
+    b = F.swirl(h, w, 20.0, 12.0)
+    m = pixel_grid(h, w, dtype=torch.float64) + 0.3 * F.rotation(h, w, 5.0).double()
+    traced = torch.rand(h, w, generator=torch.Generator().manual_seed(1)) > 0.2
+    links = torch.randint(0, 4, (h, w), generator=torch.Generator().manual_seed(2),
+                          dtype=torch.uint8)
+    f = -b if forward else None
+    ref_map, _ref_src, ref_role = advance_torch(m, traced, links, b, f)
+    new_map = np.empty((2, h, w))
+    src = np.zeros((2, h, w))
+    role = np.empty((h, w), np.uint8)
+    dummy = np.zeros((1, 1), np.float32)
+    advance(m.numpy(), traced.numpy(), links.numpy(), b[0].numpy(), b[1].numpy(),
+            (-b[0]).numpy() if forward else dummy, (-b[1]).numpy() if forward else dummy,
+            forward, new_map, src, role)
+    assert (role == ref_role.numpy()).all()
+    anchored = role == ANCHORED
+    assert np.allclose(new_map[:, anchored], ref_map.numpy()[:, anchored], atol=1e-9)
 
 
 @pytest.mark.parametrize("motion", ["translation", "rotation", "zoom"])
 def test_kernel_and_torch_paths_agree(motion: str) -> None:
-    """Same pieces, same persistent sums: the two paths differ only in their fresh draws."""
+    """Same boxes, same pieces, same persistent values: the paths differ only in fresh draws,
+    and a quarter-pixel translation needs none (no slivers between centres, no gaps)."""
     h = w = 64
     flow = {"translation": F.translation(h, w, 0.25, 0.5), "rotation": F.rotation(h, w, 7.0),
             "zoom": F.zoom(h, w, 0.9)}[motion]
-    anchor, sat = _setup(flow)
-    m, usable = advance_map(pixel_grid(h, w, dtype=torch.float64),
-                            torch.ones(h, w, dtype=torch.bool), flow, None)
-    noise_t, traced_t = integrate_boxes(m, usable, anchor, sat, 7)
+    anchor, field = _setup(h, w)
+    m, _, role = advance_torch(pixel_grid(h, w, dtype=torch.float64),
+                               torch.ones(h, w, dtype=torch.bool),
+                               torch.full((h, w), 3, dtype=torch.uint8), flow, None)
+    usable = role == ANCHORED
+    noise_t, traced_t, _ = integrate_boxes(m, usable, anchor, field, 4, None,
+                                           torch.Generator().manual_seed(7))
     out, traced_k = box_integrate(m[0].numpy(), m[1].numpy(), usable.numpy(), anchor.numpy(),
-                                  sat.numpy(), np.uint64(7))
-    noise_k = torch.from_numpy(out).permute(2, 0, 1)
+                                  field.numpy(), 4, np.uint64(7))
+    noise_k = torch.from_numpy(out)
     assert torch.equal(traced_t, torch.from_numpy(traced_k))
-    c = torch.corrcoef(torch.stack([noise_t.flatten(), noise_k.flatten()]))[0, 1]
-    assert c > 0.6  # the fresh draws (slivers, gaps) are the only difference
-    if motion == "translation":  # quarter-pixel offsets: no slivers, no gaps, nothing fresh
+    on = traced_t.expand_as(noise_k)  # pixels out of the anchor are fresh on both paths
+    c = torch.corrcoef(torch.stack([noise_t.float()[on], noise_k[on]]))[0, 1]
+    assert c > 0.95  # the fresh draws (slivers between centres, gaps) are the only difference
+    if motion == "translation":
         inner = (slice(None), slice(2, -2), slice(2, -2))
-        assert torch.allclose(noise_t[inner], noise_k[inner], atol=1e-5)
+        assert torch.allclose(noise_t[inner].float(), noise_k[inner], atol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 5])
@@ -62,17 +78,15 @@ def test_other_channel_counts_match_the_four_channel_kernel(channels: int) -> No
     """Four channels take a specialised copy of the kernel; other counts the generic one. Where
     nothing is drawn fresh (quarter-pixel translation) both give the same values."""
     h = w = 64
-    flow = F.translation(h, w, 0.25, 0.5)
-    anchor, sat = _setup(flow)
-    m, usable = advance_map(pixel_grid(h, w, dtype=torch.float64),
-                            torch.ones(h, w, dtype=torch.bool), flow, None)
-    args = (m[0].numpy(), m[1].numpy(), usable.numpy())
-    ref, _ = box_integrate(*args, anchor.numpy(), sat.numpy(), np.uint64(7))
+    anchor, field = _setup(h, w)
+    g = pixel_grid(h, w, dtype=torch.float64) - torch.tensor([0.25, 0.5]).double()[:, None, None]
+    args = (g[0].numpy(), g[1].numpy(), np.ones((h, w), np.bool_))
+    ref, _ = box_integrate(*args, anchor.numpy(), field.numpy(), 4, np.uint64(7))
     idx = [c % 4 for c in range(channels)]
-    out, _ = box_integrate(*args, np.ascontiguousarray(anchor.numpy()[..., idx]),
-                           np.ascontiguousarray(sat.numpy()[..., idx]), np.uint64(7))
-    assert out.shape == (h, w, channels)
-    assert np.allclose(out[2:-2, 2:-2], ref[2:-2, 2:-2, idx], atol=1e-6)
+    out, _ = box_integrate(*args, np.ascontiguousarray(anchor.numpy()[idx]),
+                           np.ascontiguousarray(field.numpy()[..., idx]), 4, np.uint64(7))
+    assert out.shape == (channels, h, w)
+    assert np.allclose(out[:, 2:-2, 2:-2], ref[idx, 2:-2, 2:-2], atol=1e-6)
 
 
 def test_kernel_is_bit_identical_for_any_thread_count() -> None:
@@ -80,7 +94,7 @@ def test_kernel_is_bit_identical_for_any_thread_count() -> None:
 
     def run() -> torch.Tensor:
         w = warpnoise.NoiseWarper(4, 96, 96, method="persistent", seed=11)
-        return torch.stack([w.step(flow) for _ in range(3)])
+        return torch.stack([w.step(flow, -flow) for _ in range(3)])
 
     before = numba.get_num_threads()
     try:
@@ -93,32 +107,50 @@ def test_kernel_is_bit_identical_for_any_thread_count() -> None:
     assert torch.equal(one, many)
 
 
-def test_streams_1000_frames_in_constant_memory() -> None:
+def test_streams_1000_frames_in_reused_buffers() -> None:
+    """State size is constant over 1000 frames, the kernel writes into the same workspace every
+    step (no per-step buffers), and every returned frame is new memory that later steps leave
+    alone."""
     h = w = 48
     warper = warpnoise.NoiseWarper(4, h, w, method="persistent", seed=0)
     flow = F.rotation(h, w, 1.5)
+    ws = warper._state.workspace
+    buffers = {name: getattr(ws, name).ctypes.data for name in vars(ws)
+               if isinstance(getattr(ws, name), np.ndarray)}
+    first = warper.step(flow, -flow)
+    kept = first.clone()
     sizes = set()
     for t in range(1000):
-        noise = warper.step(flow)
+        noise = warper.step(flow, -flow)
         st = warper._state
-        sizes.add(sum(x.numel() for x in (st.noise, st.anchor, st.sat, st.acc_map, st.traced)))
+        assert st.workspace is ws
+        sizes.add(sum(x.numel() for x in (st.noise, st.anchor, st.field, st.acc_map, st.traced)))
         if t % 250 == 249:
             assert torch.isfinite(noise).all()
     assert len(sizes) == 1
+    assert buffers == {name: getattr(ws, name).ctypes.data for name in buffers}
+    assert torch.equal(first, kept)
     # Pool the last frames to have enough samples for the statistics at this small size.
     tail = torch.stack([warper.step(flow) for _ in range(16)])
     assert abs(float(tail.mean())) < 0.02 and abs(float(tail.std()) - 1) < 0.02
 
 
-def test_upsample_above_eight_is_refused() -> None:
-    with pytest.raises(ValueError, match="upsample <= 8"):
-        warpnoise.NoiseWarper(1, 8, 8, method="persistent", upsample=16)
+def test_upsample_above_six_is_refused() -> None:
+    with pytest.raises(ValueError, match="upsample <= 6"):
+        warpnoise.NoiseWarper(1, 8, 8, method="persistent", upsample=7)
+
+
+def test_workspace_reset_is_the_anchor() -> None:
+    ws = Workspace.empty(2, 5, 7)
+    ws.reset()
+    assert np.array_equal(ws.maps[0], pixel_grid(5, 7, dtype=torch.float64).numpy())
+    assert ws.traced[0].all()
+    assert (ws.links[:-1, :-1] == 3).all() and (ws.links[:, -1] & 1 == 0).all()
+    assert (ws.links[-1] & 2 == 0).all()
 
 
 def test_torch_path_alone_is_exact_and_coherent(monkeypatch) -> None:
     """The path CUDA (or a machine without numba) runs, end to end through NoiseWarper."""
-    from warpnoise.methods import persistent
-
     monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
     h = w = 96
     warper = warpnoise.NoiseWarper(4, h, w, method="persistent", seed=5)
@@ -131,3 +163,27 @@ def test_torch_path_alone_is_exact_and_coherent(monkeypatch) -> None:
     c = torch.corrcoef(torch.stack([noise[:, 17:-16, 18:-16].flatten(),
                                     first[:, 16:-17, 16:-18].flatten()]))[0, 1]
     assert abs(float(c) - 0.85 * 0.95) < 0.05
+
+
+@pytest.mark.parametrize("path", ["kernel", "torch"])
+def test_loose_pixels_carry_their_noise(path: str, monkeypatch) -> None:
+    """Background uncovered by a layer gets fresh noise once, then keeps it while it stays
+    uncovered (it would otherwise flicker until the next anchor)."""
+    if path == "torch":
+        monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
+    h = w = 96
+    warper = warpnoise.NoiseWarper(4, h, w, method="persistent", seed=3)
+    prev = None
+    carried = []
+    for t in range(1, 9):
+        b, f, _fg = F.layered(h, w, t, size=40, dx=3.0, top=28, left=10)
+        noise = warper.step(b, f)
+        if prev is not None:
+            # Columns uncovered two frames ago or earlier: static background, loose since.
+            x0 = 10 + (t - 1) * 3
+            carried.append((noise[:, 32:64, 10:x0 - 3], prev[:, 32:64, 10:x0 - 3]))
+        prev = noise
+    a = torch.cat([x.flatten() for x, _ in carried])
+    b_ = torch.cat([y.flatten() for _, y in carried])
+    assert a.numel() > 5000
+    assert torch.allclose(a, b_, atol=1e-5)

@@ -1,106 +1,299 @@
-"""Numba kernels of the ``persistent`` method: bridge pieces over a persistent sub-pixel field.
+"""Numba kernels of the ``persistent`` method: the whole warping step on the CPU.
 
-See :mod:`warpnoise.methods.persistent` for the mathematics. Layouts are channels-last so the
-inner loops over channels are contiguous, and four channels get a specialised copy of the hot
-loops. Scatters into anchor cells run in bands of anchor rows, in parallel; each band visits, in
-raster order, only the blocks of pixels whose boxes reach it, so every cell receives its
-contributions in the same order and results are bit-identical whatever the thread count.
+See :mod:`warpnoise.methods.persistent` for the mathematics. One step runs these phases, each a
+parallel loop over pixel rows or a fixed set of anchor-row bands:
+
+1. :func:`advance`: compose the accumulated map with the backward flow without interpolating
+   across motion discontinuities, and give each pixel its role: drawn on the anchor, drawn on the
+   previous frame's loose noise, or fresh (:data:`ANCHORED`, :data:`LOOSE`, :data:`FRESH`);
+2. :func:`pixel_boxes`: each pixel's pre-image box, built only from neighbours on its own side of
+   a motion discontinuity (:func:`_linked`), its first source cell and cell counts;
+3. ``scatter``: per band of source rows, the claims of sub-pixels, the coverage of cells, each
+   piece's white-noise integral ``Y`` and the per-cell remainders;
+4. ``gather``: the Brownian-bridge pieces summed per pixel.
+
+Phases 2-4 run once for the anchored pixels (source: the anchor and its persistent sub-pixel
+field) and, when there are any, once for the loose pixels (source: the previous frame's loose
+noise, with fresh bridge increments). Every array a step writes lives in a :class:`Workspace`
+made once per frame size and reused, so a step allocates nothing but the noise it returns (fresh
+pages cost more than the warp on virtual machines). The inner loops run over channels, and four
+channels get a specialised copy of the hot loops. The scatters run in bands of source rows, in
+parallel; each band visits, in raster order, only the blocks of pixels whose boxes reach it, so
+every cell receives its contributions in the same order and results are bit-identical for any
+thread count.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
+from ..flow import FB_ALPHA, FB_BETA
+from . import JUMP, REM_EPS, value_masks
 from .hashing import normal
 
-MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 anchor cells
-BANDS = 4  # anchor-row bands of the scatters, run in parallel (the bits do not depend on it)
-BLOCK = 32  # pixels per row block whose reach in anchor rows is recorded
+MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
+BANDS = 4  # source-row bands of the scatters, run in parallel (the bits do not depend on it)
+BLOCK = 32  # pixels per row block whose reach in source rows is recorded
+# Pixel roles (``Workspace.role``).
+FRESH, ANCHORED, LOOSE = 0, 1, 2
+_SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
+
+
+@intrinsic
+def _ctpop(typingctx, x):
+    """The CPU's population count (LLVM ``ctpop``)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return x(x), codegen
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Count of trailing zero bits (LLVM ``cttz``; ``x`` must not be zero)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return x(x), codegen
 
 
 @nb.njit(inline="always", cache=True)
 def _popcount(x: np.uint64) -> int:
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    return int(_ctpop(x))
+
+
+@nb.njit(inline="always", cache=True)
+def _joined(ref: int, c: int, links, y0: int, x0: int, y1: int, x1: int) -> bool:
+    """Whether corner ``c`` of the 2 x 2 pixels ``(y0|y1, x0|x1)`` (0: top-left, 1: top-right,
+    2: bottom-left, 3: bottom-right) lies on corner ``ref``'s side of every motion discontinuity:
+    the same pixel, a linked edge, or two linked edges around the block (``links`` bit 0: linked
+    to the right neighbour, bit 1: to the one below)."""
+    if c == ref:
+        return True
+    top = links[y0, x0] & 1 != 0
+    left = links[y0, x0] & 2 != 0
+    right = links[y0, x1] & 2 != 0
+    bottom = links[y1, x0] & 1 != 0
+    lo, hi = min(ref, c), max(ref, c)
+    if lo == 0 and hi == 1:
+        return top
+    if lo == 0 and hi == 2:
+        return left
+    if lo == 1 and hi == 3:
+        return right
+    if lo == 2 and hi == 3:
+        return bottom
+    if lo == 0:  # and 3
+        return (top and right) or (left and bottom)
+    return (top and left) or (right and bottom)  # 1 and 2
 
 
 @nb.njit(parallel=True, cache=True)
-def compose(mx, my, traced, bx, by):
-    """One step of the accumulated map, ``A_t(x) = A_{t-1}(x + b(x))`` as a ``(2, H, W)`` array,
-    and the usable pixels.
+def advance(prev_map, traced, links, bx, by, fx, fy, has_forward, new_map, src, role):
+    """One step of the accumulated map and each pixel's role, written into ``new_map`` and
+    ``src`` ``(2, H, W)`` and ``role`` ``(H, W)``. Returns the number of loose pixels.
 
-    The displacement ``A - grid`` is interpolated bilinearly at the source, clamped to the frame
-    (as ``torch.grid_sample`` with border padding); a pixel is usable when its source lies in the
-    frame and its nearest source pixel was traced. Mirrors :func:`warpnoise.flow.compose_map`.
+    Convention:
+        ``prev_map`` ``(2, H, W)`` holds frame t-1's anchor positions (x, y), ``traced`` and
+        ``links`` its anchored pixels and links (:func:`pixel_boxes`); ``bx, by`` is frame t's
+        backward flow and ``fx, fy`` frame t-1's forward flow (read only if ``has_forward``).
+
+    Of the (up to four) pixels that bilinear sampling at the source ``x + b(x)`` weighs, those
+    that pass the forward-backward test of :func:`warpnoise.flow.forward_backward_occlusion` are
+    candidates. With an anchored candidate the pixel is ``ANCHORED``: its map is
+    ``A_t(x) = A_{t-1}(x + b(x))``, the displacement ``A - grid`` mixed bilinearly (weights
+    renormalised) over the heaviest anchored candidate and the anchored pixels linked to it, never
+    across a motion discontinuity (that would give a position of neither layer). Otherwise, with a
+    loose candidate (a pixel of frame t-1 that did not draw on the anchor: disoccluded or entered
+    since), it is ``LOOSE`` and its source position ``x + b(x)`` goes to ``src``; with none, or a
+    source outside the frame, ``FRESH``.
     """
-    h, w = mx.shape
-    out = np.empty((2, h, w), np.float64)
-    ox, oy = out[0], out[1]
-    usable = np.zeros((h, w), np.bool_)
+    h, w = traced.shape
+    px, py = prev_map[0], prev_map[1]
+    n_loose = 0
     for i in nb.prange(h):
+        wts = np.empty(4)
         for j in range(w):
-            sx = j + np.float64(bx[i, j])
-            sy = i + np.float64(by[i, j])
+            bxv = np.float64(bx[i, j])
+            byv = np.float64(by[i, j])
+            sx = j + bxv
+            sy = i + byv
             cx = min(max(sx, 0.0), w - 1.0)
             cy = min(max(sy, 0.0), h - 1.0)
             x0 = min(math.floor(cx), max(w - 2, 0))
             y0 = min(math.floor(cy), max(h - 2, 0))
             x1 = min(x0 + 1, w - 1)
             y1 = min(y0 + 1, h - 1)
-            fx = cx - x0
-            fy = cy - y0
-            dx = ((1 - fy) * ((1 - fx) * (mx[y0, x0] - x0) + fx * (mx[y0, x1] - x1))
-                  + fy * ((1 - fx) * (mx[y1, x0] - x0) + fx * (mx[y1, x1] - x1)))
-            dy = ((1 - fy) * ((1 - fx) * (my[y0, x0] - y0) + fx * (my[y0, x1] - y0))
-                  + fy * ((1 - fx) * (my[y1, x0] - y1) + fx * (my[y1, x1] - y1)))
-            ox[i, j] = sx + dx
-            oy[i, j] = sy + dy
-            inside = -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5
-            if inside:
-                nx = min(max(math.floor(sx + 0.5), 0), w - 1)
-                ny = min(max(math.floor(sy + 0.5), 0), h - 1)
-                usable[i, j] = traced[ny, nx]
-    return out, usable
+            ux = cx - x0
+            uy = cy - y0
+            wts[0], wts[1] = (1 - ux) * (1 - uy), ux * (1 - uy)
+            wts[2], wts[3] = (1 - ux) * uy, ux * uy
+            ref = -1
+            best = 0.0
+            ref_loose = -1
+            best_loose = 0.0
+            if -0.5 <= sx <= w - 0.5 and -0.5 <= sy <= h - 0.5:
+                b2 = bxv * bxv + byv * byv
+                for c in range(4):
+                    if wts[c] <= 0.0:
+                        continue
+                    r = y1 if c >= 2 else y0
+                    q = x1 if c & 1 else x0
+                    if has_forward:
+                        fxv = np.float64(fx[r, q])
+                        fyv = np.float64(fy[r, q])
+                        ex = bxv + fxv
+                        ey = byv + fyv
+                        if ex * ex + ey * ey > FB_ALPHA * (b2 + fxv * fxv + fyv * fyv) + FB_BETA:
+                            continue
+                    if traced[r, q]:
+                        if wts[c] > best:
+                            ref, best = c, wts[c]
+                    elif wts[c] > best_loose:
+                        ref_loose, best_loose = c, wts[c]
+            dx = 0.0
+            dy = 0.0
+            if ref >= 0:
+                role[i, j] = ANCHORED
+                total = 0.0
+                for c in range(4):
+                    r = y1 if c >= 2 else y0
+                    q = x1 if c & 1 else x0
+                    if wts[c] > 0.0 and traced[r, q] and _joined(ref, c, links, y0, x0, y1, x1):
+                        total += wts[c]
+                        dx += wts[c] * (px[r, q] - q)
+                        dy += wts[c] * (py[r, q] - r)
+                dx /= total
+                dy /= total
+            elif ref_loose >= 0:
+                role[i, j] = LOOSE
+                src[0, i, j] = sx
+                src[1, i, j] = sy
+                n_loose += 1
+            else:
+                role[i, j] = FRESH
+            new_map[0, i, j] = sx + dx
+            new_map[1, i, j] = sy + dy
+    return n_loose
 
 
 @nb.njit(inline="always", cache=True)
-def _mid(a: float, b: float) -> float:
-    return 0.5 * (a + b)
+def _close(sx: float, sy: float, nx: float, ny: float) -> bool:
+    """Whether spacing ``(sx, sy)`` continues the neighbouring spacing ``(nx, ny)``."""
+    ex = sx - nx
+    ey = sy - ny
+    tol = JUMP * max(1.0, math.sqrt(nx * nx + ny * ny))
+    return ex * ex + ey * ey <= tol * tol
+
+
+@nb.njit(inline="always", cache=True)
+def _linked(ax, ay, role, want: int, i0: int, j0: int, di: int, dj: int) -> bool:
+    """Whether pixel ``p0 = (i0, j0)`` and its neighbour ``p1 = p0 + (di, dj)`` (right or below)
+    lie on one side of a motion discontinuity, so that their box edge is the midpoint of their
+    anchor positions.
+
+    They do not when either has another role than ``want``, when their order along the axis is
+    reversed in the
+    anchor (a fold), or when their spacing jumps: it differs by more than ``JUMP`` from the
+    spacing just outside the pair on *both* sides that exist (one side is enough at a border).
+    Both pixels evaluate the same pair in the same order, so they always agree.
+    """
+    h, w = role.shape
+    i1, j1 = i0 + di, j0 + dj
+    if role[i0, j0] != want or role[i1, j1] != want:
+        return False
+    sx = ax[i1, j1] - ax[i0, j0]
+    sy = ay[i1, j1] - ay[i0, j0]
+    if (sx if dj else sy) <= 0.0:
+        return False
+    ia, ja, ib, jb = i0 - di, j0 - dj, i1 + di, j1 + dj
+    compared = False
+    if ia >= 0 and ja >= 0 and role[ia, ja] == want:
+        if _close(sx, sy, ax[i0, j0] - ax[ia, ja], ay[i0, j0] - ay[ia, ja]):
+            return True
+        compared = True
+    if ib < h and jb < w and role[ib, jb] == want:
+        if _close(sx, sy, ax[ib, jb] - ax[i1, j1], ay[ib, jb] - ay[i1, j1]):
+            return True
+        compared = True
+    return not compared
+
+
+@nb.njit(inline="always", cache=True)
+def _extent(a: float, lo_mid: float, hi_mid: float, lo_ok: bool, hi_ok: bool
+            ) -> tuple[float, float]:
+    """A box's extent on one axis from its centre ``a`` and the midpoints to its neighbours: a
+    broken side mirrors the other side, and with both broken the extent is ``a -+ 0.5``."""
+    if lo_ok and hi_ok:
+        return lo_mid, hi_mid
+    if lo_ok:
+        return lo_mid, a + (a - lo_mid)
+    if hi_ok:
+        return a - (hi_mid - a), hi_mid
+    return a - 0.5, a + 0.5
 
 
 @nb.njit(parallel=True, cache=True)
-def _edge_tables(ax, ay):
-    """Box edges: ``ex[i, j]`` is the left edge of pixel ``(i, j)`` (its right edge is
-    ``ex[i, j+1]``), the midpoint of the neighbours' mapped centres; ``ey`` likewise for rows.
-    Neighbours read the same entry, so adjacent boxes share their edge bit for bit."""
-    h, w = ax.shape
-    ex = np.empty((h, w + 1), np.float64)
-    ey = np.empty((h + 1, w), np.float64)
+def pixel_boxes(ax, ay, role, want, ha, wa, edges, cell0, reach, links):
+    """For each pixel of role ``want``: its pre-image box ``edges[i, j] = (x0, x1, y0, y1)`` in
+    source pixels, its first cell and cell counts ``cell0[i, j] = (cx0, cy0, ncx, ncy)`` in the
+    ``ha x wa`` source (``cx0 = -1``: no box, for pixels of other roles, folded, outside the
+    source or wider than 3 x 3 cells) and its ``links`` (bit 0: linked to the right neighbour,
+    bit 1: to the one below), which the next step's :func:`advance` reads; per block of
+    ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of source rows its boxes touch.
+
+    A box edge shared with a linked neighbour (:func:`_linked`) is the midpoint of the two
+    positions, the same float for both boxes, so linked boxes tile; a broken side mirrors the
+    opposite one (:func:`_extent`).
+    """
+    h, w = role.shape
+    nb_ = reach.shape[1]
     for i in nb.prange(h):
-        if w == 1:
-            ex[i, 0], ex[i, 1] = ax[i, 0] - 0.5, ax[i, 0] + 0.5
-        else:
-            for j in range(1, w):
-                ex[i, j] = _mid(ax[i, j - 1], ax[i, j])
-            ex[i, 0] = ax[i, 0] - 0.5 * (ax[i, 1] - ax[i, 0])
-            ex[i, w] = ax[i, w - 1] + 0.5 * (ax[i, w - 1] - ax[i, w - 2])
-    for i in nb.prange(h + 1):
-        for j in range(w):
-            if h == 1:
-                ey[i, j] = ay[0, j] - 0.5 if i == 0 else ay[0, j] + 0.5
-            elif i == 0:
-                ey[0, j] = ay[0, j] - 0.5 * (ay[1, j] - ay[0, j])
-            elif i == h:
-                ey[h, j] = ay[h - 1, j] + 0.5 * (ay[h - 1, j] - ay[h - 2, j])
-            else:
-                ey[i, j] = _mid(ay[i - 1, j], ay[i, j])
-    return ex, ey
+        for b in range(nb_):
+            lo, hi = ha, 0
+            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                cell0[i, j, 0] = -1
+                links[i, j] = 0
+                if role[i, j] != want:
+                    continue
+                a = ax[i, j]
+                lo_ok = j > 0 and _linked(ax, ay, role, want, i, j - 1, 0, 1)
+                right = j < w - 1 and _linked(ax, ay, role, want, i, j, 0, 1)
+                x0, x1 = _extent(a, 0.5 * (ax[i, max(j - 1, 0)] + a),
+                                 0.5 * (a + ax[i, min(j + 1, w - 1)]), lo_ok, right)
+                a = ay[i, j]
+                lo_ok = i > 0 and _linked(ax, ay, role, want, i - 1, j, 1, 0)
+                hi_ok = i < h - 1 and _linked(ax, ay, role, want, i, j, 1, 0)
+                y0, y1 = _extent(a, 0.5 * (ay[max(i - 1, 0), j] + a),
+                                 0.5 * (a + ay[min(i + 1, h - 1), j]), lo_ok, hi_ok)
+                links[i, j] = (1 if right else 0) | (2 if hi_ok else 0)
+                # Stored as float32 (a thousandth of a pixel at 8K); every pass reads these.
+                x0, x1 = float(np.float32(x0)), float(np.float32(x1))
+                y0, y1 = float(np.float32(y0)), float(np.float32(y1))
+                edges[i, j, 0], edges[i, j, 1], edges[i, j, 2], edges[i, j, 3] = x0, x1, y0, y1
+                if not (x1 > x0 and y1 > y0):
+                    continue
+                if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
+                    continue
+                cx0 = math.floor(x0 + 0.5)
+                cy0 = math.floor(y0 + 0.5)
+                ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
+                ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
+                if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
+                    continue
+                cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
+                lo = min(lo, cy0)
+                hi = max(hi, cy0 + ncy)
+            reach[i, b, 0], reach[i, b, 1] = lo, hi
 
 
 @nb.njit(inline="always", cache=True)
@@ -116,73 +309,16 @@ def _span(lo: float, hi: float, c: int, k: int) -> tuple[float, int, int]:
     return b - a, s0, s1
 
 
-@nb.njit(cache=True)
-def _row_select(k: int) -> np.ndarray:
-    """``sel[r0, r1]``: a 1 at the lowest bit of each sub-row ``r0 <= r < r1``; times a column
-    pattern (< 2^k, so no carries) it gives the bit mask of a sub-pixel rectangle."""
-    sel = np.zeros((k + 1, k + 1), np.uint64)
-    for r0 in range(k + 1):
-        acc = np.uint64(0)
-        for r1 in range(r0 + 1, k + 1):
-            acc |= np.uint64(1) << np.uint64((r1 - 1) * k)
-            sel[r0, r1] = acc
-    return sel
+@nb.njit(inline="always", cache=True)
+def _lowest(bits: np.uint64) -> int:
+    """Index of the lowest set bit (``bits`` not zero)."""
+    return int(_cttz(bits))
 
 
 @nb.njit(inline="always", cache=True)
-def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
-    """Bit mask of the sub-pixels ``[r0, r1) x [s0, s1)`` of a cell (bit ``r * k + s``)."""
-    if s1 <= s0:
-        return np.uint64(0)
-    return sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1)) << np.uint64(s0))
-
-
-@nb.njit(parallel=True, cache=True)
-def _layout(ex, ey, usable, ha, wa):
-    """First cell and cell counts of every usable pixel's box; ``-1`` marks pixels that get
-    fresh noise (not usable, folded, outside the anchor, or wider than 3 x 3 cells).
-
-    Also returns, per block of ``BLOCK`` pixels of a row, the range ``[lo, hi)`` of anchor rows
-    its boxes touch (so a band of anchor rows visits only the blocks that reach it), and the
-    largest box side in cells.
-    """
-    h, w = usable.shape
-    nb_ = (w + BLOCK - 1) // BLOCK
-    cell0 = np.full((h, w, 4), -1, np.int32)
-    reach = np.empty((h, nb_, 2), np.int32)
-    row_side = np.zeros(h, np.int32)
-    for i in nb.prange(h):
-        for b in range(nb_):
-            lo, hi = ha, 0
-            for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                x0, x1, y0, y1 = ex[i, j], ex[i, j + 1], ey[i, j], ey[i + 1, j]
-                if not usable[i, j] or not (x1 > x0 and y1 > y0):
-                    continue
-                if x0 < -0.5 or y0 < -0.5 or x1 > wa - 0.5 or y1 > ha - 0.5:
-                    continue
-                cx0 = math.floor(x0 + 0.5)
-                cy0 = math.floor(y0 + 0.5)
-                ncx = min(math.ceil(x1 + 0.5) - 1, wa - 1) - cx0 + 1
-                ncy = min(math.ceil(y1 + 0.5) - 1, ha - 1) - cy0 + 1
-                if ncx < 1 or ncy < 1 or ncx > MAX_SIDE or ncy > MAX_SIDE:
-                    continue
-                cell0[i, j, 0], cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3] = cx0, cy0, ncx, ncy
-                lo = min(lo, cy0)
-                hi = max(hi, cy0 + ncy)
-                row_side[i] = max(row_side[i], ncx, ncy)
-            reach[i, b, 0], reach[i, b, 1] = lo, hi
-    return cell0, reach, max(1, row_side.max())
-
-
-@nb.njit(inline="always", cache=True)
-def _rect(sat, cy, cx, r0, r1, s0, s1, c):
-    """Sum of the sub-pixels ``[r0, r1) x [s0, s1)`` of cell ``(cy, cx)`` from its inclusive
-    summed-area table. Always four look-ups, the unneeded ones weighted by zero: whether a
-    rectangle touches the cell's edge is a coin flip, which a branch would mispredict."""
-    ra, sa = max(r0 - 1, 0), max(s0 - 1, 0)
-    fr, fs = min(r0, 1) * 1.0, min(s0, 1) * 1.0
-    return (sat[cy, cx, r1 - 1, s1 - 1, c] - fr * sat[cy, cx, ra, s1 - 1, c]
-            - fs * (sat[cy, cx, r1 - 1, sa, c] - fr * sat[cy, cx, ra, sa, c]))
+def _claim(masks, r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
+    """The field values a piece claims (:func:`warpnoise.kernels.value_masks`)."""
+    return masks[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
 
 
 def _channel_kernels(channels: int) -> tuple[Any, Any]:
@@ -192,43 +328,60 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     their closures differ, and compiles only the one a caller uses."""
 
     @nb.njit(cache=True)
-    def band(lo, hi, ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem, cover, ybuf, d):
-        """Everything that scatters into the anchor rows ``[lo, hi)``, pixels in raster order.
+    def band(p, lo, hi, edges, cell0, reach, field, k, masks, xa, restrict, barred, key,
+             off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d):
+        """Everything that scatters into the source rows ``[lo, hi)`` (band ``p``), pixels in
+        raster order.
 
-        First the claims and coverage of the band's cells (a sub-pixel claimed twice is given to
-        nobody). Then each piece's white-noise integral ``Y``, independent of the anchor noise with
-        variance exactly its (rescaled) area, summed per pixel and cell row into ``ybuf`` and per
-        cell. Last, the part of each cell that no pre-image covers completes the partition with
-        variance ``1 - cover``, and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``.
+        First the claims and coverage of the band's cells: a piece claims the values of its
+        cell's field that :func:`warpnoise.kernels.value_masks` gives it (sub-pixels whose centres
+        it holds, or a sliver's strip or corner); a value claimed twice is given to nobody. Then
+        each piece's white-noise integral ``Y``, independent of the source noise with variance
+        exactly its (rescaled) area: the sum of the values it owns, scaled to that variance, or a
+        counter-based draw when it owns none (``field`` empty: the loose pass, where every ``Y``
+        is fresh as in Deng et al.). ``Y`` is summed per pixel into ``ybuf[..., p % 2, :]`` (a box
+        spans at most two bands, of different parity) and per cell. Last, the part of each cell
+        that no pre-image covers completes the partition with variance ``1 - cover`` (from the
+        sub-pixels no piece owns, fresh if none), and ``d = x - sum(Y)`` is stored so that a piece
+        is ``a d + Y``. Cells ``barred`` (with ``restrict``) are not sources.
         """
-        c_n = channels if channels else xa.shape[2]
+        c_n = channels if channels else xa.shape[0]
         h, w = cell0.shape[0], cell0.shape[1]
-        wa = xa.shape[1]
-        k = sat.shape[2]
-        slots = side * side
-        claimed = np.zeros((hi - lo, wa), np.uint64)
-        conflict = np.zeros((hi - lo, wa), np.uint64)
+        wa = xa.shape[2]
+        has_field = field.shape[2] > 0
+        slot = p % 2
+        for cy in range(lo, hi):
+            for cx in range(wa):
+                cover[cy, cx] = 0.0
+                claimed[cy, cx] = 0
+                conflict[cy, cx] = 0
+                for c in range(c_n):
+                    sy[cy, cx, c] = 0.0
         for i in range(h):
             for b in range(reach.shape[1]):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = cell0[i, j, 0]
+                    cx0 = np.int64(cell0[i, j, 0])
                     if cx0 < 0:
                         continue
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
+                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         for cx in range(cx0, cx0 + ncx):
-                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            if restrict and barred[cy, cx]:
+                                continue
+                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             if ox * oy <= 0.0:
                                 continue
-                            m = _rect_mask(sel, r0, r1, s0, s1)
-                            conflict[cy - lo, cx] |= claimed[cy - lo, cx] & m
-                            claimed[cy - lo, cx] |= m
                             cover[cy, cx] += ox * oy
-        sy = np.zeros((hi - lo, wa, c_n), np.float64)
-        used = np.zeros((hi - lo, wa, c_n), np.float64)  # unscaled sums of the pieces' sub-pixels
+                            if has_field:
+                                m = _claim(masks, r0, r1, s0, s1, k)
+                                conflict[cy, cx] |= claimed[cy, cx] & m
+                                claimed[cy, cx] |= m
+        for cy in range(lo, hi):
+            for cx in range(wa):
+                icov[cy, cx] = 1.0 / max(1.0, cover[cy, cx])
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
         # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
@@ -237,122 +390,146 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = cell0[i, j, 0]
+                    cx0 = np.int64(cell0[i, j, 0])
                     if cx0 < 0:
                         continue
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    if max(cy0, lo) >= min(cy0 + ncy, hi):
+                        continue
+                    acc[:] = 0.0
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
                         dy = cy - cy0
-                        oy, r0, r1 = _span(ey[i, j], ey[i + 1, j], cy, k)
-                        acc[:] = 0.0
+                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
                         for cx in range(cx0, cx0 + ncx):
-                            ox, s0, s1 = _span(ex[i, j], ex[i, j + 1], cx, k)
+                            if restrict and barred[cy, cx]:
+                                continue
+                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             a = ox * oy
                             if a <= 0.0:
                                 continue
-                            a_eff = a / max(1.0, cover[cy, cx])
-                            m = _rect_mask(sel, r0, r1, s0, s1)
-                            mine = m & ~conflict[cy - lo, cx]
+                            a_eff = a * icov[cy, cx]
+                            mine = np.uint64(0)
+                            if has_field:
+                                mine = _claim(masks, r0, r1, s0, s1, k) & ~conflict[cy, cx]
                             n = _popcount(mine)
-                            if n == 0:
-                                base = np.uint64(((i * w + j) * slots + dy * side + cx - cx0) * c_n)
-                                sd = math.sqrt(a_eff)
-                                for c in range(c_n):
-                                    yv[c] = sd * normal(key, base + np.uint64(c))
-                            else:
-                                for c in range(c_n):
-                                    yv[c] = _rect(sat, cy, cx, r0, r1, s0, s1, c)
-                                # Take out the few sub-pixels another box also claimed.
-                                lost = m & ~mine
-                                while lost:
-                                    bit = _popcount((lost & (~lost + np.uint64(1))) - np.uint64(1))
-                                    lost &= lost - np.uint64(1)
-                                    r, s = bit // k, bit % k
+                            if n:
+                                yv[:] = 0.0
+                                while mine:
+                                    e = _lowest(mine)
+                                    mine &= mine - np.uint64(1)
                                     for c in range(c_n):
-                                        yv[c] -= _rect(sat, cy, cx, r, r + 1, s, s + 1, c)
+                                        yv[c] += field[cy, cx, e, c]
                                 scale = math.sqrt(a_eff / n)
+                            else:
+                                base = off_piece + np.uint64(
+                                    ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
                                 for c in range(c_n):
-                                    used[cy - lo, cx, c] += yv[c]
-                                    yv[c] *= scale
+                                    yv[c] = normal(key, base + np.uint64(c))
+                                scale = math.sqrt(a_eff)
                             for c in range(c_n):
-                                sy[cy - lo, cx, c] += yv[c]
-                                acc[c] += yv[c]
-                        for c in range(c_n):
-                            ybuf[i, j, dy, c] = acc[c]
-        full = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - k * k)
+                                v = yv[c] * scale
+                                sy[cy, cx, c] += v
+                                acc[c] += v
+                    for c in range(c_n):
+                        ybuf[i, j, slot, c] = acc[c]
+        full = (np.uint64(1) << np.uint64(k * k)) - np.uint64(1)
         for cy in range(lo, hi):
             for cx in range(wa):
+                if restrict and barred[cy, cx]:
+                    continue
                 rem = 1.0 - cover[cy, cx]
-                # The uncovered rest takes the sub-pixels no piece holds, scaled to variance ``rem``
-                # (a fresh draw only when it holds none), so it persists like the pieces.
-                n_rem = k * k - _popcount(claimed[cy - lo, cx] & ~conflict[cy - lo, cx] & full)
-                draw = cover[cy, cx] > 0.0 and rem > 0.0
-                base = off_rem + np.uint64((cy * wa + cx) * c_n)
-                for c in range(c_n):
-                    v = sy[cy - lo, cx, c]
-                    if draw:
-                        if n_rem > 0:
-                            total = sat[cy, cx, k - 1, k - 1, c]
-                            v += math.sqrt(rem / n_rem) * (total - used[cy - lo, cx, c])
-                        else:
-                            v += math.sqrt(rem) * normal(key, base + np.uint64(c))
-                    d[cy, cx, c] = xa[cy, cx, c] - v
+                # The uncovered rest takes the sub-pixels no piece owns, scaled to variance ``rem``
+                # (a fresh draw only when it owns none), so it persists like the pieces.
+                if cover[cy, cx] > 0.0 and rem > REM_EPS:
+                    free = np.uint64(0)
+                    if has_field:
+                        free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
+                    n_rem = _popcount(free)
+                    if n_rem:
+                        yv[:] = 0.0
+                        while free:
+                            e = _lowest(free)
+                            free &= free - np.uint64(1)
+                            for c in range(c_n):
+                                yv[c] += field[cy, cx, e, c]
+                        scale = math.sqrt(rem / n_rem)
+                    else:
+                        base = off_rem + np.uint64((cy * wa + cx) * c_n)
+                        for c in range(c_n):
+                            yv[c] = normal(key, base + np.uint64(c))
+                        scale = math.sqrt(rem)
+                    for c in range(c_n):
+                        d[cy, cx, c] = xa[c, cy, cx] - (sy[cy, cx, c] + yv[c] * scale)
+                else:
+                    for c in range(c_n):
+                        d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
-    def scatter(ex, ey, cell0, reach, sat, xa, sel, key, side, off_rem):
-        # Each band owns a fixed range of anchor rows, so no two threads write one cell, and every
+    def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
+                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows):
+        # Each band owns a fixed range of source rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-        h, w = cell0.shape[0], cell0.shape[1]
-        ha, wa, c_n = xa.shape
-        cover = np.zeros((ha, wa), np.float64)
-        ybuf = np.empty((h, w, side, c_n), np.float32)
-        d = np.empty((ha, wa, c_n), np.float32)
-        bands = min(BANDS, ha)
+        bands = len(rows) - 1
         for p in nb.prange(bands):
-            band(p * ha // bands, (p + 1) * ha // bands, ex, ey, cell0, reach, sat, xa, sel, key,
-                  side, off_rem, cover, ybuf, d)
-        return cover, ybuf, d
+            band(p, rows[p], rows[p + 1], edges, cell0, reach, field, k, masks, xa, restrict,
+                 barred, key, off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d)
 
     @nb.njit(parallel=True, cache=True)
-    def gather(ex, ey, cell0, cover, d, ybuf, key, offset):
-        """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by
-        the square root of the pixel's area; fresh noise where there is none."""
+    def gather(edges, cell0, icov, d, ybuf, band_of, restrict, barred, key, off_fresh, anchored,
+               out, keep, traced):
+        """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by the
+        square root of the pixel's area into ``out`` ``(C, H, W)``.
+
+        ``anchored`` (the anchored pass): every pixel is written; those with no area get fresh
+        noise, ``traced`` marks the others, and the fresh values also go to ``keep`` (the loose
+        noise the next step may carry). Otherwise (the loose pass) only pixels with an area are
+        written, to ``out`` and ``keep``.
+        """
         c_n = channels if channels else d.shape[2]
         h, w = cell0.shape[0], cell0.shape[1]
-        out = np.empty((h, w, c_n), np.float32)
-        traced = np.zeros((h, w), np.bool_)
         for i in nb.prange(h):
             acc = np.empty(c_n, np.float64)
             for j in range(w):
-                cx0 = cell0[i, j, 0]
+                cx0 = np.int64(cell0[i, j, 0])
                 area = 0.0
                 if cx0 >= 0:
-                    acc[:] = 0.0
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    first = band_of[cy0] % 2
+                    last = band_of[cy0 + ncy - 1] % 2
+                    for c in range(c_n):
+                        acc[c] = ybuf[i, j, first, c]
+                        if last != first:
+                            acc[c] += ybuf[i, j, last, c]
                     for dy in range(ncy):
                         cy = cy0 + dy
-                        oy = min(ey[i + 1, j], cy + 0.5) - max(ey[i, j], cy - 0.5)
-                        for c in range(c_n):
-                            acc[c] += ybuf[i, j, dy, c]
+                        oy = min(edges[i, j, 3], cy + 0.5) - max(edges[i, j, 2], cy - 0.5)
                         for dx in range(ncx):
                             cx = cx0 + dx
-                            ox = min(ex[i, j + 1], cx + 0.5) - max(ex[i, j], cx - 0.5)
+                            if restrict and barred[cy, cx]:
+                                continue
+                            ox = min(edges[i, j, 1], cx + 0.5) - max(edges[i, j, 0], cx - 0.5)
                             if ox <= 0.0 or oy <= 0.0:
                                 continue
-                            a_eff = ox * oy / max(1.0, cover[cy, cx])
+                            a_eff = ox * oy * icov[cy, cx]
                             area += a_eff
                             for c in range(c_n):
                                 acc[c] += a_eff * d[cy, cx, c]
                 if area > 0.0:
                     inv = 1.0 / math.sqrt(area)
                     for c in range(c_n):
-                        out[i, j, c] = acc[c] * inv
-                    traced[i, j] = True
-                else:
-                    base = offset + np.uint64((i * w + j) * c_n)
+                        out[c, i, j] = acc[c] * inv
+                    if anchored:
+                        traced[i, j] = True
+                    else:
+                        for c in range(c_n):
+                            keep[c, i, j] = out[c, i, j]
+                elif anchored:
+                    base = off_fresh + np.uint64((i * w + j) * c_n)
                     for c in range(c_n):
-                        out[i, j, c] = normal(key, base + np.uint64(c))
-        return out, traced
+                        v = normal(key, base + np.uint64(c))
+                        out[c, i, j] = v
+                        keep[c, i, j] = v
+                    traced[i, j] = False
 
     return scatter, gather
 
@@ -360,50 +537,143 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
 _KERNELS = {4: _channel_kernels(4), 0: _channel_kernels(0)}
 
 
-def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
-                  sat: np.ndarray, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """Noise of one frame from the anchor.
+@dataclass
+class Workspace:
+    """Every array one step of the CPU kernel writes, made once per frame size and reused.
+
+    ``maps``, ``traced`` and ``keep`` are double buffers (a step reads one half and writes the
+    other); the rest are scratch. The layouts are as small as the arithmetic allows: box edges in
+    float32, first cells in int16, per-cell sums of ``Y`` in float32.
+    """
+
+    maps: np.ndarray  # (2, 2, H, W) float64 anchor positions
+    traced: np.ndarray  # (2, H, W) bool, pixels drawn on the anchor
+    keep: np.ndarray  # (2, C, H, W) float32, the loose pixels' noise
+    src: np.ndarray  # (2, H, W) float64, loose pixels' source positions
+    role: np.ndarray  # (H, W) uint8: FRESH, ANCHORED or LOOSE
+    links: np.ndarray  # (H, W) uint8, bit 0: linked to the right neighbour, bit 1: below
+    loose_links: np.ndarray  # (H, W) uint8, the loose pass's links
+    edges: np.ndarray  # (H, W, 4) float32
+    cell0: np.ndarray  # (H, W, 4) int16
+    reach: np.ndarray  # (H, blocks, 2) int32
+    cover: np.ndarray  # (Ha, Wa) float64
+    icov: np.ndarray  # (Ha, Wa) float64, 1 / max(1, cover): the rescaling of a cell's pieces
+    claims: np.ndarray  # (2, Ha, Wa) uint64: claimed, and claimed more than once
+    sy: np.ndarray  # (Ha, Wa, C) float32
+    ybuf: np.ndarray  # (H, W, 2, C) float32, per pixel and band parity
+    d: np.ndarray  # (Ha, Wa, C) float32
+    rows: np.ndarray  # (bands + 1,) int64, the first source row of each band
+    band_of: np.ndarray  # (Ha,) int64, the band of each source row
+    current: int = 0  # which half of the double buffers holds the current frame
+
+    @classmethod
+    def empty(cls, channels: int, height: int, width: int) -> Workspace:
+        h, w, c = height, width, channels
+        if max(h, w) > 2**15 - 1:
+            raise ValueError(f"frames up to 32767 pixels a side, got {h}x{w}")
+        # Bands at least MAX_SIDE rows high: a box then spans at most two, of different parity.
+        bands = max(1, min(BANDS, h // MAX_SIDE))
+        rows = np.array([p * h // bands for p in range(bands + 1)], np.int64)
+        return cls(
+            maps=np.empty((2, 2, h, w)), traced=np.empty((2, h, w), np.bool_),
+            keep=np.empty((2, c, h, w), np.float32), src=np.empty((2, h, w)),
+            role=np.empty((h, w), np.uint8), links=np.empty((h, w), np.uint8),
+            loose_links=np.empty((h, w), np.uint8), edges=np.empty((h, w, 4), np.float32),
+            cell0=np.empty((h, w, 4), np.int16),
+            reach=np.empty((h, (w + BLOCK - 1) // BLOCK, 2), np.int32),
+            cover=np.empty((h, w)), icov=np.empty((h, w)), claims=np.empty((2, h, w), np.uint64),
+            sy=np.empty((h, w, c), np.float32), ybuf=np.empty((h, w, 2, c), np.float32),
+            d=np.empty((h, w, c), np.float32), rows=rows,
+            band_of=np.searchsorted(rows, np.arange(h), side="right") - 1,
+        )
+
+    def reset(self) -> None:
+        """Start from the anchor: every pixel at its own centre, anchored and linked."""
+        _, h, w = self.traced.shape
+        self.current = 0
+        self.maps[0, 0] = np.arange(w, dtype=np.float64)[None, :]
+        self.maps[0, 1] = np.arange(h, dtype=np.float64)[:, None]
+        self.traced[0] = True
+        self.links[:] = 3
+        self.links[:, -1] &= 2
+        self.links[-1, :] &= 1
+
+
+_NO_FIELD = np.zeros((1, 1, 0, 1), np.float32)
+_NO_CELLS = np.zeros((1, 1), np.bool_)
+
+
+def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.ndarray,
+              field: np.ndarray, k: int, barred: np.ndarray | None, key: np.uint64, base: int,
+              out: np.ndarray, keep: np.ndarray, traced: np.ndarray, links: np.ndarray) -> int:
+    """Integrate the pixels of one role on their source, into ``out`` ``(C, H, W)``.
 
     Args:
-        ax, ay: ``(H, W)`` float64 anchor positions of the frame's pixel centres.
-        usable: ``(H, W)`` bool, pixels allowed to draw on the anchor.
-        xa: ``(Ha, Wa, C)`` float32 anchor noise.
-        sat: ``(Ha, Wa, k, k, C)`` float32 inclusive per-cell summed-area tables of the
-            sub-pixel fluctuation ``Z`` (i.i.d. N(0, 1), independent of ``xa``); ``k <= 8``.
-        key: uint64 frame key for counter-based draws.
+        ax, ay: ``(H, W)`` float64 source positions of the frame's pixel centres.
+        role: which pixels of ``ws.role`` to integrate (``ANCHORED`` fills every other pixel
+            with fresh noise and marks ``traced``; ``LOOSE`` writes only its own pixels).
+        xa: ``(C, Ha, Wa)`` float32 source noise (i.i.d. N(0, 1)).
+        field: ``(Ha, Wa, E, C)`` float32 persistent values independent of ``xa``
+            (:func:`field_size`; ``E = 0``: every ``Y`` fresh); ``k`` sub-pixels per axis.
+        barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
+        key, base: counter-based draws use ``normal(key, base + ...)``.
+        keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
 
     Returns:
-        ``(noise (H, W, C) float32, traced (H, W) bool)``.
+        The size of the counter range used, from ``base``.
     """
     h, w = ax.shape
-    ha, wa, c_n = xa.shape
-    ex, ey = _edge_tables(ax, ay)
-    cell0, reach, side = _layout(ex, ey, usable, ha, wa)
-    # Counter ranges: pieces, then cell remainders, then fresh pixels.
-    off_rem = np.uint64(h * w * MAX_SIDE * MAX_SIDE * c_n)
+    c_n, ha, wa = xa.shape
+    pixel_boxes(ax, ay, ws.role, role, ha, wa, ws.edges, ws.cell0, ws.reach, links)
+    off_rem = np.uint64(base + h * w * _SLOTS * c_n)
+    off_fresh = off_rem + np.uint64(ha * wa * c_n)
     scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
-    cover, ybuf, d = scatter(ex, ey, cell0, reach, sat, xa, _row_select(sat.shape[2]), key, side,
-                             off_rem)
-    return gather(ex, ey, cell0, cover, d, ybuf, key, off_rem + np.uint64(ha * wa * c_n))
+    restrict = barred is not None
+    cells = barred if restrict else _NO_CELLS
+    cl = ws.claims
+    scatter(ws.edges, ws.cell0, ws.reach, field, k, value_masks(k), xa, restrict, cells, key,
+            np.uint64(base), off_rem, ws.cover, ws.icov, cl[0], cl[1], ws.sy, ws.ybuf, ws.d,
+            ws.rows)
+    gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
+           off_fresh, role == ANCHORED, out, keep, traced)
+    return int(off_fresh) - base + h * w * c_n
 
 
-@nb.njit(parallel=True, cache=True)
-def summed_area_tables(z):
-    """Inclusive per-cell summed-area tables of ``(H, W, k, k, C)`` values:
-    ``T[..., r, s, :] = sum_{r' <= r, s' <= s} z[..., r', s', :]``."""
-    h, w, k, _, c_n = z.shape
-    sat = np.empty((h, w, k, k, c_n), np.float32)
-    for i in nb.prange(h):
-        for j in range(w):
-            for r in range(k):
-                for s in range(k):
-                    for c in range(c_n):
-                        v = z[i, j, r, s, c]
-                        if r > 0:
-                            v += sat[i, j, r - 1, s, c]
-                        if s > 0:
-                            v += sat[i, j, r, s - 1, c]
-                        if r > 0 and s > 0:
-                            v -= sat[i, j, r - 1, s - 1, c]
-                        sat[i, j, r, s, c] = v
-    return sat
+def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
+         fy: np.ndarray | None, xa: np.ndarray, field: np.ndarray, k: int,
+         key: np.uint64) -> np.ndarray:
+    """One whole warping step: advance the map held in ``ws`` by the backward flow ``bx, by``
+    (with frame t-1's forward flow ``fx, fy`` for occlusion, if given), integrate the anchored
+    pixels on the anchor (``xa`` ``(C, H, W)``, ``field``) and the loose ones on the previous
+    frame's loose noise. Returns the new ``(C, H, W)`` float32 noise; ``ws`` then holds frame t.
+    """
+    cur, nxt = ws.current, 1 - ws.current
+    c_n, h, w = xa.shape
+    has_forward = fx is not None
+    dummy = np.zeros((1, 1), np.float32)
+    n_loose = advance(ws.maps[cur], ws.traced[cur], ws.links, bx, by,
+                      fx if has_forward else dummy, fy if has_forward else dummy, has_forward,
+                      ws.maps[nxt], ws.src, ws.role)
+    out = np.empty((c_n, h, w), np.float32)
+    used = integrate(ws, ws.maps[nxt, 0], ws.maps[nxt, 1], ANCHORED, xa, field, k, None, key, 0,
+                     out, ws.keep[nxt], ws.traced[nxt], ws.links)
+    if n_loose:
+        integrate(ws, ws.src[0], ws.src[1], LOOSE, ws.keep[cur], _NO_FIELD, k, ws.traced[cur],
+                  key, used, out, ws.keep[nxt], ws.traced[nxt], ws.loose_links)
+        np.bitwise_or(ws.links, ws.loose_links, out=ws.links)
+    ws.current = nxt
+    return out
+
+
+def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.ndarray,
+                  field: np.ndarray, k: int, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """The anchored integration alone, in a fresh workspace: ``(noise (C, H, W), traced (H, W))``
+    for the ``usable`` pixels at anchor positions ``ax, ay``. For tests and one-off calls."""
+    h, w = ax.shape
+    c_n = xa.shape[0]
+    ws = Workspace.empty(c_n, h, w)
+    ws.role[:] = np.where(usable, ANCHORED, FRESH)
+    out = np.empty((c_n, h, w), np.float32)
+    traced = np.empty((h, w), np.bool_)
+    integrate(ws, ax, ay, ANCHORED, xa, field, k, None, key, 0, out, ws.keep[0], traced, ws.links)
+    return out, traced
