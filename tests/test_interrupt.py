@@ -42,7 +42,7 @@ def test_other_system_errors_pass_through() -> None:
         assert interrupt_in_chain(root) is None
 
 
-def test_ctrl_c_is_held_until_the_block_ends_then_raised() -> None:
+def test_ctrl_c_is_held_until_the_block_ends_then_raised(live_ctrl_c: None) -> None:
     done = []
     with pytest.raises(KeyboardInterrupt), deferred_interrupts():
         os.kill(os.getpid(), signal.SIGINT)

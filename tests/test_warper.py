@@ -109,8 +109,8 @@ def test_ctrl_c_inside_a_kernel_is_a_keyboard_interrupt(monkeypatch: pytest.Monk
         w.step(torch.zeros(2, 4, 4))
 
 
-def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch,
+                                                           live_ctrl_c: None) -> None:
     # numba's kernels and cache loading are not safe to interrupt (a crash was seen when Ctrl-C
     # hit a cache load): the interrupt is raised once the step is done.
     from ._native_interrupt import CtrlCDuringStep
