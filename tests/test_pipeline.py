@@ -186,3 +186,64 @@ def test_streamed_file_matches_the_in_memory_writer(clip: Path, tmp_path: Path) 
     b, meta_b = load_noise(tmp_path / "b.safetensors")
     torch.testing.assert_close(a, b)
     assert meta_b == meta
+
+
+def test_frames_are_dropped_as_they_are_used(tmp_path: Path, monkeypatch) -> None:
+    """Whatever the length, at most LOOKAHEAD + 2 decoded frames are alive at once (the one
+    being warped and previewed, the look-ahead, and the one being decoded)."""
+    import gc
+    import weakref
+
+    from warpnoise import pipeline
+    from warpnoise.io.video import FrameSource
+
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    alive: set[int] = set()
+    most = [0]
+    real_iter = FrameSource.__iter__
+
+    def counted(self: FrameSource):
+        for i, frame in enumerate(real_iter(self)):
+            alive.add(i)
+            weakref.finalize(frame, alive.discard, i)
+            most[0] = max(most[0], len(alive))
+            yield frame
+            del frame
+
+    monkeypatch.setattr(FrameSource, "__iter__", counted)
+    gc.disable()  # frames must be freed by reference counting, as they are used
+    try:
+        res = video_to_noise(frames_dir, tmp_path / "n.safetensors",
+                             NoiseOptions(method="random", downsample=8),
+                             preview=tmp_path / "p.mp4")
+    finally:
+        gc.enable()
+    assert res.frames == 30
+    assert 2 <= most[0] <= pipeline.LOOKAHEAD + 2
+
+
+def test_streamed_flows_match_flows_of_the_whole_selection(tmp_path: Path) -> None:
+    from warpnoise.estimate import estimate_flows
+    from warpnoise.io.video import read_frames
+
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(12, 48, 64, dx=1, dy=1))
+    res = video_to_flows(frames_dir, tmp_path / "f.npz",
+                         NoiseOptions(start=1, stride=3, frames=3))
+    assert (res.flows, res.width, res.height) == (2, 64, 48)
+    b, f = load_flows(tmp_path / "f.npz")
+    b_ref, f_ref = estimate_flows(read_frames(frames_dir, start=1, stride=3, frames=3))
+    torch.testing.assert_close(b, b_ref)
+    torch.testing.assert_close(f, f_ref)
+
+
+def test_flow_file_with_a_preview_decodes_the_frames_in_step(clip: Path, tmp_path: Path) -> None:
+    video_to_flows(clip, tmp_path / "f.safetensors", NoiseOptions())
+    opts = NoiseOptions(method="bilinear", seed=2, flow=str(tmp_path / "f.safetensors"))
+    video_to_noise(clip, tmp_path / "a.safetensors", opts, preview=tmp_path / "a.mp4")
+    video_to_noise(clip, tmp_path / "b.safetensors", NoiseOptions(method="bilinear", seed=2),
+                   preview=tmp_path / "b.mp4")
+    torch.testing.assert_close(load_noise(tmp_path / "a.safetensors")[0],
+                               load_noise(tmp_path / "b.safetensors")[0])
+    from warpnoise.io.video import read_frames
+
+    np.testing.assert_array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))

@@ -71,6 +71,9 @@ def edit_command(
 
     The noise is warped along DIS optical flow of the input (at output resolution) and enters
     at the start (add_noise) and, with --eta > 0, at every DDIM step.
+
+    Needs the whole clip: its frames, flows and noise are held in memory (pick a part with
+    --start/--frames/--stride).
     """
     from ..diffusion.model import load_denoiser
     from ..diffusion.video import EditOptions, edit_frames

@@ -85,6 +85,10 @@ def flow_command(
 
     backward[t-1]: pixel x of frame t came from x + b(x) in frame t-1; forward[t-1]: pixel x of
     frame t-1 goes to x + f(x) in frame t. Pass the file to `warpnoise noise --flow FILE`.
+
+    Streams: a first pass decodes the clip to count its frames and check them (nothing kept),
+    the second estimates and writes each flow as it goes; memory does not grow with the clip's
+    length (the file does: 16 bytes per pixel and frame).
     """
     from ..pipeline import NoiseOptions, video_to_flows
 
@@ -92,9 +96,9 @@ def flow_command(
                         raft_weights=None if raft_weights is None else str(raft_weights),
                         size=_size(size), scale=scale, start=start, frames=frames, stride=stride)
     with progress_bar(quiet) as progress:
-        backward, _ = video_to_flows(input, output, opts, progress=progress)
-    t, _, h, w = backward.shape
-    typer.echo(f"wrote {output}: {t} backward + {t} forward flows, {w}x{h}")
+        res = video_to_flows(input, output, opts, progress=progress)
+    typer.echo(f"wrote {output}: {res.flows} backward + {res.flows} forward flows, "
+               f"{res.width}x{res.height}")
 
 
 @app.command("noise")
@@ -138,6 +142,11 @@ def noise_command(
 
     Output: the noise file (written atomically) and, with --preview, a side-by-side mp4.
     Check it with `warpnoise stats OUTPUT`.
+
+    Streams: a first pass decodes the clip to count its frames and check they decode (nothing
+    is kept; the file's header states its length); the second decodes, estimates flow, warps and
+    writes frame by frame, holding a few frames and flows whatever the clip's length (see
+    README, "Long videos: memory").
     """
     from ..pipeline import NoiseOptions, video_to_noise
 
@@ -189,6 +198,9 @@ def stats_command(
     Per frame: mean, std, KS p-value, Moran's I, lag-1 spatial and channel correlation. With
     flows: the correlation with frame t-1 along the motion (disoccluded pixels excluded) and at
     fixed pixels. Verdict thresholds are 5 standard errors (see warpnoise.report).
+
+    Needs the whole clip: the noise file and its flows are held in memory (T x C x H x W floats
+    plus 16 bytes per pixel and frame for the flows).
     """
     from ..io.atomic import check_writable
     from ..io.flowfile import load_flows
