@@ -103,19 +103,11 @@ class FlowReader:
         self._streams: dict[str, IO[bytes]] = {}
         try:
             self._open()
+            self.count, self.height, self.width = self._size()
         except BaseException:
             self._stack.close()
             raise
-        b = self._spans.get("backward")
-        if b is None:
-            self.count, (self.height, self.width) = len(self._flo), self._flo_size()
-        else:
-            self.count, self.height, self.width = b.shape[0], b.shape[2], b.shape[3]
         self.has_forward = "forward" in self._spans
-        if self.has_forward and self._spans["forward"].shape != b.shape:  # type: ignore[union-attr]
-            self._stack.close()
-            raise ValueError(f"{str(self.path)!r}: forward flows {self._spans['forward'].shape} "
-                             f"and backward flows {b.shape} differ in shape")  # type: ignore[union-attr]
 
     def _open(self) -> None:
         p = self.path
@@ -159,27 +151,29 @@ class FlowReader:
                     spans[key] = read_npy_header(streams[key], f"{p.name}:{key}")
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise ValueError(f"cannot read {str(p)!r} as .npz: {e}") from None
-        for key in names.keys() - spans.keys():
-            spans[key] = TensorSpan((), np.dtype("f4"), 0)  # named in errors only
-        self._keyed(spans, streams)
+        self._keyed(spans, streams, found=list(names))
 
-    def _keyed(self, spans: dict[str, TensorSpan], streams: dict[str, IO[bytes]]) -> None:
+    def _keyed(self, spans: dict[str, TensorSpan], streams: dict[str, IO[bytes]],
+               found: list[str] | None = None) -> None:
         if "backward" not in spans:
             raise ValueError(f"{str(self.path)!r} has no 'backward' tensor (found: "
-                             f"{sorted(spans)})")
+                             f"{sorted(found if found is not None else spans)})")
         for key in ("backward", "forward"):
             if key in spans:
                 self._spans[key] = _flow_span(spans[key], f"{self.path.name}:{key}")
                 self._streams[key] = streams[key]
+        b, f = self._spans["backward"], self._spans.get("forward")
+        if f is not None and f.shape != b.shape:
+            raise ValueError(f"{str(self.path)!r}: forward flows {f.shape} and backward flows "
+                             f"{b.shape} differ in shape")
 
-    def _flo_size(self) -> tuple[int, int]:
-        import cv2
-
-        fh = cv2.readOpticalFlow(str(self._flo[0]))
-        if fh is None or fh.size == 0:
-            raise ValueError(f"{str(self._flo[0])!r} is not a valid .flo file (bad magic number "
-                             "or truncated)")
-        return int(fh.shape[0]), int(fh.shape[1])
+    def _size(self) -> tuple[int, int, int]:
+        """``(count, height, width)``; a ``.flo`` sequence's size is its first file's."""
+        if not self._flo:
+            _, _, h, w = self._spans["backward"].shape
+            return self._spans["backward"].shape[0], h, w
+        first = _read_flo(self._flo[0])
+        return len(self._flo), int(first.shape[1]), int(first.shape[2])
 
     def __enter__(self) -> FlowReader:
         return self
