@@ -180,11 +180,13 @@ def video_to_noise(
     Writes ``output`` (``.safetensors``: tensor ``noise`` ``(T, C, H/s, W/s)`` in
     ``options.dtype`` with metadata; ``.npy``: Go-with-the-Flow's ``[T, H/s, W/s, C]`` float16)
     and, if asked, an mp4 ``preview`` (input | flow | noise). Both appear atomically when
-    complete. Every check on the input happens before anything is written.
+    complete. The input is read twice, frame by frame (see the module docstring): the first pass
+    counts and checks the frames before any work, the second makes the noise.
 
     Raises:
         ValueError: bad options, unreadable input, a frame size not divisible by ``downsample``,
-            a flow file that does not match the frames.
+            a flow file that does not match the frames (its shape before any work, NaN or inf
+            when the step is reached; nothing is written then).
     """
     options.check()
     _check_outputs(output, preview)
