@@ -9,6 +9,10 @@ Convention:
       ``warpnoise_version`` and whatever else the writer adds.
     * ``.npy``: Go-with-the-Flow's ``noises.npy`` layout, ``[T, H, W, C]`` float16, no metadata
       (Burgert et al., CVPR 2025: what its CogVideoX inference reads).
+    * ``.safetensors`` written by ``warpnoise noise --latent MODEL``: one tensor ``latents`` in
+      exactly the shape the model's diffusers pipeline takes as ``latents=`` (see
+      :mod:`warpnoise.diffusion.latents`), metadata ``format`` ``warpnoise-latents/1`` and
+      ``latent_model``; read it with :func:`load_latents`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from torch import Tensor
 
 from .atomic import atomic_output
 from .tensorfile import (
+    TensorSpan,
     npy_header,
     read_npy_header,
     read_safetensors_header,
@@ -32,15 +37,19 @@ from .tensorfile import (
 )
 
 __all__ = [
+    "LATENTS_FORMAT",
     "NOISE_EXTENSIONS",
     "NOISE_FORMAT",
     "NoiseWriter",
+    "load_latents",
     "load_noise",
+    "save_latents",
     "save_noise",
     "validate_noise_file",
 ]
 
 NOISE_FORMAT = "warpnoise-noise/1"
+LATENTS_FORMAT = "warpnoise-latents/1"
 NOISE_EXTENSIONS = (".safetensors", ".npy")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -191,6 +200,10 @@ def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
         try:
             with safe_open(str(p), framework="pt") as fh:
                 meta = dict(fh.metadata() or {})
+                if "noise" not in fh.keys() and meta.get("format") == LATENTS_FORMAT:  # noqa: SIM118
+                    raise ValueError(f"{str(p)!r} holds a {meta.get('latent_model', '?')} "
+                                     "pipeline's latents tensor (warpnoise noise --latent), not "
+                                     "(T, C, H, W) noise; read it with load_latents")
                 if "noise" not in fh.keys():  # noqa: SIM118  (safe_open is not a mapping)
                     raise ValueError(f"{str(p)!r} has no 'noise' tensor (found: "
                                      f"{sorted(fh.keys())})")
@@ -203,6 +216,61 @@ def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
                          ".safetensors or .npy")
     _check_noise(noise, f"noise in {str(p)!r}")
     return noise, meta
+
+
+def save_latents(path: str | os.PathLike, latents: Tensor, metadata: dict[str, Any],
+                 *, dtype: str = "float32") -> None:
+    """Write a pipeline's ``latents=`` tensor (any shape) atomically to ``.safetensors``, with
+    string metadata plus ``format`` (:data:`LATENTS_FORMAT`) and ``shape``."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors":
+        raise ValueError(f"latents go to a .safetensors file, got {str(p)!r}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if not bool(torch.isfinite(latents).all()):
+        raise ValueError("latents contain NaN or inf values")
+    meta = {str(k): str(v) for k, v in metadata.items()} | {
+        "format": LATENTS_FORMAT, "shape": "x".join(map(str, latents.shape))}
+    with atomic_output(p) as tmp:
+        save_file({"latents": latents.detach().to("cpu", _DTYPES[dtype]).contiguous()}, str(tmp),
+                  metadata=meta)
+
+
+def load_latents(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
+    """Read a file written by :func:`save_latents`: ``(latents, metadata)``.
+
+    Raises:
+        ValueError: missing or unreadable file, or no ``latents`` tensor in it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"latents file {str(p)!r} does not exist")
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            if "latents" not in fh.keys():  # noqa: SIM118  (safe_open is not a mapping)
+                raise ValueError(f"{str(p)!r} has no 'latents' tensor (found: "
+                                 f"{sorted(fh.keys())})")
+            latents = fh.get_tensor("latents")
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"cannot read {str(p)!r} as safetensors: {e}") from None
+    return latents, meta
+
+
+def _validate_latents(fh: BinaryIO, span: TensorSpan, meta: dict[str, str],
+                      name: str) -> dict[str, Any]:
+    """Check a ``warpnoise noise --latent`` file's ``latents`` tensor slice by slice."""
+    if span.dtype.kind != "f":
+        raise ValueError(f"{name!r} must hold floating-point latents, got {span.dtype}")
+    for frame in read_slices(fh, span, name):
+        if not np.isfinite(frame).all():
+            raise ValueError(f"latents in {name!r} contain NaN or inf values")
+    return {"frames": int(meta.get("frames", 0)), "shape": tuple(int(s) for s in span.shape),
+            "dtype": span.dtype.name, "metadata": meta}
 
 
 def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -236,6 +304,8 @@ def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
                 raise ValueError(f"{str(p)!r} is truncated or padded: not a complete .npy file")
         else:
             spans, meta = read_safetensors_header(fh, str(p))
+            if meta.get("format") == LATENTS_FORMAT and "latents" in spans:
+                return _validate_latents(fh, spans["latents"], meta, str(p))
             if "noise" not in spans:
                 raise ValueError(f"{str(p)!r} has no 'noise' tensor (found: {sorted(spans)})")
             span = spans["noise"]
