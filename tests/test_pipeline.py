@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests._streaming import live_frames
 from tests.io._clips import moving_frames, sample_path, write_png_folder
 from warpnoise import DEFAULT_METHOD
 from warpnoise.io.flowfile import load_flows, save_flows
 from warpnoise.io.noisefile import load_noise
 from warpnoise.pipeline import (
+    LOOKAHEAD,
     NoiseOptions,
     source_flows,
     validate_noise_file,
@@ -191,35 +193,73 @@ def test_streamed_file_matches_the_in_memory_writer(clip: Path, tmp_path: Path) 
 def test_frames_are_dropped_as_they_are_used(tmp_path: Path, monkeypatch) -> None:
     """Whatever the length, at most LOOKAHEAD + 2 decoded frames are alive at once (the one
     being warped and previewed, the look-ahead, and the one being decoded)."""
-    import gc
-    import weakref
-
-    from warpnoise import pipeline
-    from warpnoise.io.video import FrameSource
-
     frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
-    alive: set[int] = set()
-    most = [0]
-    real_iter = FrameSource.__iter__
-
-    def counted(self: FrameSource):
-        for i, frame in enumerate(real_iter(self)):
-            alive.add(i)
-            weakref.finalize(frame, alive.discard, i)
-            most[0] = max(most[0], len(alive))
-            yield frame
-            del frame
-
-    monkeypatch.setattr(FrameSource, "__iter__", counted)
-    gc.disable()  # frames must be freed by reference counting, as they are used
-    try:
+    with live_frames(monkeypatch) as live:
         res = video_to_noise(frames_dir, tmp_path / "n.safetensors",
                              NoiseOptions(method="random", downsample=8),
                              preview=tmp_path / "p.mp4")
-    finally:
-        gc.enable()
-    assert res.frames == 30
-    assert 2 <= most[0] <= pipeline.LOOKAHEAD + 2
+    assert res.frames == 30 and live.decoded == 30
+    assert 2 <= live.most <= LOOKAHEAD + 2
+
+
+def test_flows_are_estimated_and_written_as_the_frames_stream(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    with live_frames(monkeypatch) as live:
+        res = video_to_flows(frames_dir, tmp_path / "f.safetensors",
+                             NoiseOptions(dis_preset="ultrafast"))
+    assert res.flows == 29 and live.decoded == 30
+    assert 2 <= live.most <= LOOKAHEAD + 2
+
+
+def test_flow_file_with_a_preview_streams_frames_and_flows(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    video_to_flows(frames_dir, tmp_path / "f.npz", NoiseOptions(dis_preset="ultrafast"))
+
+    def no_whole_file(*args: object) -> None:
+        raise AssertionError("the flow file must be read one step at a time")
+
+    monkeypatch.setattr("warpnoise.pipeline.load_flows", no_whole_file)
+    with live_frames(monkeypatch) as live:
+        res = video_to_noise(frames_dir, tmp_path / "n.npy",
+                             NoiseOptions(method="bilinear", flow=str(tmp_path / "f.npz")),
+                             preview=tmp_path / "p.mp4")
+    assert res.frames == 30 and live.decoded == 30
+    assert 1 <= live.most <= 2  # the frame being previewed, and the next being decoded
+
+
+@pytest.mark.parametrize("selection", [{"start": 2, "stride": 3, "frames": 5},
+                                       {"start": 1, "stride": 2}, {"frames": 4}])
+def test_selection_of_a_video_gives_the_noise_of_exactly_those_frames(
+        tmp_path: Path, selection: dict) -> None:
+    """Streaming keeps --start/--stride/--frames: the noise of a selection of the bundled video
+    equals the noise of a folder holding just the selected frames (lossless PNGs)."""
+    from warpnoise.io.video import read_frames
+
+    size = (64, 48)
+    picked = write_png_folder(tmp_path / "picked", read_frames(sample_path(), size=size,
+                                                               **selection))
+    opts = {"method": "bilinear", "seed": 4, "size": size}
+    a = video_to_noise(sample_path(), tmp_path / "a.safetensors",
+                       NoiseOptions(**opts, **selection))
+    b = video_to_noise(picked, tmp_path / "b.safetensors", NoiseOptions(**opts))
+    assert a.frames == b.frames == len(list(picked.iterdir()))
+    torch.testing.assert_close(load_noise(a.output)[0], load_noise(b.output)[0], rtol=0, atol=0)
+
+
+def test_selection_of_an_image_folder_gives_the_noise_of_exactly_those_frames(
+        tmp_path: Path) -> None:
+    frames = moving_frames(12, 24, 32, dx=1, dy=1)
+    # Natural order: frame10 after frame9, as warpnoise reads a folder.
+    full = write_png_folder(tmp_path / "full", frames)
+    picked = write_png_folder(tmp_path / "picked", frames[3:12:4])
+    opts = {"method": "bilinear", "seed": 5}
+    a = video_to_noise(full, tmp_path / "a.safetensors",
+                       NoiseOptions(**opts, start=3, stride=4, frames=10))
+    b = video_to_noise(picked, tmp_path / "b.safetensors", NoiseOptions(**opts))
+    assert a.frames == b.frames == 3
+    torch.testing.assert_close(load_noise(a.output)[0], load_noise(b.output)[0], rtol=0, atol=0)
 
 
 def test_streamed_flows_match_flows_of_the_whole_selection(tmp_path: Path) -> None:
