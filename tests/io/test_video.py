@@ -193,3 +193,25 @@ def test_probe_rejects_what_reading_rejects(tmp_path: Path) -> None:
         FrameSource(tmp_path / "cut.mp4").probe()
     with pytest.raises(ValueError, match="does not exist"):
         FrameSource(tmp_path / "nope.mp4")
+
+
+def test_video_writer_keeps_no_frame_it_was_given(tmp_path: Path) -> None:
+    """The preview writer encodes each frame as it comes: once the caller drops a frame, it is
+    gone (x264's look-ahead holds its own converted copies, a fixed number)."""
+    import gc
+    import weakref
+
+    alive: set[int] = set()
+    gc.disable()
+    try:
+        with VideoWriter(tmp_path / "v.mp4", fps=30) as writer:
+            for i, frame in enumerate(moving_frames(40, 32, 48, dx=1)):
+                frame = frame.copy()  # its own buffer, not a view of the whole stack
+                alive.add(i)
+                weakref.finalize(frame, alive.discard, i)
+                writer.write(frame)
+                del frame
+                assert not alive, f"frames {sorted(alive)} are still held after writing"
+    finally:
+        gc.enable()
+    assert read_frames(tmp_path / "v.mp4").shape == (40, 32, 48, 3)
