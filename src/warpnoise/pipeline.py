@@ -166,16 +166,14 @@ def _scan(source: FrameSource, progress: Progress | None) -> ClipInfo:
     return info
 
 
-def _open_flow_file(path: str, info: ClipInfo, stack: contextlib.ExitStack) -> FlowReader:
-    """A precomputed flow file, opened for reading step by step, checked against the frames."""
-    reader = stack.enter_context(FlowReader(path))
+def _check_flow_file(reader: FlowReader, path: str, info: ClipInfo) -> None:
+    """A precomputed flow file's step count and size, checked against the selected frames."""
     if reader.count != info.frames - 1:
         raise ValueError(f"flow file {path!r} has {reader.count} flows but {info.frames} frames "
                          f"were selected (need {info.frames - 1})")
     if (reader.height, reader.width) != (info.height, info.width):
         raise ValueError(f"flow file {path!r} is {reader.width}x{reader.height} but the frames "
                          f"are {info.width}x{info.height} (use --size to match)")
-    return reader
 
 
 def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
@@ -209,8 +207,9 @@ def video_to_noise(
 
     Raises:
         ValueError: bad options, unreadable input, a frame size not divisible by ``downsample``,
-            a flow file that does not match the frames (its shape before any work, NaN or inf
-            when the step is reached; nothing is written then).
+            a flow file that does not match the frames (a malformed file before any decoding,
+            its shape before any work, NaN or inf when the step is reached; nothing is written
+            then).
     """
     options.check()
     _check_outputs(output, preview)
@@ -224,21 +223,25 @@ def video_to_noise(
     estimator = None if options.flow not in FLOW_METHODS else make_estimator(
         options.flow, preset=options.dis_preset, raft_weights=options.raft_weights)
     source = _source(input, options)
-    info = _scan(source, progress)
-    seconds["decode"] = time.perf_counter() - t_start
-    t, h, w = info.frames, info.height, info.width
-    s = options.downsample if preset is None else preset.spatial
-    channels = options.channels if preset is None else preset.channels
-    if preset is not None:
-        check_video(preset, t, h, w)
-    if h % s or w % s:
-        raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize with "
-                         f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
-    r = 1 if preset is None else preset.temporal
-    shape = ((t - 1) // r + 1, channels, h // s, w // s)
     max_speed = 1.0
     with contextlib.ExitStack() as stack:
-        flow_file = None if estimator is not None else _open_flow_file(options.flow, info, stack)
+        # A flow file's headers are read and checked before the clip is decoded.
+        flow_file = None if estimator is not None else stack.enter_context(
+            FlowReader(options.flow))
+        info = _scan(source, progress)
+        seconds["decode"] = time.perf_counter() - t_start
+        t, h, w = info.frames, info.height, info.width
+        s = options.downsample if preset is None else preset.spatial
+        channels = options.channels if preset is None else preset.channels
+        if preset is not None:
+            check_video(preset, t, h, w)
+        if h % s or w % s:
+            raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
+                             f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+        if flow_file is not None:
+            _check_flow_file(flow_file, options.flow, info)
+        r = 1 if preset is None else preset.temporal
+        shape = ((t - 1) // r + 1, channels, h // s, w // s)
         warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
                              device=options.device, **options.method_options)
         occlusion = estimator is not None or bool(flow_file and flow_file.has_forward)
