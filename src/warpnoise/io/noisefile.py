@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import torch
@@ -28,13 +28,15 @@ from torch import Tensor
 
 from .atomic import atomic_output
 from .tensorfile import (
-    TensorSpan,
     npy_header,
     read_npy_header,
     read_safetensors_header,
     read_slices,
     safetensors_header,
 )
+
+if TYPE_CHECKING:
+    from .tensorfile import TensorSpan
 
 __all__ = [
     "LATENTS_FORMAT",
