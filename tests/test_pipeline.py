@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests._streaming import live_frames
 from tests.io._clips import moving_frames, sample_path, write_png_folder
 from warpnoise import DEFAULT_METHOD
 from warpnoise.io.flowfile import load_flows, save_flows
 from warpnoise.io.noisefile import load_noise
 from warpnoise.pipeline import (
+    LOOKAHEAD,
     NoiseOptions,
     source_flows,
     validate_noise_file,
@@ -212,3 +214,102 @@ def test_control_a_video_frames_cannot_come_from_an_option(clip: Path, tmp_path:
         video_to_noise(clip, tmp_path / "n.safetensors",
                        NoiseOptions(method="control-a-video", method_options={"frames": 1}))
     assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_frames_are_dropped_as_they_are_used(tmp_path: Path, monkeypatch) -> None:
+    """Whatever the length, at most LOOKAHEAD + 2 decoded frames are alive at once (the one
+    being warped and previewed, the look-ahead, and the one being decoded)."""
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    with live_frames(monkeypatch) as live:
+        res = video_to_noise(frames_dir, tmp_path / "n.safetensors",
+                             NoiseOptions(method="random", downsample=8),
+                             preview=tmp_path / "p.mp4")
+    assert res.frames == 30 and live.decoded == 30
+    assert 2 <= live.most <= LOOKAHEAD + 2
+
+
+def test_flows_are_estimated_and_written_as_the_frames_stream(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    with live_frames(monkeypatch) as live:
+        res = video_to_flows(frames_dir, tmp_path / "f.safetensors",
+                             NoiseOptions(dis_preset="ultrafast"))
+    assert res.flows == 29 and live.decoded == 30
+    assert 2 <= live.most <= LOOKAHEAD + 2
+
+
+def test_flow_file_with_a_preview_streams_frames_and_flows(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(30, 24, 32, dx=1))
+    video_to_flows(frames_dir, tmp_path / "f.npz", NoiseOptions(dis_preset="ultrafast"))
+
+    def no_whole_file(*args: object) -> None:
+        raise AssertionError("the flow file must be read one step at a time")
+
+    monkeypatch.setattr("warpnoise.pipeline.load_flows", no_whole_file)
+    with live_frames(monkeypatch) as live:
+        res = video_to_noise(frames_dir, tmp_path / "n.npy",
+                             NoiseOptions(method="bilinear", flow=str(tmp_path / "f.npz")),
+                             preview=tmp_path / "p.mp4")
+    assert res.frames == 30 and live.decoded == 30
+    assert 1 <= live.most <= 2  # the frame being previewed, and the next being decoded
+
+
+@pytest.mark.parametrize("selection", [{"start": 2, "stride": 3, "frames": 5},
+                                       {"start": 1, "stride": 2}, {"frames": 4}])
+def test_selection_of_a_video_gives_the_noise_of_exactly_those_frames(
+        tmp_path: Path, selection: dict) -> None:
+    """Streaming keeps --start/--stride/--frames: the noise of a selection of the bundled video
+    equals the noise of a folder holding just the selected frames (lossless PNGs)."""
+    from warpnoise.io.video import read_frames
+
+    size = (64, 48)
+    picked = write_png_folder(tmp_path / "picked", read_frames(sample_path(), size=size,
+                                                               **selection))
+    opts = {"method": "bilinear", "seed": 4, "size": size}
+    a = video_to_noise(sample_path(), tmp_path / "a.safetensors",
+                       NoiseOptions(**opts, **selection))
+    b = video_to_noise(picked, tmp_path / "b.safetensors", NoiseOptions(**opts))
+    assert a.frames == b.frames == len(list(picked.iterdir()))
+    torch.testing.assert_close(load_noise(a.output)[0], load_noise(b.output)[0], rtol=0, atol=0)
+
+
+def test_selection_of_an_image_folder_gives_the_noise_of_exactly_those_frames(
+        tmp_path: Path) -> None:
+    frames = moving_frames(12, 24, 32, dx=1, dy=1)
+    # Natural order: frame10 after frame9, as warpnoise reads a folder.
+    full = write_png_folder(tmp_path / "full", frames)
+    picked = write_png_folder(tmp_path / "picked", frames[3:12:4])
+    opts = {"method": "bilinear", "seed": 5}
+    a = video_to_noise(full, tmp_path / "a.safetensors",
+                       NoiseOptions(**opts, start=3, stride=4, frames=10))
+    b = video_to_noise(picked, tmp_path / "b.safetensors", NoiseOptions(**opts))
+    assert a.frames == b.frames == 3
+    torch.testing.assert_close(load_noise(a.output)[0], load_noise(b.output)[0], rtol=0, atol=0)
+
+
+def test_streamed_flows_match_flows_of_the_whole_selection(tmp_path: Path) -> None:
+    from warpnoise.estimate import estimate_flows
+    from warpnoise.io.video import read_frames
+
+    frames_dir = write_png_folder(tmp_path / "c", moving_frames(12, 48, 64, dx=1, dy=1))
+    res = video_to_flows(frames_dir, tmp_path / "f.npz",
+                         NoiseOptions(start=1, stride=3, frames=3))
+    assert (res.flows, res.width, res.height) == (2, 64, 48)
+    b, f = load_flows(tmp_path / "f.npz")
+    b_ref, f_ref = estimate_flows(read_frames(frames_dir, start=1, stride=3, frames=3))
+    torch.testing.assert_close(b, b_ref)
+    torch.testing.assert_close(f, f_ref)
+
+
+def test_flow_file_with_a_preview_decodes_the_frames_in_step(clip: Path, tmp_path: Path) -> None:
+    video_to_flows(clip, tmp_path / "f.safetensors", NoiseOptions())
+    opts = NoiseOptions(method="bilinear", seed=2, flow=str(tmp_path / "f.safetensors"))
+    video_to_noise(clip, tmp_path / "a.safetensors", opts, preview=tmp_path / "a.mp4")
+    video_to_noise(clip, tmp_path / "b.safetensors", NoiseOptions(method="bilinear", seed=2),
+                   preview=tmp_path / "b.mp4")
+    torch.testing.assert_close(load_noise(tmp_path / "a.safetensors")[0],
+                               load_noise(tmp_path / "b.safetensors")[0])
+    from warpnoise.io.video import read_frames
+
+    np.testing.assert_array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))

@@ -3,6 +3,21 @@
 This is the library function behind ``warpnoise noise`` (and ``warpnoise flow``); the batch
 runner calls it too. Data flows one way: frames -> flows -> warper -> noise -> file.
 
+Memory is flat in the length of the clip: frames stream from a :class:`~warpnoise.io.video.
+FrameSource` and are dropped once their flow, noise and preview frame are made. A first pass
+decodes the clip without keeping anything to count the frames (the noise and flow files state
+their shape in a header written first) and to reject an undecodable input before any work; the
+second pass does the work. What is held at any time, whatever the length:
+
+* the warper's state, ``O(H x W)`` (for ``persistent`` the anchor's tables, ``C k^2`` floats per
+  pixel);
+* the flow thread's look-ahead: at most ``LOOKAHEAD + 1`` steps of (frame, backward flow,
+  forward flow), i.e. 16 bytes per pixel for the flows plus 3 for the frame per step;
+* one frame of noise being written, and the preview encoder's own few frames;
+* with ``latent`` only, the kept latent frames (``1/(s^2 r)`` of the pixel noise, e.g. 0.1 MB a
+  frame for Wan at 832x480): a pipeline's ``latents=`` tensor is arranged whole (its layout puts
+  channels or packing before time), so it is written at the end.
+
 Convention:
     Flows are estimated at pixel resolution (``(2, H, W)``, dx then dy; backward flow of frame t and
     forward flow of frame t-1 per step) and the noise is warped there; ``downsample = s`` then
@@ -18,9 +33,10 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +56,9 @@ from .estimate import (
 )
 from .field import block_integrate
 from .io.atomic import check_writable
-from .io.flowfile import load_flows, save_flows
+from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
-from .io.video import VideoWriter, read_frames
+from .io.video import ClipInfo, FrameSource, VideoWriter, read_frames
 from .io.video import _check_selection as check_selection
 from .methods import DEFAULT_METHOD, check_options, methods, needs_frames
 from .rng import check_device, check_seed, derive_seed, make_generator
@@ -50,6 +66,8 @@ from .viz import preview_frame
 from .warper import NoiseWarper
 
 __all__ = [
+    "LOOKAHEAD",
+    "FlowResult",
     "NoiseOptions",
     "NoiseResult",
     "Progress",
@@ -136,24 +154,29 @@ class NoiseResult:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def _decode(input: str | os.PathLike, o: NoiseOptions, progress: Progress | None) -> np.ndarray:
-    total = o.frames or 0
-    cb = None if progress is None else (lambda n: progress("decode", n, total))
-    return read_frames(input, size=o.size, scale=o.scale, start=o.start, frames=o.frames,
-                       stride=o.stride, progress=cb)
+def _source(input: str | os.PathLike, o: NoiseOptions) -> FrameSource:
+    return FrameSource(input, size=o.size, scale=o.scale, start=o.start, frames=o.frames,
+                       stride=o.stride)
 
 
-def _file_flows(path: str, frames: np.ndarray) -> tuple[Tensor, Tensor | None]:
-    """Precomputed ``(backward, forward)`` from a flow file, checked against the frames."""
-    backward, forward = load_flows(path)
-    t, h, w = frames.shape[:3]
-    if backward.shape[0] != t - 1:
-        raise ValueError(f"flow file {path!r} has {backward.shape[0]} flows but {t} frames "
-                         f"were selected (need {t - 1})")
-    if tuple(backward.shape[2:]) != (h, w):
-        raise ValueError(f"flow file {path!r} is {backward.shape[3]}x{backward.shape[2]} but "
-                         f"the frames are {w}x{h} (use --size to match)")
-    return backward, forward
+def _scan(source: FrameSource, progress: Progress | None) -> ClipInfo:
+    """The streaming pre-pass: count the selected frames and get their size; keep nothing."""
+    if progress is not None:
+        progress("decode", 0, 0)
+    info = source.probe()
+    if progress is not None:
+        progress("decode", info.frames, info.frames)
+    return info
+
+
+def _check_flow_file(reader: FlowReader, path: str, info: ClipInfo) -> None:
+    """A precomputed flow file's step count and size, checked against the selected frames."""
+    if reader.count != info.frames - 1:
+        raise ValueError(f"flow file {path!r} has {reader.count} flows but {info.frames} frames "
+                         f"were selected (need {info.frames - 1})")
+    if (reader.height, reader.width) != (info.height, info.width):
+        raise ValueError(f"flow file {path!r} is {reader.width}x{reader.height} but the frames "
+                         f"are {info.width}x{info.height} (use --size to match)")
 
 
 def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
@@ -182,11 +205,14 @@ def video_to_noise(
     Writes ``output`` (``.safetensors``: tensor ``noise`` ``(T, C, H/s, W/s)`` in
     ``options.dtype`` with metadata; ``.npy``: Go-with-the-Flow's ``[T, H/s, W/s, C]`` float16)
     and, if asked, an mp4 ``preview`` (input | flow | noise). Both appear atomically when
-    complete. Every check on the input happens before anything is written.
+    complete. The input is read twice, frame by frame (see the module docstring): the first pass
+    counts and checks the frames before any work, the second makes the noise.
 
     Raises:
         ValueError: bad options, unreadable input, a frame size not divisible by ``downsample``,
-            a flow file that does not match the frames.
+            a flow file that does not match the frames (a malformed file before any decoding,
+            its shape before any work, NaN or inf when the step is reached; nothing is written
+            then).
     """
     options.check()
     _check_outputs(output, preview)
@@ -196,59 +222,67 @@ def video_to_noise(
                          f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
-    # Build the estimator first: a RAFT setup error should not wait for the whole decode.
+    # Build the estimator first: a RAFT setup error should not wait for the pre-pass.
     estimator = None if options.flow not in FLOW_METHODS else make_estimator(
         options.flow, preset=options.dis_preset, raft_weights=options.raft_weights)
-    frames = _decode(input, options, progress)
-    seconds["decode"] = time.perf_counter() - t_start
-    t, h, w = frames.shape[:3]
-    s = options.downsample if preset is None else preset.spatial
-    channels = options.channels if preset is None else preset.channels
-    if preset is not None:
-        check_video(preset, t, h, w)
-    if h % s or w % s:
-        raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize with "
-                         f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
-    file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
-    warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
-                         device=options.device, **_method_options(options, frames, s))
-    r = 1 if preset is None else preset.temporal
-    shape = ((t - 1) // r + 1, channels, h // s, w // s)
-    meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
-    # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
-    deg_gen = make_generator(int(meta["degradation_seed"]))
-
-    def emit(i: int, noise: Tensor) -> None:
-        if i % r == 0:  # temporal compression keeps every r-th frame (unit variance)
-            sink.write(degrade(noise, options.degradation, generator=deg_gen))
-
+    source = _source(input, options)
     max_speed = 1.0
     with contextlib.ExitStack() as stack:
-        # Frames go to disk as they are made: a long clip never sits in memory as noise.
+        # A flow file's headers are read and checked before the clip is decoded.
+        flow_file = None if estimator is not None else stack.enter_context(
+            FlowReader(options.flow))
+        info = _scan(source, progress)
+        seconds["decode"] = time.perf_counter() - t_start
+        t, h, w = info.frames, info.height, info.width
+        s = options.downsample if preset is None else preset.spatial
+        channels = options.channels if preset is None else preset.channels
+        if preset is not None:
+            check_video(preset, t, h, w)
+        if h % s or w % s:
+            raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
+                             f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+        if flow_file is not None:
+            _check_flow_file(flow_file, options.flow, info)
+        r = 1 if preset is None else preset.temporal
+        shape = ((t - 1) // r + 1, channels, h // s, w // s)
+        warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
+                             device=options.device, **_method_options(options, source, s))
+        occlusion = estimator is not None or bool(flow_file and flow_file.has_forward)
+        meta = _metadata(input, options, (t, h, w), occlusion)
+        # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
+        deg_gen = make_generator(int(meta["degradation_seed"]))
+        # Frames go to disk as they are made: a long clip never sits in memory as noise (the
+        # latents tensor, a small fraction of it, is arranged whole at the end).
         sink: Any = stack.enter_context(
             NoiseWriter(output, shape, meta, dtype=options.dtype) if preset is None else
             _LatentsSink(output, preset, shape, meta, options.dtype, deg_gen))
+
+        def emit(i: int, noise: Tensor) -> None:
+            if i % r == 0:  # temporal compression keeps every r-th frame (unit variance)
+                sink.write(degrade(noise, options.degradation, generator=deg_gen))
+
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
-        noise = _integrate(warper.noise, s)
-        _timed(seconds, "write", emit, 0, noise)
-        if writer is not None:
-            writer.write(preview_frame(frames[0], None, noise))
-        pairs = stack.enter_context(contextlib.closing(
-            _flow_pairs(estimator, frames, file_b, file_f, seconds)))
         if estimator is not None:
+            steps = _estimated_steps(estimator, source, seconds)
             stack.enter_context(_spare_one_thread())
-        for i, (b, f) in enumerate(pairs, start=1):
-            noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(warper.step(b, f), s))
+        else:
+            steps = _file_steps(flow_file, source if writer is not None else None, seconds)
+        steps = stack.enter_context(contextlib.closing(steps))
+        for i, (frame, b, f) in enumerate(steps):
+            noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(
+                warper.noise if b is None else warper.step(b, f), s))
             _timed(seconds, "write", emit, i, noise)
             if writer is not None:
-                # A running maximum of robust speeds keeps the colours comparable across frames.
-                speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
-                max_speed = max(max_speed, speed)
-                writer.write(preview_frame(frames[i], b, noise, max_speed))
-            if progress is not None:
+                if b is not None:
+                    # A running maximum of robust speeds keeps the colours comparable.
+                    speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
+                    max_speed = max(max_speed, speed)
+                writer.write(preview_frame(frame, b, noise, max_speed))
+            if progress is not None and i:
                 progress("noise", i, t - 1)
+            del frame, b, f, noise  # hold nothing of this step while waiting for the next
         tic = time.perf_counter()
     # Closing the stack finalises and renames the files.
     seconds["write"] += time.perf_counter() - tic
@@ -262,7 +296,8 @@ def video_to_noise(
 def _method_options(o: NoiseOptions, frames: Any, block: int) -> dict[str, Any]:
     """The method's options, plus the frames for a frame-guided method (control-a-video), whose
     mask cells are then the ``block x block`` cells of the latent grid the noise is integrated
-    to."""
+    to. ``frames`` is the re-iterable frame source: the method makes its own streaming passes
+    (one for the clip's residual maximum, one as it steps), one frame pair in memory."""
     if not needs_frames(o.method):
         return dict(o.method_options)
     return {"block": block, **o.method_options, "frames": frames}
@@ -328,46 +363,81 @@ def _integrate(noise: Tensor, factor: int) -> Tensor:
     return (noise if factor == 1 else block_integrate(noise, factor)).cpu()
 
 
-def _flow_pairs(
-    estimator: PairEstimator | None,
-    frames: np.ndarray,
-    file_b: Tensor | None,
-    file_f: Tensor | None,
-    seconds: dict[str, float],
-    ahead: int = 2,
-) -> Iterator[tuple[Tensor, Tensor | None]]:
-    """Yield ``(backward flow of t, forward flow of t-1)`` for ``t = 1 .. T-1``.
+#: Steps the flow thread may run ahead of the warper. One finished step waiting while the warper
+#: works on the current one keeps both threads busy when they take turns at the same speed; a
+#: second absorbs frames whose flow takes longer than their warp (or the reverse) without a
+#: stall. More buys nothing on two cores and costs a frame and two flows each (16 bytes per pixel
+#: for the flows: 33 MB a step at 1080p).
+LOOKAHEAD = 2
 
-    Estimated flows are computed ``ahead`` pairs in advance in one background thread: OpenCV
-    releases the GIL, so flow estimation overlaps with warping. Estimation time is added to
-    ``seconds["flow"]`` (so stage times can sum to more than the wall time).
+#: ``(frame t, backward flow of t, forward flow of t-1)``; no flows for the first frame.
+Step = tuple[np.ndarray | None, Tensor | None, Tensor | None]
+
+
+def _estimated_steps(estimator: PairEstimator, source: Iterable[np.ndarray],
+                     seconds: dict[str, float], ahead: int = LOOKAHEAD) -> Iterator[Step]:
+    """Yield every frame with its flows, decoding and estimating in one background thread.
+
+    The thread runs at most ``ahead`` steps in advance of the consumer: OpenCV and PyAV release
+    the GIL, so decoding and flow estimation overlap with warping. Decoding and estimation times
+    are added to ``seconds`` (so stage times can sum to more than the wall time).
     """
-    t = len(frames)
-    if estimator is None:
-        if file_b is None:
-            raise ValueError("no flow estimator and no flow file")
-        for i in range(1, t):
-            yield file_b[i - 1], None if file_f is None else file_f[i - 1]
-        return
+    frames = iter(source)
+    prev: np.ndarray | None = None
 
-    def job(i: int) -> tuple[tuple[Tensor, Tensor], float]:
+    def job() -> Step | None:
+        nonlocal prev
         tic = time.perf_counter()
-        out = estimator(frames[i - 1], frames[i])
-        return out, time.perf_counter() - tic
+        cur = next(frames, None)
+        seconds["decode"] += time.perf_counter() - tic
+        if cur is None:
+            return None
+        tic = time.perf_counter()
+        b, f = (None, None) if prev is None else estimator(prev, cur)
+        seconds["flow"] += time.perf_counter() - tic
+        prev = cur
+        return cur, b, f
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpnoise-flow")
     try:
-        pending = deque(pool.submit(job, i) for i in range(1, min(t, 1 + ahead)))
-        following = 1 + ahead
-        while pending:
-            (b, f), dt = pending.popleft().result()
-            seconds["flow"] += dt
-            if following < t:
-                pending.append(pool.submit(job, following))
-                following += 1
-            yield b, f
+        pending = deque(pool.submit(job) for _ in range(ahead))
+        while (step := pending.popleft().result()) is not None:
+            pending.append(pool.submit(job))
+            yield step
+            del step
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
+def _file_steps(flows: FlowReader, source: Iterable[np.ndarray] | None,
+                seconds: dict[str, float]) -> Iterator[Step]:
+    """Yield every frame with its flows from a flow file, both read one step at a time.
+
+    Frames are decoded only when ``source`` is given (the preview needs them); else they are None.
+    """
+    frames = _timed_iter(source, seconds, "decode") if source is not None else repeat(None)
+    pairs = chain([(None, None)], _timed_iter(flows, seconds, "flow"))
+    # A frame count that changed since the pre-pass is caught by the writer (frames missing).
+    for frame, (b, f) in zip(frames, pairs, strict=False):
+        yield frame, b, f
+
+
+def _timed_iter(items: Iterable[Any], seconds: dict[str, float], stage: str) -> Iterator[Any]:
+    """``items``, with the time spent producing each added to ``seconds[stage]``."""
+    it = iter(items)
+    while True:
+        tic = time.perf_counter()
+        item = next(it, _END)
+        seconds[stage] += time.perf_counter() - tic
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
 
 
 def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, ...],
@@ -386,18 +456,33 @@ def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int,
     }
 
 
+@dataclass
+class FlowResult:
+    """What :func:`video_to_flows` wrote: ``flows`` steps (T - 1) of ``(2, height, width)``
+    backward and forward flows; ``seconds`` has decode, flow, write, total."""
+
+    output: Path
+    flows: int
+    width: int
+    height: int
+    seconds: dict[str, float]
+
+
 def video_to_flows(
     input: str | os.PathLike,
     output: str | os.PathLike,
     options: NoiseOptions,
     *,
     progress: Progress | None = None,
-) -> tuple[Tensor, Tensor]:
+) -> FlowResult:
     """Estimate backward and forward flows of a video and write them (``warpnoise flow``).
 
     Uses ``options.flow`` (a method), ``dis_preset``, ``raft_weights`` and the frame selection.
     Writes ``(T-1, 2, H, W)`` tensors ``backward`` and ``forward`` (see
-    :mod:`warpnoise.io.flowfile`), atomically. Returns them.
+    :mod:`warpnoise.io.flowfile`), atomically, one step at a time: like :func:`video_to_noise`
+    it holds a few frames and flows whatever the clip's length (the file itself grows by 16 bytes
+    per pixel and frame). Read them back with :func:`warpnoise.io.flowfile.load_flows` or, step
+    by step, :class:`warpnoise.io.flowfile.FlowReader`.
     """
     check_flow_options(options.flow, options.dis_preset, options.raft_weights)
     check_selection(options.size, options.scale, options.start, options.frames, options.stride)
@@ -405,20 +490,31 @@ def video_to_flows(
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
                          "both backward and forward flows)")
+    t_start = time.perf_counter()
+    seconds = {"decode": 0.0, "flow": 0.0, "write": 0.0}
     estimator = make_estimator(options.flow, preset=options.dis_preset,
                                raft_weights=options.raft_weights)
-    frames = _decode(input, options, progress)
-    t, h, w = frames.shape[:3]
+    source = _source(input, options)
+    info = _scan(source, progress)
+    seconds["decode"] = time.perf_counter() - t_start
+    t, h, w = info.frames, info.height, info.width
     if t < 2:
         raise ValueError(f"{str(input)!r}: flows need at least 2 frames, the selection has {t}")
-    cb = None if progress is None else (lambda done, total: progress("flow", done, total))
-    backward, forward = estimate_flows(frames, progress=cb, estimator=estimator)
     meta = {"flow": options.flow, "dis_preset": options.dis_preset,
             "source": str(Path(input).resolve()), "frame_size": f"{w}x{h}",
             "start": str(options.start), "stride": str(options.stride), "frames": str(t),
             "warpnoise_version": __version__}
-    save_flows(out, backward, forward, metadata=meta)
-    return backward, forward
+    with FlowWriter(out, t - 1, h, w, metadata=meta) as sink, contextlib.closing(
+            _estimated_steps(estimator, source, seconds)) as steps:
+        for i, (_, b, f) in enumerate(steps):
+            if b is not None:
+                _timed(seconds, "write", sink.write, b, f)
+                if progress is not None:
+                    progress("flow", i, t - 1)
+        tic = time.perf_counter()
+    seconds["write"] += time.perf_counter() - tic
+    seconds["total"] = time.perf_counter() - t_start
+    return FlowResult(output=out, flows=t - 1, width=w, height=h, seconds=seconds)
 
 
 def source_flows(metadata: dict[str, str]) -> tuple[Tensor, Tensor | None, str] | None:

@@ -1,5 +1,6 @@
 """Running a batch in-process (SerialExecutor) with a stand-in pipeline: failures are recorded,
-resumption skips validated outputs and redoes partial or stale ones, writes are atomic."""
+resumption skips validated outputs and redoes partial or stale ones, writes are atomic; and with
+the real pipeline, each video streams."""
 
 from __future__ import annotations
 
@@ -210,3 +211,37 @@ def test_resume_still_matches_after_the_output_folder_moves(tmp_path: Path) -> N
     _, summary = run(src, tmp_path / "moved", retry_failed=False)
     assert CALLS == [] and summary.skipped == 5
     assert {r["output"] for r in summary.records} >= {"a.safetensors", "sub/c.safetensors"}
+
+
+def test_real_pipeline_streams_each_video_and_validates_it_frame_by_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``batch`` runs the streaming pipeline per video, and its full check of an output reads one
+    frame at a time: no whole clip and no whole noise file is ever held."""
+    from tests._streaming import live_frames
+    from tests.io._clips import moving_frames
+    from warpnoise.io.video import VideoWriter
+    from warpnoise.pipeline import LOOKAHEAD, NoiseOptions
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    for name, n in (("a.mp4", 30), ("b.mp4", 12)):
+        with VideoWriter(src / name, fps=30) as writer:
+            for frame in moving_frames(n, 48, 64, dx=1):
+                writer.write(frame)
+
+    def no_whole_file(*args: object) -> None:
+        raise AssertionError("a noise file must be validated one frame at a time")
+
+    monkeypatch.setattr("warpnoise.io.noisefile.load_noise", no_whole_file)
+    monkeypatch.setattr("warpnoise.pipeline.read_frames", no_whole_file)
+    jobs = plan_jobs(src, tmp_path / "out", {"method": "random", "downsample": 8,
+                                             "dis_preset": "ultrafast"},
+                     options_type=NoiseOptions)
+    with live_frames(monkeypatch) as live:
+        summary = run_batch(jobs, tmp_path / "out", SerialExecutor(), verify="full")
+    assert summary.failed == 0 and summary.finished == 2, [
+        r.get("error") for r in summary.records]
+    records = {Path(r["input"]).name: r for r in summary.records}
+    assert (records["a.mp4"]["frames"], records["b.mp4"]["frames"]) == (30, 12)
+    assert live.decoded == 42
+    assert 2 <= live.most <= LOOKAHEAD + 2

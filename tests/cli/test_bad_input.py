@@ -4,13 +4,16 @@ Each row of :data:`ROWS` is a command line, the exit code it must give, a piece 
 message, and whether the error must come *before any work*: no frame decoded, no model or noise
 file loaded, no Ray cluster started (the calls in :data:`WORK` then fail the row). For every row:
 stderr is exactly one line ``warpnoise: error: ...`` holding the piece, there is no traceback,
-and no file is created, changed or removed in the input or output folders.
+and no file is created, changed or removed in the input or output folders (a row that fails
+mid-way may have made and removed temporary files there: nothing is left).
 
 Rows that fail only after decoding pass ``-q`` (progress bars are not messages). A new option
 joins by adding rows. Placeholders in the command line:
 
 - ``{clip}``: a 4-frame 64x48 mp4;  ``{videos}``: a folder of two such clips (for ``batch``);
 - ``{noise}``: a 2-frame 1x8x8 noise file;  ``{flows8}``: a flow file of 3 flows of 8x8;
+- ``{flows_cut}``: a flow file for ``{clip}`` cut short;  ``{flows_inf}``: one for ``{clip}``
+  whose last step holds inf (found only when that step is read: the noise file must not appear);
 - ``{file}``: a regular file (``{file}/x`` is a path whose folder is a file: the way to make a
   write fail when the tests run as root);
 - ``{bad_row}``: a manifest whose second row has an unknown method; ``{extra_col}``: a manifest
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -99,6 +103,9 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors -q --downsample 5", "not divisible", early=False),
     Row("noise {clip} -o {out}/n.safetensors -q --start 50", "keeps no frame", early=False),
     Row("noise {clip} -o {out}/n.safetensors -q --flow {flows8}", "8x8", early=False),
+    Row("noise {clip} -o {out}/n.safetensors --flow {flows_cut}", "truncated"),
+    Row("noise {clip} -o {out}/n.safetensors -q --flow {flows_inf} --preview {out}/p.mp4",
+        "backward[2] contains non-finite values (0 NaN, 1 inf)", early=False),
     # flow
     Row("flow {clip} -o {out}/f.npy", ".safetensors or .npz"),
     Row("flow {clip} -o {file}/f.safetensors", "is not a folder"),
@@ -210,6 +217,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     g = torch.Generator().manual_seed(0)
     save_noise(root / "noise.safetensors", torch.randn(2, 1, 8, 8, generator=g))
     save_flows(root / "flows8.safetensors", torch.zeros(3, 2, 8, 8))
+    save_flows(root / "flows_cut.safetensors", torch.zeros(3, 2, 48, 64))
+    data = (root / "flows_cut.safetensors").read_bytes()
+    (root / "flows_cut.safetensors").write_bytes(data[: len(data) // 2])
+    flows = torch.zeros(3, 2, 48, 64)
+    flows[2, 0, 5, 5] = float("inf")
+    np.save(root / "flows_inf.npy", flows.numpy())
     (root / "afile").write_bytes(b"a regular file")
     (root / "bad_row.jsonl").write_text(
         json.dumps({"path": "videos/v0.mp4"}) + "\n"
@@ -217,17 +230,22 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "extra_col.csv").write_text("path,caption\nvideos/v0.mp4,a box\n")
     return {"clip": root / "clip.mp4", "videos": root / "videos",
             "noise": root / "noise.safetensors", "flows8": root / "flows8.safetensors",
+            "flows_cut": root / "flows_cut.safetensors", "flows_inf": root / "flows_inf.npy",
             "file": root / "afile", "bad_row": root / "bad_row.jsonl",
             "extra_col": root / "extra_col.csv"}
 
 
-def _snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
-    """Every file and folder under ``folders`` (hidden ones too) with its size and mtime."""
+def _snapshot(*folders: Path, folder_times: bool = True) -> dict[Path, tuple[int, int]]:
+    """Every file and folder under ``folders`` (hidden ones too) with its size and mtime.
+
+    Without ``folder_times`` a folder's mtime is left out: a run that fails mid-way may have
+    made and removed its temporary files there, which leaves nothing but a newer folder mtime.
+    """
     out = {}
     for folder in folders:
         for p in [folder, *folder.rglob("*")]:
             st = p.lstat()
-            out[p] = (st.st_size, st.st_mtime_ns)
+            out[p] = (st.st_size, st.st_mtime_ns if folder_times or not p.is_dir() else 0)
     return out
 
 
@@ -256,7 +274,7 @@ def test_bad_input_exits_with_one_line_and_leaves_nothing(
             monkeypatch.setattr(name, _work_sentinel(name))
     monkeypatch.delenv("WARPNOISE_DEBUG", raising=False)
     monkeypatch.chdir(inputs["clip"].parent)  # a file made at a relative path is seen too
-    before = _snapshot(out, inputs["clip"].parent)
+    before = _snapshot(out, inputs["clip"].parent, folder_times=row.early)
 
     r = CliRunner().invoke(load_commands(), args)
 
@@ -265,4 +283,4 @@ def test_bad_input_exits_with_one_line_and_leaves_nothing(
     assert len(lines) == 1 and lines[0].startswith("warpnoise: error: "), r.stderr
     assert row.message in lines[0], lines[0]
     assert "Traceback" not in r.output + r.stderr
-    assert _snapshot(out, inputs["clip"].parent) == before
+    assert _snapshot(out, inputs["clip"].parent, folder_times=row.early) == before

@@ -210,3 +210,25 @@ def test_stats_json_is_strict_json_even_for_degenerate_noise(tmp_path: Path) -> 
 
     report = json.loads(stdout, parse_constant=reject)
     assert report["frames"][1]["ks_p"] is None and report["frames"][1]["morans_z"] is None
+
+
+def test_noise_and_flow_commands_stream_a_selection_of_an_image_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._streaming import live_frames
+    from warpnoise.io.flowfile import load_flows
+    from warpnoise.pipeline import LOOKAHEAD
+
+    folder = write_png_folder(tmp_path / "c", moving_frames(40, 24, 32, dx=1))
+    select = ["--start", "2", "--stride", "2", "--frames", "15"]
+    with live_frames(monkeypatch) as live:
+        code, stdout, _ = run("noise", folder, "-o", tmp_path / "n.safetensors", "--method",
+                              "random", "--preview", tmp_path / "p.mp4", *select, "-q")
+    assert code == 0, stdout
+    assert load_noise(tmp_path / "n.safetensors")[0].shape == (15, 4, 24, 32)
+    assert live.decoded == 15 and 2 <= live.most <= LOOKAHEAD + 2
+    with live_frames(monkeypatch) as live:
+        code, stdout, _ = run("flow", folder, "-o", tmp_path / "f.npz", "--dis-preset",
+                              "ultrafast", *select, "-q")
+    assert code == 0, stdout
+    assert load_flows(tmp_path / "f.npz")[0].shape == (14, 2, 24, 32)
+    assert live.decoded == 15 and 2 <= live.most <= LOOKAHEAD + 2

@@ -96,3 +96,78 @@ def test_flo_cannot_hold_a_sequence(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="one flow"):
         save_flows(tmp_path / "x.flo", _flows(2))
     assert not (tmp_path / "x.flo").exists()
+
+
+@pytest.mark.parametrize("ext", [".safetensors", ".npz", ".npy"])
+def test_reader_gives_the_saved_flows_one_step_at_a_time(tmp_path: Path, ext: str) -> None:
+    from warpnoise.io.flowfile import FlowReader
+
+    b, f = _flows(4, seed=1), _flows(4, seed=2)
+    save_flows(tmp_path / f"x{ext}", b, f)
+    with FlowReader(tmp_path / f"x{ext}") as reader:
+        assert (reader.count, reader.height, reader.width) == (4, 6, 7)
+        assert reader.has_forward == (ext != ".npy")
+        steps = list(reader)
+    assert len(steps) == 4
+    for i, (bi, fi) in enumerate(steps):
+        torch.testing.assert_close(bi, b[i])
+        if ext == ".npy":
+            assert fi is None
+        else:
+            torch.testing.assert_close(fi, f[i])
+
+
+def test_written_files_are_read_by_the_safetensors_library_and_numpy(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    b, f = _flows(seed=1), _flows(seed=2)
+    save_flows(tmp_path / "x.safetensors", b, f, metadata={"flow": "dis"})
+    back = load_file(str(tmp_path / "x.safetensors"))
+    np.testing.assert_array_equal(back["backward"], b.numpy())
+    np.testing.assert_array_equal(back["forward"], f.numpy())
+    save_flows(tmp_path / "x.npz", b, f)
+    with np.load(tmp_path / "x.npz") as z:
+        np.testing.assert_array_equal(z["backward"], b.numpy())
+        np.testing.assert_array_equal(z["forward"], f.numpy())
+
+
+def test_reader_takes_files_written_by_other_tools(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    b, f = _flows(seed=1), _flows(seed=2)
+    save_file({"forward": f, "backward": b}, str(tmp_path / "x.safetensors"))
+    np.savez_compressed(tmp_path / "x.npz", backward=b.double().numpy(),
+                        forward=f.double().numpy())
+    np.save(tmp_path / "one.npy", b[0].numpy().astype(">f4"))  # big-endian, a single flow
+    for name in ("x.safetensors", "x.npz"):
+        b2, f2 = load_flows(tmp_path / name)
+        torch.testing.assert_close(b2, b)
+        torch.testing.assert_close(f2, f)
+    torch.testing.assert_close(load_flows(tmp_path / "one.npy")[0], b[:1])
+
+
+def test_nan_in_a_later_step_is_found_when_that_step_is_read(tmp_path: Path) -> None:
+    from warpnoise.io.flowfile import FlowReader
+
+    b = _flows(3)
+    b[2, 1, 0, 0] = float("inf")
+    np.save(tmp_path / "x.npy", b.numpy())
+    with FlowReader(tmp_path / "x.npy") as reader:
+        steps = iter(reader)
+        next(steps)
+        next(steps)
+        with pytest.raises(ValueError, match=r"backward\[2\].*inf"):
+            next(steps)
+
+
+def test_writer_with_missing_steps_or_wrong_shapes_leaves_nothing(tmp_path: Path) -> None:
+    from warpnoise.io.flowfile import FlowWriter
+
+    for ext in (".safetensors", ".npz"):
+        with pytest.raises(ValueError, match="only 1 of 3"), FlowWriter(
+                tmp_path / f"x{ext}", 3, 6, 7) as w:
+            w.write(_flows(1)[0], _flows(1)[0])
+        with pytest.raises(ValueError, match=r"expected \(2, 6, 7\)"), FlowWriter(
+                tmp_path / f"x{ext}", 3, 6, 7) as w:
+            w.write(torch.zeros(2, 6, 8), torch.zeros(2, 6, 8))
+    assert list(tmp_path.iterdir()) == []

@@ -94,3 +94,36 @@ def test_writer_rejects_a_frame_of_the_wrong_shape(tmp_path: Path) -> None:
             tmp_path / "n.npy", (3, 4, 5, 6)) as w:
         w.write(torch.zeros(4, 5, 7))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["n.safetensors", "n.npy"])
+def test_validate_reads_every_frame_and_names_the_bad_one(tmp_path: Path, name: str) -> None:
+    import struct
+
+    path = tmp_path / name
+    save_noise(path, _noise(t=4), {"method": "random"})
+    data = bytearray(path.read_bytes())
+    frame = 4 * 5 * 6 * (2 if name.endswith(".npy") else 4)
+    start = len(data) - 4 * frame  # the data is the file's tail
+    bad = struct.pack("<e", float("nan")) if name.endswith(".npy") else struct.pack(
+        "<f", float("nan"))
+    data[start + 2 * frame + 8:start + 2 * frame + 8 + len(bad)] = bad
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"NaN or inf values \(frame 2\)"):
+        validate_noise_file(path)
+
+
+def test_npy_writer_does_not_map_the_file_into_memory(tmp_path: Path, monkeypatch) -> None:
+    from warpnoise.io.noisefile import NoiseWriter
+
+    def no_memmap(*args: object, **kwargs: object) -> None:
+        raise AssertionError("mapped pages count in resident memory; write the file instead")
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", no_memmap)
+    monkeypatch.setattr(np, "memmap", no_memmap)
+    n = _noise(t=3)
+    with NoiseWriter(tmp_path / "n.npy", tuple(n.shape)) as w:
+        for frame in n:
+            w.write(frame)
+    np.testing.assert_allclose(np.load(tmp_path / "n.npy"), n.permute(0, 2, 3, 1).numpy(),
+                               atol=2e-3, rtol=1e-3)

@@ -142,3 +142,76 @@ def test_other_containers_are_readable(tmp_path: Path, name: str, fmt: str, code
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         c.mux(s.encode())
     assert read_frames(tmp_path / name).shape == (3, 32, 48, 3)
+
+
+def test_frame_source_gives_the_same_frames_on_every_pass() -> None:
+    from warpnoise.io.video import FrameSource
+
+    src = FrameSource(sample_path(), size=(64, 48), start=1, stride=3, frames=5)
+    first, second = list(src), list(src)
+    assert len(first) == 5
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
+    np.testing.assert_array_equal(np.stack(first), read_frames(sample_path(), size=(64, 48),
+                                                               start=1, stride=3, frames=5))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"start": 5, "stride": 4}, {"frames": 7},
+                                    {"start": 20, "stride": 2, "frames": 9}, {"scale": 0.5}])
+def test_probe_counts_the_selection_and_gives_its_size(kwargs: dict) -> None:
+    from warpnoise.io.video import FrameSource
+
+    frames = read_frames(sample_path(), **kwargs)
+    info = FrameSource(sample_path(), **kwargs).probe()
+    assert (info.frames, info.height, info.width) == frames.shape[:3]
+
+
+def test_probe_of_an_image_folder_reads_one_image(tmp_path: Path, monkeypatch) -> None:
+    import cv2
+
+    from warpnoise.io.video import FrameSource
+
+    write_png_folder(tmp_path, moving_frames(7, 16, 24))
+    reads: list[str] = []
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda p, *a: reads.append(p) or real(p, *a))
+    info = FrameSource(tmp_path, start=1, stride=2, size=(12, 8)).probe()
+    assert (info.frames, info.width, info.height) == (3, 12, 8)
+    assert len(reads) == 1
+
+
+def test_probe_rejects_what_reading_rejects(tmp_path: Path) -> None:
+    from warpnoise.io.video import FrameSource
+
+    with pytest.raises(ValueError, match="keeps no frame"):
+        FrameSource(sample_path(), start=1000).probe()
+    data = sample_path().read_bytes()
+    (tmp_path / "junk.mp4").write_bytes(b"this is not a video")
+    with pytest.raises(ValueError, match="cannot open"):
+        FrameSource(tmp_path / "junk.mp4").probe()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError):
+        FrameSource(tmp_path / "cut.mp4").probe()
+    with pytest.raises(ValueError, match="does not exist"):
+        FrameSource(tmp_path / "nope.mp4")
+
+
+def test_video_writer_keeps_no_frame_it_was_given(tmp_path: Path) -> None:
+    """The preview writer encodes each frame as it comes: once the caller drops a frame, it is
+    gone (x264's look-ahead holds its own converted copies, a fixed number)."""
+    import gc
+    import weakref
+
+    alive: set[int] = set()
+    gc.disable()
+    try:
+        with VideoWriter(tmp_path / "v.mp4", fps=30) as writer:
+            for i, frame in enumerate(moving_frames(40, 32, 48, dx=1)):
+                frame = frame.copy()  # its own buffer, not a view of the whole stack
+                alive.add(i)
+                weakref.finalize(frame, alive.discard, i)
+                writer.write(frame)
+                del frame
+                assert not alive, f"frames {sorted(alive)} are still held after writing"
+    finally:
+        gc.enable()
+    assert read_frames(tmp_path / "v.mp4").shape == (40, 32, 48, 3)

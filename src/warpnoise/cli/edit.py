@@ -115,6 +115,9 @@ def edit_command(
     The noise is warped along DIS optical flow of the input (at output resolution, integrated
     to the latent grid for latent models) and enters at the start (add_noise) and at every
     stochastic step (DDIM with --eta > 0, DDPM, Euler ancestral, DPM-Solver SDE).
+
+    Needs the whole clip: its frames, flows and noise are held in memory (pick a part with
+    --start/--frames/--stride).
     """
     from ..diffusion.pipelines import load_edit_model
     from ..diffusion.video import EditOptions, check_frame_size, edit_frames

@@ -92,6 +92,10 @@ def flow_command(
 
     backward[t-1]: pixel x of frame t came from x + b(x) in frame t-1; forward[t-1]: pixel x of
     frame t-1 goes to x + f(x) in frame t. Pass the file to `warpnoise noise --flow FILE`.
+
+    Streams: a first pass decodes the clip to count its frames and check them (nothing kept),
+    the second estimates and writes each flow as it goes; memory does not grow with the clip's
+    length (the file does: 16 bytes per pixel and frame).
     """
     from ..pipeline import NoiseOptions, video_to_flows
 
@@ -99,9 +103,9 @@ def flow_command(
                         raft_weights=None if raft_weights is None else str(raft_weights),
                         size=_size(size), scale=scale, start=start, frames=frames, stride=stride)
     with progress_bar(quiet) as progress:
-        backward, _ = video_to_flows(input, output, opts, progress=progress)
-    t, _, h, w = backward.shape
-    typer.echo(f"wrote {output}: {t} backward + {t} forward flows, {w}x{h}")
+        res = video_to_flows(input, output, opts, progress=progress)
+    typer.echo(f"wrote {output}: {res.flows} backward + {res.flows} forward flows, "
+               f"{res.width}x{res.height}")
 
 
 @app.command("noise")
@@ -140,7 +144,9 @@ def noise_command(
     latent: Annotated[str | None, typer.Option(
         "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
         f"(.safetensors, tensor 'latents'): {', '.join(_latent_models())}. Sets channels and "
-        "downsample; checks the frame and size rules.", rich_help_panel=_LATENT)] = None,
+        "downsample; checks the frame and size rules. Holds the latent frames in memory until "
+        "the end (the tensor is arranged whole; a small fraction of the pixel noise).",
+        rich_help_panel=_LATENT)] = None,
     degradation: Annotated[float, typer.Option(
         "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1]: Q <- ((1-γ)Q + γζ) / "
         "sqrt((1-γ)²+γ²), ζ fresh N(0,1) from the seed; 0 = warped noise, 1 = fresh noise.",
@@ -156,6 +162,11 @@ def noise_command(
 
     Output: the noise file (written atomically) and, with --preview, a side-by-side mp4.
     Check it with `warpnoise stats OUTPUT`.
+
+    Streams: a first pass decodes the clip to count its frames and check they decode (nothing
+    is kept; the file's header states its length); the second decodes, estimates flow, warps and
+    writes frame by frame, holding a few frames and flows whatever the clip's length (see
+    README, "Long videos: memory").
     """
     from ..pipeline import NoiseOptions, video_to_noise
 
@@ -211,6 +222,9 @@ def stats_command(
     Per frame: mean, std, KS p-value, Moran's I, lag-1 spatial and channel correlation. With
     flows: the correlation with frame t-1 along the motion (disoccluded pixels excluded) and at
     fixed pixels. Verdict thresholds are 5 standard errors (see warpnoise.report).
+
+    Needs the whole clip: the noise file and its flows are held in memory (T x C x H x W floats
+    plus 16 bytes per pixel and frame for the flows).
     """
     from ..io import jsontext
     from ..io.atomic import check_writable

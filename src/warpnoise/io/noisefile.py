@@ -17,20 +17,26 @@ Convention:
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import os
-import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .atomic import atomic_output
+from .tensorfile import (
+    npy_header,
+    read_npy_header,
+    read_safetensors_header,
+    read_slices,
+    safetensors_header,
+)
+
+if TYPE_CHECKING:
+    from .tensorfile import TensorSpan
 
 __all__ = [
     "LATENTS_FORMAT",
@@ -76,12 +82,14 @@ class NoiseWriter:
     """Write a noise file frame by frame, so a long clip never sits in memory whole.
 
     The frame count is known up front, so the header is written first and each ``(C, H, W)``
-    frame is appended as it is produced. The file appears atomically when all ``T`` frames are
-    in (temporary file + rename); on an exception, or with frames missing, nothing is left.
+    frame is appended as it is produced, with plain file writes (a memory map would count every
+    written page in the process's resident memory). The file appears atomically when all ``T``
+    frames are in (temporary file + rename); on an exception, or with frames missing, nothing is
+    left.
 
     ``.safetensors``: the standard layout (8-byte little-endian header length, JSON header with
     ``__metadata__``, raw little-endian data), read back by the ``safetensors`` library.
-    ``.npy``: ``[T, H, W, C]`` float16 through ``numpy.lib.format.open_memmap``.
+    ``.npy``: ``[T, H, W, C]`` float16, read back by ``numpy.load``.
     """
 
     def __init__(self, path: str | os.PathLike, shape: tuple[int, int, int, int],
@@ -100,27 +108,18 @@ class NoiseWriter:
 
     def __enter__(self) -> NoiseWriter:
         tmp = self._atomic.__enter__()
+        t, c, h, w = self.shape
+        np_dtype = np.dtype("<f2" if self.dtype == torch.float16 else "<f4")
         try:
-            if self.npy:
-                t, c, h, w = self.shape
-                self._fh = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
-                                                     shape=(t, h, w, c))
-            else:
-                self._fh = open(tmp, "wb")
-                self._fh.write(self._safetensors_header())
+            self._fh = open(tmp, "wb")
+            self._fh.write(npy_header(np_dtype, (t, h, w, c)) if self.npy else
+                           safetensors_header({"noise": (np_dtype, self.shape)}, self.metadata))
         except BaseException:
+            if self._fh is not None:
+                self._fh.close()
             self._atomic.__exit__(*sys.exc_info())
             raise
         return self
-
-    def _safetensors_header(self) -> bytes:
-        nbytes = math.prod(self.shape) * (2 if self.dtype == torch.float16 else 4)
-        header = {"noise": {"dtype": "F16" if self.dtype == torch.float16 else "F32",
-                            "shape": list(self.shape), "data_offsets": [0, nbytes]},
-                  "__metadata__": self.metadata}
-        text = json.dumps(header, separators=(",", ":")).encode()
-        text += b" " * (-len(text) % 8)  # the format allows space padding; keeps data aligned
-        return struct.pack("<Q", len(text)) + text
 
     def write(self, frame: Tensor) -> None:
         """Append the next ``(C, H, W)`` frame (finite values; cast to the file's dtype)."""
@@ -131,24 +130,17 @@ class NoiseWriter:
             raise ValueError(f"all {self.shape[0]} frames are already written")
         _check_noise(frame.unsqueeze(0), f"noise frame {self.written}")
         x = frame.detach().to("cpu", self.dtype)
-        if self.npy:
-            self._fh[self.written] = x.permute(1, 2, 0).numpy()
-        else:
-            arr = x.contiguous().numpy()
-            # safetensors data is little-endian whatever the machine.
-            self._fh.write(arr.astype(arr.dtype.newbyteorder("<"), copy=False).data)
+        arr = (x.permute(1, 2, 0) if self.npy else x).contiguous().numpy()
+        # Both formats are little-endian whatever the machine.
+        self._fh.write(arr.astype(arr.dtype.newbyteorder("<"), copy=False).data)
         self.written += 1
 
     def __exit__(self, *exc: Any) -> None:
         try:
+            self._fh.close()
             if exc[0] is None and self.written != self.shape[0]:
                 raise ValueError(f"only {self.written} of {self.shape[0]} noise frames were "
                                  "written")
-            if self.npy:
-                self._fh.flush()
-                del self._fh
-            else:
-                self._fh.close()
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
@@ -271,8 +263,22 @@ def load_latents(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
     return latents, meta
 
 
+def _validate_latents(fh: BinaryIO, span: TensorSpan, meta: dict[str, str],
+                      name: str) -> dict[str, Any]:
+    """Check a ``warpnoise noise --latent`` file's ``latents`` tensor slice by slice."""
+    if span.dtype.kind != "f":
+        raise ValueError(f"{name!r} must hold floating-point latents, got {span.dtype}")
+    for frame in read_slices(fh, span, name):
+        if not np.isfinite(frame).all():
+            raise ValueError(f"latents in {name!r} contain NaN or inf values")
+    return {"frames": int(meta.get("frames", 0)), "shape": tuple(int(s) for s in span.shape),
+            "dtype": span.dtype.name, "metadata": meta}
+
+
 def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Open a noise file and check it is complete and well-formed.
+    """Open a noise file and check it is complete and well-formed, one frame at a time.
+
+    Reads every value (NaN, inf) but holds only one frame, whatever the clip's length.
 
     Returns:
         ``{"frames": T, "shape": (T, C, H, W), "dtype": str, "metadata": {...}}``.
@@ -281,20 +287,45 @@ def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
         ValueError: anything :func:`load_noise` rejects, or a ``.safetensors`` file whose
             metadata lacks the warpnoise format tag or disagrees with the tensor.
     """
-    if str(path).lower().endswith(".safetensors"):
-        with contextlib.suppress(ValueError):
-            latents, meta = load_latents(path)
-            if meta.get("format") == LATENTS_FORMAT:
-                return {"frames": int(meta.get("frames", 0)),
-                        "shape": tuple(int(s) for s in latents.shape),
-                        "dtype": str(latents.dtype).removeprefix("torch."), "metadata": meta}
-    noise, meta = load_noise(path)
-    if str(path).lower().endswith(".safetensors"):
-        if meta.get("format") != NOISE_FORMAT:
-            raise ValueError(f"{str(path)!r} is not a warpnoise noise file (metadata format "
-                             f"{meta.get('format')!r}, expected {NOISE_FORMAT!r})")
-        if "shape" in meta and meta["shape"] != "x".join(map(str, noise.shape)):
-            raise ValueError(f"{str(path)!r}: metadata shape {meta['shape']} does not match the "
-                             f"tensor {tuple(noise.shape)}")
-    return {"frames": int(noise.shape[0]), "shape": tuple(int(s) for s in noise.shape),
-            "dtype": str(noise.dtype).removeprefix("torch."), "metadata": meta}
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"noise file {str(p)!r} does not exist")
+    ext = p.suffix.lower()
+    if ext not in NOISE_EXTENSIONS:
+        raise ValueError(f"unknown noise file type {ext!r} for {str(p)!r}; expected "
+                         ".safetensors or .npy")
+    with p.open("rb") as fh:
+        if ext == ".npy":
+            span, meta = read_npy_header(fh, str(p)), {}
+            if len(span.shape) != 4:
+                raise ValueError(f"{str(p)!r} must hold [T, H, W, C] noise, got shape "
+                                 f"{span.shape}")
+            t, h, w, c = span.shape
+            shape = (t, c, h, w)
+            if fh.seek(0, os.SEEK_END) != span.offset + span.nbytes:
+                raise ValueError(f"{str(p)!r} is truncated or padded: not a complete .npy file")
+        else:
+            spans, meta = read_safetensors_header(fh, str(p))
+            if meta.get("format") == LATENTS_FORMAT and "latents" in spans:
+                return _validate_latents(fh, spans["latents"], meta, str(p))
+            if "noise" not in spans:
+                raise ValueError(f"{str(p)!r} has no 'noise' tensor (found: {sorted(spans)})")
+            span = spans["noise"]
+            shape = span.shape
+            if meta.get("format") != NOISE_FORMAT:
+                raise ValueError(f"{str(p)!r} is not a warpnoise noise file (metadata format "
+                                 f"{meta.get('format')!r}, expected {NOISE_FORMAT!r})")
+            if "shape" in meta and meta["shape"] != "x".join(map(str, shape)):
+                raise ValueError(f"{str(p)!r}: metadata shape {meta['shape']} does not match "
+                                 f"the tensor {shape}")
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"noise in {str(p)!r} must have shape (T, C, H, W) with positive "
+                             f"sizes, got {shape}")
+        if span.dtype.kind != "f":
+            raise ValueError(f"{str(p)!r} must hold floating-point noise, got {span.dtype}")
+        for i, frame in enumerate(read_slices(fh, span, str(p))):
+            if not np.isfinite(frame).all():
+                raise ValueError(f"noise in {str(p)!r} contains NaN or inf values (frame {i})")
+    dtype = {2: "float16", 4: "float32", 8: "float64"}[span.dtype.itemsize]
+    return {"frames": int(shape[0]), "shape": tuple(int(s) for s in shape), "dtype": dtype,
+            "metadata": meta}

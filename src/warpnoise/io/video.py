@@ -11,9 +11,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from .atomic import atomic_output
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "ClipInfo",
+    "FrameSource",
     "VideoWriter",
     "list_images",
     "natural_key",
@@ -32,6 +35,8 @@ __all__ = [
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".gif", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+_T = TypeVar("_T")
 
 
 def natural_key(name: str) -> list[int | str]:
@@ -84,8 +89,94 @@ def _target_size(width: int, height: int, size: tuple[int, int] | None,
     return width, height
 
 
-def _selected(index: int, start: int, stride: int) -> bool:
-    return index >= start and (index - start) % stride == 0
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a pass over a :class:`FrameSource` found: the selected frames and their size."""
+
+    frames: int
+    width: int
+    height: int
+
+
+class FrameSource:
+    """The selected frames of a video file or a folder of images, decoded one at a time.
+
+    Iterating opens the input afresh and yields ``(H, W, 3)`` uint8 RGB frames (resized, in
+    order), so a source can be walked any number of times without holding the clip: a statistic
+    over the whole clip (a frame count, a global normalisation) is a streaming pre-pass, then a
+    second pass does the work. Nothing is read until a pass starts; each pass costs one decode.
+
+    Args:
+        path: a video (mp4, avi, mov, webm, gif, mkv: anything FFmpeg decodes) or a folder of
+            images (png, jpg, bmp, tif, webp), taken in natural order (``2.png`` before ``10.png``).
+        size: resize every frame to ``(W, H)``; ``scale``: resize by a factor. Not both.
+            Downscaling uses area averaging.
+        start, frames, stride: keep frames ``start, start + stride, ...``, at most ``frames``.
+
+    Raises:
+        ValueError: a bad selection or a missing path (at once); while iterating, an unreadable
+            or undecodable file, a folder without images or with images of different sizes, or a
+            selection that keeps no frame. Decoder warnings (e.g. a damaged first slice) do not
+            raise as long as frames decode.
+
+    Example:
+        >>> src = FrameSource("clip.mp4", size=(512, 384), stride=2)  # doctest: +SKIP
+        >>> peak = max(int(f.max()) for f in src)                     # pass 1: a global statistic
+        >>> for frame in src: ...                                     # pass 2: the work
+    """
+
+    def __init__(self, path: str | os.PathLike, *, size: tuple[int, int] | None = None,
+                 scale: float | None = None, start: int = 0, frames: int | None = None,
+                 stride: int = 1) -> None:
+        _check_selection(size, scale, start, frames, stride)
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ValueError(f"input {str(self.path)!r} does not exist")
+        self.size, self.scale = size, scale
+        self.start, self.frames, self.stride = start, frames, stride
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._selected(_to_rgb)
+
+    def probe(self) -> ClipInfo:
+        """Count the selected frames and give their size, keeping none of them.
+
+        A video is decoded (not converted to RGB): container frame counts are estimates, and a
+        frame that fails to decode must fail here, before any work. An image folder is counted
+        from its file names; only its first selected image is read.
+        """
+        if self.path.is_dir():
+            files = _folder_images(self.path)
+            n = len(range(self.start, len(files), self.stride))
+            if self.frames is not None:
+                n = min(n, self.frames)
+            first = next(self._selected(_target_only), None) if n else None
+        else:
+            n, first = 0, None
+            for target in self._selected(_target_only):
+                first = first or target
+                n += 1
+        if first is None:
+            raise self._nothing_selected()
+        return ClipInfo(frames=n, width=first[0], height=first[1])
+
+    def _selected(self, convert: Callable[[Any, tuple[int, int]], _T]) -> Iterator[_T]:
+        """Selected frames, each passed through ``convert(frame, (W, H) target)``; stops
+        decoding once ``frames`` are kept."""
+        source = _read_folder if self.path.is_dir() else _read_video
+        kept = 0
+        for out in source(self.path, self.size, self.scale, self.start, self.stride, convert):
+            yield out
+            kept += 1
+            if self.frames is not None and kept >= self.frames:
+                return
+        if kept == 0:
+            raise self._nothing_selected()
+
+    def _nothing_selected(self) -> ValueError:
+        return ValueError(f"{str(self.path)!r}: the selection (start={self.start}, "
+                          f"stride={self.stride}) keeps no frame; the input has fewer frames "
+                          "than start")
 
 
 def read_frames(
@@ -98,55 +189,66 @@ def read_frames(
     stride: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Read frames from a video file or a folder of images.
+    """Read the selected frames of a video file or a folder of images into one array.
+
+    The whole selection is held in memory (``T x H x W x 3`` bytes); to process a long clip
+    frame by frame, iterate a :class:`FrameSource` instead (same arguments).
 
     Args:
-        path: a video (mp4, avi, mov, webm, gif, mkv: anything FFmpeg decodes) or a folder of
-            images (png, jpg, bmp, tif, webp), taken in natural order (``2.png`` before ``10.png``).
-        size: resize every frame to ``(W, H)``; ``scale``: resize by a factor. Not both.
-            Downscaling uses area averaging.
-        start, frames, stride: keep frames ``start, start + stride, ...``, at most ``frames``.
+        path, size, scale, start, frames, stride: see :class:`FrameSource`.
         progress: called with the number of frames kept so far, after each one.
 
     Returns:
         ``(T, H, W, 3)`` uint8 RGB.
 
     Raises:
-        ValueError: missing path, unreadable or undecodable file, a folder without images or with
-            images of different sizes, or a selection that keeps no frame. Decoder warnings (e.g.
-            a damaged first slice) do not raise as long as frames decode.
+        ValueError: see :class:`FrameSource`.
     """
-    _check_selection(size, scale, start, frames, stride)
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"input {str(p)!r} does not exist")
     out: list[np.ndarray] = []
-    source = _read_folder(p, size, scale, start, stride) if p.is_dir() else _read_video(
-        p, size, scale, start, stride)
-    for frame in source:
+    for frame in FrameSource(path, size=size, scale=scale, start=start, frames=frames,
+                             stride=stride):
         out.append(frame)
         if progress is not None:
             progress(len(out))
-        if frames is not None and len(out) >= frames:
-            break
-    if not out:
-        raise ValueError(f"{str(p)!r}: the selection (start={start}, stride={stride}) keeps no "
-                         "frame; the input has fewer frames than start")
     return np.stack(out)
 
 
-def _read_folder(folder: Path, size: tuple[int, int] | None, scale: float | None, start: int,
-                 stride: int) -> Iterator[np.ndarray]:
-    import cv2
+def _to_rgb(frame: Any, size: tuple[int, int]) -> np.ndarray:
+    """A decoded frame (PyAV ``VideoFrame`` or OpenCV BGR array) as ``(H, W, 3)`` uint8 RGB at
+    ``size = (W, H)``."""
+    tw, th = size
+    if isinstance(frame, np.ndarray):
+        h, w = frame.shape[:2]
+        if (tw, th) != (w, h):
+            import cv2
 
+            interp = cv2.INTER_AREA if tw * th < w * h else cv2.INTER_LINEAR
+            frame = cv2.resize(frame, (tw, th), interpolation=interp)
+        return np.ascontiguousarray(frame[..., ::-1])
+    interp = "AREA" if tw * th < frame.width * frame.height else "BILINEAR"
+    return frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation=interp)
+
+
+def _target_only(frame: Any, size: tuple[int, int]) -> tuple[int, int]:
+    """The ``(W, H)`` a decoded frame would have, without converting it."""
+    return size
+
+
+def _folder_images(folder: Path) -> list[Path]:
     files = list_images(folder)
     if not files:
         raise ValueError(f"folder {str(folder)!r} holds no images "
                          f"({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _read_folder(folder: Path, size: tuple[int, int] | None, scale: float | None, start: int,
+                 stride: int, convert: Callable[[Any, tuple[int, int]], _T]) -> Iterator[_T]:
+    import cv2
+
+    files = _folder_images(folder)
     first_shape: tuple[int, ...] | None = None
-    for i, f in enumerate(files):
-        if not _selected(i, start, stride):
-            continue
+    for f in files[start::stride]:
         bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"cannot read image {str(f)!r}")
@@ -157,15 +259,11 @@ def _read_folder(folder: Path, size: tuple[int, int] | None, scale: float | None
                              f"image is {first_shape[1]}x{first_shape[0]}; all frames must "
                              "have one size")
         h, w = bgr.shape[:2]
-        tw, th = _target_size(w, h, size, scale)
-        if (tw, th) != (w, h):
-            interp = cv2.INTER_AREA if tw * th < w * h else cv2.INTER_LINEAR
-            bgr = cv2.resize(bgr, (tw, th), interpolation=interp)
-        yield np.ascontiguousarray(bgr[..., ::-1])
+        yield convert(bgr, _target_size(w, h, size, scale))
 
 
 def _read_video(path: Path, size: tuple[int, int] | None, scale: float | None, start: int,
-                stride: int) -> Iterator[np.ndarray]:
+                stride: int, convert: Callable[[Any, tuple[int, int]], _T]) -> Iterator[_T]:
     import av
 
     try:
@@ -180,11 +278,8 @@ def _read_video(path: Path, size: tuple[int, int] | None, scale: float | None, s
         index = 0
         try:
             for frame in container.decode(stream):
-                if _selected(index, start, stride):
-                    tw, th = _target_size(frame.width, frame.height, size, scale)
-                    interp = "AREA" if tw * th < frame.width * frame.height else "BILINEAR"
-                    yield frame.to_ndarray(format="rgb24", width=tw, height=th,
-                                           interpolation=interp)
+                if index >= start and (index - start) % stride == 0:
+                    yield convert(frame, _target_size(frame.width, frame.height, size, scale))
                 index += 1
         except av.error.FFmpegError as e:
             raise ValueError(f"cannot decode {str(path)!r} (codec "
