@@ -110,6 +110,8 @@ class PersistentState(WarpState):
     On the CPU kernel path, ``workspace`` holds every buffer a step writes, reused from step to
     step: a state is consumed by the step that follows it (its ``acc_map``, ``traced``, ``links``
     and ``keep`` are overwritten by later steps). The noise a step returns is always new memory.
+    On the Triton path likewise, on the device, and ``acc_map`` is the float32 displacement
+    ``A - grid`` (:mod:`warpnoise.kernels.triton_boxes`).
     """
 
     anchor: Tensor
@@ -148,6 +150,8 @@ class Persistent:
                 reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape
         size = (h, w, field_size(self.k), c)
+        if _use_triton(noise.device):
+            return _anchor_triton(noise, size, generator, reuse)
         if not _use_kernel(noise.device):
             return PersistentState(
                 noise, noise.clone(), torch.randn(size, generator=generator, device=noise.device),
@@ -172,15 +176,18 @@ class Persistent:
 
     def step(self, state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> PersistentState:
-        key = int(torch.randint(0, _KEY_RANGE, (1,), generator=generator,
-                                device=generator.device).item())
-        if state.workspace is not None:
-            noise, acc_map, traced, keep = _step_kernel(state, backward_flow, forward_flow, key,
+        key = torch.randint(0, _KEY_RANGE, (1,), generator=generator, device=generator.device)
+        if state.workspace is None:
+            noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
+                                                              int(key.item()), self.k)
+        elif _use_triton(state.noise.device):  # the key stays on the device: no host sync
+            noise, acc_map, traced, keep = _step_triton(state, backward_flow, forward_flow, key,
                                                         self.k)
             links = state.links
         else:
-            noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
-                                                              key, self.k)
+            noise, acc_map, traced, keep = _step_kernel(state, backward_flow, forward_flow,
+                                                        int(key.item()), self.k)
+            links = state.links
         noise = noise.to(state.noise.dtype)
         age = state.age + 1
         if needs_anchor(age, traced, self.anchor_every, self.max_fresh):
@@ -193,6 +200,18 @@ def _use_kernel(device: torch.device) -> bool:
     return device.type == "cpu" and _have_numba()
 
 
+#: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
+TRITON_ON_CPU = False
+
+
+def _use_triton(device: torch.device) -> bool:
+    """CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
+    :data:`TRITON_ON_CPU`); MPS, CUDA without triton and the CPU without numba take the torch
+    path."""
+    on = device.type == "cuda" or (device.type == "cpu" and TRITON_ON_CPU)
+    return on and _have_triton()
+
+
 @functools.cache
 def _have_numba() -> bool:
     try:
@@ -200,6 +219,46 @@ def _have_numba() -> bool:
     except ImportError:
         return False
     return True
+
+
+@functools.cache
+def _have_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _anchor_triton(noise: Tensor, size: tuple[int, ...], generator: torch.Generator,
+                   reuse: PersistentState | None) -> PersistentState:
+    """A new anchor for the Triton path, in the buffers of the previous one if any."""
+    from ..kernels.triton_boxes import Workspace
+
+    c, h, w = noise.shape
+    if reuse is None:
+        dev = noise.device
+        anchor, field = torch.empty(c, h, w, device=dev), torch.empty(size, device=dev)
+        ws = Workspace.empty(c, h, w, dev)
+    else:
+        anchor, field, ws = reuse.anchor, reuse.field, reuse.workspace
+    anchor.copy_(noise)
+    torch.randn(size, generator=generator, out=field)
+    ws.reset()
+    return PersistentState(noise, anchor, field, ws.disp[0], ws.traced[0], 0, ws.links,
+                           ws.keep[0], ws)
+
+
+def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
+                 key: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The CUDA path: the whole step in Triton kernels, in the state's workspace."""
+    from ..kernels.triton_boxes import step
+
+    ws = state.workspace
+    f = None if forward_flow is None else forward_flow.float().contiguous()
+    out = step(ws, backward_flow.float().contiguous(), f, state.anchor, state.field, k, key)
+    cur = ws.current
+    return out, ws.disp[cur], ws.traced[cur], ws.keep[cur]
 
 
 def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
