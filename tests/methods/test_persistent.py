@@ -135,9 +135,9 @@ def test_streams_1000_frames_in_reused_buffers() -> None:
     assert abs(float(tail.mean())) < 0.02 and abs(float(tail.std()) - 1) < 0.02
 
 
-def test_upsample_above_eight_is_refused() -> None:
-    with pytest.raises(ValueError, match="upsample <= 8"):
-        warpnoise.NoiseWarper(1, 8, 8, method="persistent", upsample=16)
+def test_upsample_above_six_is_refused() -> None:
+    with pytest.raises(ValueError, match="upsample <= 6"):
+        warpnoise.NoiseWarper(1, 8, 8, method="persistent", upsample=7)
 
 
 def test_workspace_reset_is_the_anchor() -> None:

@@ -1,5 +1,9 @@
-"""Compiled kernels of the ``persistent`` method (numba on the CPU) and the constants they share
-with its torch path, so both follow one rule."""
+"""Compiled kernels of the ``persistent`` method (numba on the CPU) and the constants and tables
+they share with its torch path, so both follow one rule."""
+
+import functools
+
+import numpy as np
 
 #: A neighbour lies across a motion discontinuity when the spacing of the two anchor positions
 #: differs from the spacings beside the pair by more than this fraction of them (at least this
@@ -9,7 +13,42 @@ JUMP = 0.25
 REM_EPS = 1e-9
 
 
+#: The largest sub-pixel factor: every value of a cell then has a bit in one 64-bit claims mask.
+MAX_UPSAMPLE = 6
+
+
 def field_size(k: int) -> int:
     """Persistent values per cell and channel of ``persistent``'s field: ``k x k`` sub-pixels,
     then ``k`` per side strip (top, bottom, left, right) for slivers, then the four corners."""
     return k * k + 4 * k + 4
+
+
+@functools.cache
+def value_masks(k: int) -> np.ndarray:
+    """The values a piece claims, as bits of its cell's field (bit ``e`` for value ``e``), indexed
+    by the sub-pixel rows ``[r0, r1)`` and columns ``[s0, s1)`` whose centres it holds:
+    ``masks[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]``, ``(k + 1)^4`` uint64.
+
+    A piece holding centres claims those sub-pixels. A piece holding none (a sliver, thinner than
+    the sub-pixel spacing) lies between a side of its cell and the first centres, so it claims
+    that side's strip values for the sub-columns (sub-rows) it spans, or, thin both ways in a
+    corner, the corner's value. A sliver between two centres (only under strong zoom) claims
+    nothing and is drawn fresh.
+    """
+    if not 1 <= k <= MAX_UPSAMPLE:
+        raise ValueError(f"upsample must be in 1..{MAX_UPSAMPLE}, got {k}")
+    kk = k * k
+    masks = np.zeros((k + 1,) * 4, np.uint64)
+    for r0, r1, s0, s1 in np.ndindex(*masks.shape):
+        rows, cols = max(r1 - r0, 0), max(s1 - s0, 0)
+        bits: list[int] = []
+        if rows and cols:
+            bits = [r * k + s for r in range(r0, r1) for s in range(s0, s1)]
+        elif cols and r0 in (0, k):
+            bits = [kk + (k if r0 == k else 0) + s for s in range(s0, s1)]
+        elif rows and s0 in (0, k):
+            bits = [kk + (3 * k if s0 == k else 2 * k) + r for r in range(r0, r1)]
+        elif not rows and not cols and r0 in (0, k) and s0 in (0, k):
+            bits = [kk + 4 * k + (2 if r0 == k else 0) + (1 if s0 == k else 0)]
+        masks[r0, r1, s0, s1] = sum(np.uint64(1) << np.uint64(b) for b in bits)
+    return masks.reshape(-1)

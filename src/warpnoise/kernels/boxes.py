@@ -31,9 +31,11 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import JUMP, REM_EPS
+from . import JUMP, REM_EPS, value_masks
 from .hashing import normal
 
 MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
@@ -44,12 +46,29 @@ FRESH, ANCHORED, LOOSE = 0, 1, 2
 _SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
 
 
+@intrinsic
+def _ctpop(typingctx, x):
+    """The CPU's population count (LLVM ``ctpop``)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return x(x), codegen
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Count of trailing zero bits (LLVM ``cttz``; ``x`` must not be zero)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return x(x), codegen
+
+
 @nb.njit(inline="always", cache=True)
 def _popcount(x: np.uint64) -> int:
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    return int(_ctpop(x))
 
 
 @nb.njit(inline="always", cache=True)
@@ -257,6 +276,9 @@ def pixel_boxes(ax, ay, role, want, ha, wa, edges, cell0, reach, links):
                 y0, y1 = _extent(a, 0.5 * (ay[max(i - 1, 0), j] + a),
                                  0.5 * (a + ay[min(i + 1, h - 1), j]), lo_ok, hi_ok)
                 links[i, j] = (1 if right else 0) | (2 if hi_ok else 0)
+                # Stored as float32 (a thousandth of a pixel at 8K); every pass reads these.
+                x0, x1 = float(np.float32(x0)), float(np.float32(x1))
+                y0, y1 = float(np.float32(y0)), float(np.float32(y1))
                 edges[i, j, 0], edges[i, j, 1], edges[i, j, 2], edges[i, j, 3] = x0, x1, y0, y1
                 if not (x1 > x0 and y1 > y0):
                     continue
@@ -287,62 +309,16 @@ def _span(lo: float, hi: float, c: int, k: int) -> tuple[float, int, int]:
     return b - a, s0, s1
 
 
-@nb.njit(cache=True)
-def row_select(k: int) -> np.ndarray:
-    """``sel[r0, r1]``: a 1 at the lowest bit of each sub-row ``r0 <= r < r1``; times a column
-    pattern (< 2^k, so no carries) it gives the bit mask of a sub-pixel rectangle."""
-    sel = np.zeros((k + 1, k + 1), np.uint64)
-    for r0 in range(k + 1):
-        acc = np.uint64(0)
-        for r1 in range(r0 + 1, k + 1):
-            acc |= np.uint64(1) << np.uint64((r1 - 1) * k)
-            sel[r0, r1] = acc
-    return sel
-
-
-@nb.njit(inline="always", cache=True)
-def _rect_mask(sel, r0: int, r1: int, s0: int, s1: int) -> np.uint64:
-    """Bit mask of the sub-pixels ``[r0, r1) x [s0, s1)`` of a cell (bit ``r * k + s``)."""
-    if s1 <= s0:
-        return np.uint64(0)
-    return sel[r0, r1] * (((np.uint64(1) << np.uint64(s1 - s0)) - np.uint64(1)) << np.uint64(s0))
-
-
-@nb.njit(inline="always", cache=True)
-def _bits(n: int, at: int) -> np.uint64:
-    """``n`` set bits from bit ``at``."""
-    return ((np.uint64(1) << np.uint64(n)) - np.uint64(1)) << np.uint64(at)
-
-
-@nb.njit(inline="always", cache=True)
-def _sliver_mask(r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
-    """The extra values of a piece holding no sub-pixel centre (a sliver), as bits of the cell's
-    ``4k + 4`` extras: a strip along the top, bottom, left or right side (``k`` values each, one
-    per sub-column or sub-row) or a corner. A piece thinner than the sub-pixel spacing lies
-    between the side of its cell and the first centre, so its values are those of the strip it
-    lies in, for the sub-columns (sub-rows) whose centres it spans. ``0`` when it lies between
-    two centres (only under strong zoom)."""
-    rows = r1 > r0
-    cols = s1 > s0
-    if cols and not rows:
-        if r0 == 0:
-            return _bits(s1 - s0, s0)
-        if r0 == k:
-            return _bits(s1 - s0, k + s0)
-    elif rows and not cols:
-        if s0 == 0:
-            return _bits(r1 - r0, 2 * k + r0)
-        if s0 == k:
-            return _bits(r1 - r0, 3 * k + r0)
-    elif not rows and not cols and (r0 == 0 or r0 == k) and (s0 == 0 or s0 == k):
-        return np.uint64(1) << np.uint64(4 * k + (2 if r0 == k else 0) + (1 if s0 == k else 0))
-    return np.uint64(0)
-
-
 @nb.njit(inline="always", cache=True)
 def _lowest(bits: np.uint64) -> int:
-    """Index of the lowest set bit."""
-    return _popcount((bits & (~bits + np.uint64(1))) - np.uint64(1))
+    """Index of the lowest set bit (``bits`` not zero)."""
+    return int(_cttz(bits))
+
+
+@nb.njit(inline="always", cache=True)
+def _claim(masks, r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
+    """The field values a piece claims (:func:`warpnoise.kernels.value_masks`)."""
+    return masks[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
 
 
 def _channel_kernels(channels: int) -> tuple[Any, Any]:
@@ -352,33 +328,33 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     their closures differ, and compiles only the one a caller uses."""
 
     @nb.njit(cache=True)
-    def band(lo, hi, edges, cell0, reach, field, k, xa, restrict, barred, sel, key, off_piece,
-             off_rem, cover, claimed, conflict, claimed2, conflict2, sy, ybuf, d):
-        """Everything that scatters into the source rows ``[lo, hi)``, pixels in raster order.
+    def band(p, lo, hi, edges, cell0, reach, field, k, masks, xa, restrict, barred, key,
+             off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d):
+        """Everything that scatters into the source rows ``[lo, hi)`` (band ``p``), pixels in
+        raster order.
 
-        First the claims and coverage of the band's cells: a piece claims the sub-pixels whose
-        centres it holds, or, a sliver, its extras (:func:`_sliver_mask`); whatever is claimed
-        twice is given to nobody. Then each piece's white-noise integral ``Y``, independent of the
-        source noise with variance exactly its (rescaled) area: the sum of the values it owns,
-        scaled to that variance, or a counter-based draw when it owns none (``field`` empty: the
-        loose pass, where every ``Y`` is fresh as in Deng et al.). ``Y`` is summed per pixel and
-        cell row into ``ybuf`` and per cell. Last, the part of each cell that no pre-image covers
-        completes the partition with variance ``1 - cover`` (from the sub-pixels no piece owns,
-        fresh if none), and ``d = x - sum(Y)`` is stored so that a piece is ``a d + Y``. Cells
-        ``barred`` (with ``restrict``) are not sources.
+        First the claims and coverage of the band's cells: a piece claims the values of its
+        cell's field that :func:`warpnoise.kernels.value_masks` gives it (sub-pixels whose centres
+        it holds, or a sliver's strip or corner); a value claimed twice is given to nobody. Then
+        each piece's white-noise integral ``Y``, independent of the source noise with variance
+        exactly its (rescaled) area: the sum of the values it owns, scaled to that variance, or a
+        counter-based draw when it owns none (``field`` empty: the loose pass, where every ``Y``
+        is fresh as in Deng et al.). ``Y`` is summed per pixel into ``ybuf[..., p % 2, :]`` (a box
+        spans at most two bands, of different parity) and per cell. Last, the part of each cell
+        that no pre-image covers completes the partition with variance ``1 - cover`` (from the
+        sub-pixels no piece owns, fresh if none), and ``d = x - sum(Y)`` is stored so that a piece
+        is ``a d + Y``. Cells ``barred`` (with ``restrict``) are not sources.
         """
         c_n = channels if channels else xa.shape[0]
         h, w = cell0.shape[0], cell0.shape[1]
         wa = xa.shape[2]
-        kk = k * k
         has_field = field.shape[2] > 0
+        slot = p % 2
         for cy in range(lo, hi):
             for cx in range(wa):
                 cover[cy, cx] = 0.0
                 claimed[cy, cx] = 0
                 conflict[cy, cx] = 0
-                claimed2[cy, cx] = 0
-                conflict2[cy, cx] = 0
                 for c in range(c_n):
                     sy[cy, cx, c] = 0.0
         for i in range(h):
@@ -386,7 +362,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = cell0[i, j, 0]
+                    cx0 = np.int64(cell0[i, j, 0])
                     if cx0 < 0:
                         continue
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
@@ -400,14 +376,12 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                 continue
                             cover[cy, cx] += ox * oy
                             if has_field:
-                                m = _rect_mask(sel, r0, r1, s0, s1)
-                                if m:
-                                    conflict[cy, cx] |= claimed[cy, cx] & m
-                                    claimed[cy, cx] |= m
-                                else:
-                                    m = _sliver_mask(r0, r1, s0, s1, k)
-                                    conflict2[cy, cx] |= claimed2[cy, cx] & m
-                                    claimed2[cy, cx] |= m
+                                m = _claim(masks, r0, r1, s0, s1, k)
+                                conflict[cy, cx] |= claimed[cy, cx] & m
+                                claimed[cy, cx] |= m
+        for cy in range(lo, hi):
+            for cx in range(wa):
+                icov[cy, cx] = 1.0 / max(1.0, cover[cy, cx])
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
         # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
@@ -416,14 +390,16 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = cell0[i, j, 0]
+                    cx0 = np.int64(cell0[i, j, 0])
                     if cx0 < 0:
                         continue
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    if max(cy0, lo) >= min(cy0 + ncy, hi):
+                        continue
+                    acc[:] = 0.0
                     for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
                         dy = cy - cy0
                         oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
-                        acc[:] = 0.0
                         for cx in range(cx0, cx0 + ncx):
                             if restrict and barred[cy, cx]:
                                 continue
@@ -431,21 +407,15 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                             a = ox * oy
                             if a <= 0.0:
                                 continue
-                            a_eff = a / max(1.0, cover[cy, cx])
+                            a_eff = a * icov[cy, cx]
                             mine = np.uint64(0)
-                            at = 0
                             if has_field:
-                                m = _rect_mask(sel, r0, r1, s0, s1)
-                                if m:
-                                    mine = m & ~conflict[cy, cx]
-                                else:
-                                    mine = _sliver_mask(r0, r1, s0, s1, k) & ~conflict2[cy, cx]
-                                    at = kk
+                                mine = _claim(masks, r0, r1, s0, s1, k) & ~conflict[cy, cx]
                             n = _popcount(mine)
                             if n:
                                 yv[:] = 0.0
                                 while mine:
-                                    e = at + _lowest(mine)
+                                    e = _lowest(mine)
                                     mine &= mine - np.uint64(1)
                                     for c in range(c_n):
                                         yv[c] += field[cy, cx, e, c]
@@ -460,9 +430,9 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                 v = yv[c] * scale
                                 sy[cy, cx, c] += v
                                 acc[c] += v
-                        for c in range(c_n):
-                            ybuf[i, j, dy, c] = acc[c]
-        full = _bits(kk, 0) if has_field else np.uint64(0)
+                    for c in range(c_n):
+                        ybuf[i, j, slot, c] = acc[c]
+        full = (np.uint64(1) << np.uint64(k * k)) - np.uint64(1)
         for cy in range(lo, hi):
             for cx in range(wa):
                 if restrict and barred[cy, cx]:
@@ -471,7 +441,9 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                 # The uncovered rest takes the sub-pixels no piece owns, scaled to variance ``rem``
                 # (a fresh draw only when it owns none), so it persists like the pieces.
                 if cover[cy, cx] > 0.0 and rem > REM_EPS:
-                    free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
+                    free = np.uint64(0)
+                    if has_field:
+                        free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
                     n_rem = _popcount(free)
                     if n_rem:
                         yv[:] = 0.0
@@ -493,20 +465,18 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
-    def scatter(edges, cell0, reach, field, k, xa, restrict, barred, sel, key, off_piece,
-                off_rem, cover, claimed, conflict, claimed2, conflict2, sy, ybuf, d):
+    def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
+                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows):
         # Each band owns a fixed range of source rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-        ha = xa.shape[1]
-        bands = min(BANDS, ha)
+        bands = len(rows) - 1
         for p in nb.prange(bands):
-            band(p * ha // bands, (p + 1) * ha // bands, edges, cell0, reach, field, k, xa,
-                 restrict, barred, sel, key, off_piece, off_rem, cover, claimed, conflict,
-                 claimed2, conflict2, sy, ybuf, d)
+            band(p, rows[p], rows[p + 1], edges, cell0, reach, field, k, masks, xa, restrict,
+                 barred, key, off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d)
 
     @nb.njit(parallel=True, cache=True)
-    def gather(edges, cell0, cover, d, ybuf, restrict, barred, key, off_fresh, anchored, out,
-               keep, traced):
+    def gather(edges, cell0, icov, d, ybuf, band_of, restrict, barred, key, off_fresh, anchored,
+               out, keep, traced):
         """Brownian-bridge pieces ``a (x - sum Y) + Y`` gathered per pixel and normalised by the
         square root of the pixel's area into ``out`` ``(C, H, W)``.
 
@@ -520,16 +490,19 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
         for i in nb.prange(h):
             acc = np.empty(c_n, np.float64)
             for j in range(w):
-                cx0 = cell0[i, j, 0]
+                cx0 = np.int64(cell0[i, j, 0])
                 area = 0.0
                 if cx0 >= 0:
-                    acc[:] = 0.0
                     cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    first = band_of[cy0] % 2
+                    last = band_of[cy0 + ncy - 1] % 2
+                    for c in range(c_n):
+                        acc[c] = ybuf[i, j, first, c]
+                        if last != first:
+                            acc[c] += ybuf[i, j, last, c]
                     for dy in range(ncy):
                         cy = cy0 + dy
                         oy = min(edges[i, j, 3], cy + 0.5) - max(edges[i, j, 2], cy - 0.5)
-                        for c in range(c_n):
-                            acc[c] += ybuf[i, j, dy, c]
                         for dx in range(ncx):
                             cx = cx0 + dx
                             if restrict and barred[cy, cx]:
@@ -537,7 +510,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                             ox = min(edges[i, j, 1], cx + 0.5) - max(edges[i, j, 0], cx - 0.5)
                             if ox <= 0.0 or oy <= 0.0:
                                 continue
-                            a_eff = ox * oy / max(1.0, cover[cy, cx])
+                            a_eff = ox * oy * icov[cy, cx]
                             area += a_eff
                             for c in range(c_n):
                                 acc[c] += a_eff * d[cy, cx, c]
@@ -569,7 +542,8 @@ class Workspace:
     """Every array one step of the CPU kernel writes, made once per frame size and reused.
 
     ``maps``, ``traced`` and ``keep`` are double buffers (a step reads one half and writes the
-    other); the rest are scratch.
+    other); the rest are scratch. The layouts are as small as the arithmetic allows: box edges in
+    float32, first cells in int16, per-cell sums of ``Y`` in float32.
     """
 
     maps: np.ndarray  # (2, 2, H, W) float64 anchor positions
@@ -579,29 +553,38 @@ class Workspace:
     role: np.ndarray  # (H, W) uint8: FRESH, ANCHORED or LOOSE
     links: np.ndarray  # (H, W) uint8, bit 0: linked to the right neighbour, bit 1: below
     loose_links: np.ndarray  # (H, W) uint8, the loose pass's links
-    edges: np.ndarray  # (H, W, 4) float64
-    cell0: np.ndarray  # (H, W, 4) int32
+    edges: np.ndarray  # (H, W, 4) float32
+    cell0: np.ndarray  # (H, W, 4) int16
     reach: np.ndarray  # (H, blocks, 2) int32
     cover: np.ndarray  # (Ha, Wa) float64
-    claims: np.ndarray  # (4, Ha, Wa) uint64: claimed, conflict, and the same for the extras
-    sy: np.ndarray  # (Ha, Wa, C) float64
-    ybuf: np.ndarray  # (H, W, 3, C) float32
+    icov: np.ndarray  # (Ha, Wa) float64, 1 / max(1, cover): the rescaling of a cell's pieces
+    claims: np.ndarray  # (2, Ha, Wa) uint64: claimed, and claimed more than once
+    sy: np.ndarray  # (Ha, Wa, C) float32
+    ybuf: np.ndarray  # (H, W, 2, C) float32, per pixel and band parity
     d: np.ndarray  # (Ha, Wa, C) float32
+    rows: np.ndarray  # (bands + 1,) int64, the first source row of each band
+    band_of: np.ndarray  # (Ha,) int64, the band of each source row
     current: int = 0  # which half of the double buffers holds the current frame
 
     @classmethod
     def empty(cls, channels: int, height: int, width: int) -> Workspace:
         h, w, c = height, width, channels
+        if max(h, w) > 2**15 - 1:
+            raise ValueError(f"frames up to 32767 pixels a side, got {h}x{w}")
+        # Bands at least MAX_SIDE rows high: a box then spans at most two, of different parity.
+        bands = max(1, min(BANDS, h // MAX_SIDE))
+        rows = np.array([p * h // bands for p in range(bands + 1)], np.int64)
         return cls(
             maps=np.empty((2, 2, h, w)), traced=np.empty((2, h, w), np.bool_),
             keep=np.empty((2, c, h, w), np.float32), src=np.empty((2, h, w)),
             role=np.empty((h, w), np.uint8), links=np.empty((h, w), np.uint8),
-            loose_links=np.empty((h, w), np.uint8), edges=np.empty((h, w, 4)),
-            cell0=np.empty((h, w, 4), np.int32),
+            loose_links=np.empty((h, w), np.uint8), edges=np.empty((h, w, 4), np.float32),
+            cell0=np.empty((h, w, 4), np.int16),
             reach=np.empty((h, (w + BLOCK - 1) // BLOCK, 2), np.int32),
-            cover=np.empty((h, w)), claims=np.empty((4, h, w), np.uint64),
-            sy=np.empty((h, w, c)), ybuf=np.empty((h, w, MAX_SIDE, c), np.float32),
-            d=np.empty((h, w, c), np.float32),
+            cover=np.empty((h, w)), icov=np.empty((h, w)), claims=np.empty((2, h, w), np.uint64),
+            sy=np.empty((h, w, c), np.float32), ybuf=np.empty((h, w, 2, c), np.float32),
+            d=np.empty((h, w, c), np.float32), rows=rows,
+            band_of=np.searchsorted(rows, np.arange(h), side="right") - 1,
         )
 
     def reset(self) -> None:
@@ -648,11 +631,11 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
     restrict = barred is not None
     cells = barred if restrict else _NO_CELLS
     cl = ws.claims
-    scatter(ws.edges, ws.cell0, ws.reach, field, k, xa, restrict, cells, row_select(max(k, 1)),
-            key, np.uint64(base), off_rem, ws.cover, cl[0], cl[1], cl[2], cl[3], ws.sy, ws.ybuf,
-            ws.d)
-    gather(ws.edges, ws.cell0, ws.cover, ws.d, ws.ybuf, restrict, cells, key, off_fresh,
-           role == ANCHORED, out, keep, traced)
+    scatter(ws.edges, ws.cell0, ws.reach, field, k, value_masks(k), xa, restrict, cells, key,
+            np.uint64(base), off_rem, ws.cover, ws.icov, cl[0], cl[1], ws.sy, ws.ybuf, ws.d,
+            ws.rows)
+    gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
+           off_fresh, role == ANCHORED, out, keep, traced)
     return int(off_fresh) - base + h * w * c_n
 
 

@@ -86,7 +86,7 @@ import torch
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA, inside_frame, pixel_grid
-from ..kernels import JUMP, REM_EPS, field_size
+from ..kernels import JUMP, MAX_UPSAMPLE, REM_EPS, field_size, value_masks
 from .base import WarpState, register
 from .integral import check_anchor_options, needs_anchor
 
@@ -129,7 +129,7 @@ class Persistent:
     """Exact, coherent and fast ∫-noise warping (see the module docstring).
 
     Args:
-        upsample: sub-pixels per pixel and axis of the persistent field (1..8, default 2).
+        upsample: sub-pixels per pixel and axis of the persistent field (1..6, default 2).
             Overlaps are exact whatever it is; it sets how finely detail persists between
             frames. Under a (0.37, 0.21) px/frame translation the correlation of consecutive
             frames averages 0.48 with 2, 0.46 with 4 and 0.49 with 8 (ideal 0.498), and 2 is
@@ -140,8 +140,8 @@ class Persistent:
 
     def __init__(self, upsample: int = 2, anchor_every: int = 64, max_fresh: float = 0.25) -> None:
         check_anchor_options(upsample, anchor_every, max_fresh)
-        if upsample > 8:
-            raise ValueError(f"persistent supports upsample <= 8, got {upsample}")
+        if upsample > MAX_UPSAMPLE:
+            raise ValueError(f"persistent supports upsample <= {MAX_UPSAMPLE}, got {upsample}")
         self.k = upsample
         self.anchor_every = anchor_every
         self.max_fresh = max_fresh
@@ -466,20 +466,13 @@ def _spans(lo: Tensor, hi: Tensor, cell: Tensor, k: int) -> tuple[Tensor, Tensor
 
 
 def _owned(r0: Tensor, r1: Tensor, s0: Tensor, s1: Tensor, k: int) -> Tensor:
-    """``(N, k^2 + 4k + 4)`` bool: the persistent values each piece may claim, the kernel's
-    ``_rect_mask`` (sub-pixels whose centres it holds) or, for a sliver, ``_sliver_mask``."""
-    kk = torch.arange(k, device=r0.device)
-    in_r = (kk >= r0[:, None]) & (kk < r1[:, None])  # (N, k)
-    in_s = (kk >= s0[:, None]) & (kk < s1[:, None])
-    sub = (in_r[:, :, None] & in_s[:, None, :]).flatten(1)
-    rows, cols = (r1 > r0)[:, None], (s1 > s0)[:, None]
-    strips = [in_s & cols & ~rows & (r0 == 0)[:, None], in_s & cols & ~rows & (r0 == k)[:, None],
-              in_r & rows & ~cols & (s0 == 0)[:, None], in_r & rows & ~cols & (s0 == k)[:, None]]
-    edge_r = ((r0 == 0) | (r0 == k))[:, None]
-    edge_s = ((s0 == 0) | (s0 == k))[:, None]
-    corner = torch.arange(4, device=r0.device) == (2 * (r0 == k) + (s0 == k)).long()[:, None]
-    corner &= ~rows & ~cols & edge_r & edge_s
-    return torch.cat([sub, *strips, corner], dim=1)
+    """``(N, k^2 + 4k + 4)`` bool: the field values each piece claims, from its sub-pixel rows
+    ``[r0, r1)`` and columns ``[s0, s1)`` (the table the kernel reads,
+    :func:`warpnoise.kernels.value_masks`)."""
+    table = torch.from_numpy(value_masks(k).view(np.int64)).to(r0.device)
+    masks = table[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
+    bits = torch.arange(field_size(k), device=r0.device)
+    return (masks[:, None] >> bits) & 1 == 1
 
 
 def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor | None, k: int,
