@@ -6,13 +6,15 @@ pixels or source cells:
 
 1. ``advance``: compose the accumulated map with the backward flow without interpolating across
    motion discontinuities, and give each pixel its role (:data:`ANCHORED`, :data:`LOOSE`,
-   :data:`FRESH`) from the forward-backward test of each source corner;
+   :data:`FRESH`) from the forward-backward test of each source corner (float64, as the CPU
+   kernel);
 2. ``links`` and ``boxes``: the pairs of neighbours on one side of every motion discontinuity
    (the ``JUMP`` rule), then each pixel's pre-image box (midpoints where linked, the mirrored
    side where not), its first source cell and cell counts;
-3. ``claims``: each piece (box x cell) adds its area to the cell's cover and claims the
-   sub-pixels whose centres it holds, or, a sliver, its side-strip or corner extras; a value
-   claimed twice goes to nobody;
+3. ``claims``: each piece (box x cell) adds its area to the cell's cover and claims the field
+   values of :func:`warpnoise.kernels.value_masks` (the table the CPU kernel reads: sub-pixels
+   whose centres it holds, or a sliver's strip or corner), one 64-bit word per cell as there; a
+   value claimed twice goes to nobody;
 4. ``pieces``: each piece's white-noise integral ``Y``, from the persistent values it owns scaled
    to variance ``a_eff = a / max(1, cover)`` (a fresh draw when it owns none), summed per cell;
 5. ``remainders``: per cell, the uncovered rest from the free sub-pixels (fresh if none), and
@@ -30,9 +32,10 @@ atomic. Claims are ``atomic_or`` on int64 bit masks (``conflict |= old & mask``:
 twice is set whatever the order). Cover and the per-cell sums of ``Y`` are accumulated in fixed
 point, int64 at a scale of ``2^32``: integer addition is associative, so the order of the atomic
 adds cannot change a bit. Error analysis of the fixed point: an area is the float64 product of
-two float32 spans, exact, and rounds to the nearest ``2^-32`` (error ``<= 2^-33``), so a tiled
-cell's cover is 1 within ``n 2^-33`` for ``n`` pieces (``< REM_EPS = 1e-9`` for up to 8 pieces;
-beyond, the "remainder" drawn has variance ``< 1e-9``); covers stay below ``2^31`` (at most one
+two spans (differences of float32 edges and half-integers) and rounds to the nearest ``2^-32``
+(error ``<= 2^-33``), so a tiled cell's cover is 1 within ``n 2^-33`` for ``n`` pieces
+(``< REM_EPS = 1e-9`` for up to 8 pieces; beyond, the "remainder" drawn has variance
+``< 1e-9``); covers stay below ``2^31`` (at most one
 unit of area per pixel), far from overflow. A ``Y`` is float32; ``Y 2^32`` is an integer for
 ``|Y| >= 2^-9`` and is truncated below that (error ``< 2^-32``); ``|sum Y|`` is a few units, far
 below ``2^31``. The sums are exact where the CPU kernel's float64 sums round, and both end in the
@@ -46,18 +49,13 @@ clamps its first uniform at ``1e-7``, so a draw never exceeds 5.68 in magnitude 
 1.3e-8 of its mass beyond): invisible to any test, stated for completeness. The bits differ from
 the CPU kernel's (its own ziggurat); the law is the same.
 
-Precision: float32 storage and arithmetic except where noted. The accumulated map is stored as
-the displacement ``D = A - grid`` (not the position), so composing it 64 times rounds at the
-displacement's scale: ``|D| < 32`` px has a float32 resolution of ``3.8e-6`` px, and 64
-compositions cost at most a few ``1e-4`` px where positions of a 4096-pixel frame would round at
-``2.4e-4`` px per step. Box edges are stored relative to the pixel's own sides
-(``x0 = j - 1/2 + e0``, ``x1 = j + 1/2 + e1``) and spans are computed in each cell's own
-coordinates, ``(j - c) + e``, an integer plus a small float: two linked neighbours share the
-float ``e`` of their common edge, so their boxes tile *exactly* (the claims and the cover see one
-edge), and the geometry keeps ``1e-7`` px resolution wherever the frame is. The only float64
-operations are a piece's area (one multiply, exact) and its conversion to fixed point. Bilinear
-weights, the forward-backward test and the link test run in float32 on the same formulas; they can
-differ from the CPU kernel's float64 only within a float32 rounding of a threshold.
+Precision: the geometry is the CPU kernel's, bit for bit. The accumulated map and source
+positions are float64, as there, and ``advance``, ``links`` and ``boxes`` repeat its float64
+operations in the same order (fused multiply-adds disabled on the GPU for these kernels); box
+edges are rounded to float32 as there, and spans and areas are float64 from them. So roles, maps,
+links, boxes, first cells and claims are identical to the CPU kernel's (the tests compare them
+exactly), and the cover equal within the fixed-point rounding above. The noise arithmetic (``Y``,
+``d``, the pieces) is float32 on float32 data, as the CPU kernel's storage.
 
 The kernels compile for CUDA and run, unchanged, in Triton's interpreter on CPU tensors (launched
 as ``TRITON_INTERPRET=1`` launches every kernel: :class:`_Interpreted`), which is how the tests
@@ -66,9 +64,11 @@ check them on a machine without a GPU.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -77,7 +77,7 @@ from triton.runtime.interpreter import InterpretedFunction, _patch_lang
 from triton.runtime.jit import JITFunction
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import JUMP, REM_EPS
+from . import JUMP, REM_EPS, value_masks
 
 __all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate", "integrate",
            "step"]
@@ -86,8 +86,8 @@ __all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate"
 FRESH, ANCHORED, LOOSE = 0, 1, 2
 MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
 FIX = 2.0**32  # fixed-point scale of cover and the per-cell sums of Y
-_COLS = 5  # int64 columns per cell before the sums of Y: cover, claimed, conflict, claimed2,
-# conflict2 (the last two for the sliver extras)
+_COLS = 3  # int64 columns per cell before the sums of Y: cover, claimed, conflict (the CPU
+# kernel's claims word: one bit per value of the cell's field, MAX_UPSAMPLE keeps it in 64 bits)
 # The same constants as the kernels see them (a kernel reads only constexpr globals).
 _SIDE_C = tl.constexpr(MAX_SIDE)
 _COLS_C = tl.constexpr(_COLS)
@@ -98,22 +98,6 @@ _SPAN = 1 << 44
 _PIECE, _REM, _FRESH, _LOOSE_PIECE, _LOOSE_REM = (kind * _SPAN for kind in range(5))
 _GPU_BLOCK = 256  # pixels (or cells) per program on the GPU
 _INTERPRETED_BLOCK = 1 << 16  # the interpreter pays per operation, not per element
-
-
-@triton.jit
-def _corner(bv, j, n):
-    """Along one axis: the first of the two pixels that bilinear sampling at ``j + bv`` weighs
-    and the second's weight, clamped to the frame as the CPU kernel's ``advance`` (computed from
-    ``floor(bv)`` so that the weight keeps ``bv``'s precision)."""
-    fb = tl.floor(bv)
-    fr = bv - fb
-    x0 = j + fb.to(tl.int32)
-    top = tl.maximum(n - 2, 0)
-    high = (x0 > n - 1) | ((x0 == n - 1) & (fr > 0.0))
-    xc = tl.minimum(tl.maximum(x0, 0), top)
-    u = tl.where(x0 < 0, 0.0, tl.where(high, (n - 1 - top).to(tl.float32),
-                                       (x0 - xc).to(tl.float32) + fr))
-    return xc, u
 
 
 @triton.jit
@@ -134,30 +118,34 @@ def _joined(ref, c: tl.constexpr, top, left, right, bottom):
 
 
 @triton.jit
-def _advance_kernel(disp_prev, traced_prev, links, b, f, disp_new, role, n_loose, H, W,
+def _advance_kernel(map_prev, traced_prev, links, b, f, map_new, src, role, n_loose, H, W,
                     HAS_FORWARD: tl.constexpr, ALPHA: tl.constexpr, BETA: tl.constexpr,
                     BLOCK: tl.constexpr):
-    """Frame t's displacement ``A - grid`` (``disp_new``) and roles from frame t-1's
-    (``disp_prev``, ``traced_prev``, ``links``), the backward flow ``b`` and, with
-    ``HAS_FORWARD``, frame t-1's forward flow ``f``; ``n_loose`` counts the loose pixels."""
+    """Frame t's anchor positions (``map_new``), source positions ``x + b(x)`` (``src``) and
+    roles from frame t-1's (``map_prev``, ``traced_prev``, ``links``), the backward flow ``b``
+    and, with ``HAS_FORWARD``, frame t-1's forward flow ``f``; ``n_loose`` counts the loose
+    pixels. The CPU kernel's ``advance``, float64 operation for operation."""
     n = H * W
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     on = p < n
     i = p // W
     j = p - i * W
-    bx = tl.load(b + p, mask=on, other=0.0)
-    by = tl.load(b + n + p, mask=on, other=0.0)
-    jf = j.to(tl.float32)
-    i_f = i.to(tl.float32)
-    inside = (bx >= -0.5 - jf) & (bx <= (W - 0.5) - jf) & (by >= -0.5 - i_f)
-    inside = inside & (by <= (H - 0.5) - i_f) & on
-    x0, ux = _corner(bx, j, W)
-    y0, uy = _corner(by, i, H)
+    bx = tl.load(b + p, mask=on, other=0.0).to(tl.float64)
+    by = tl.load(b + n + p, mask=on, other=0.0).to(tl.float64)
+    sx = j.to(tl.float64) + bx
+    sy = i.to(tl.float64) + by
+    cx = tl.minimum(tl.maximum(sx, 0.0), (W - 1).to(tl.float64))
+    cy = tl.minimum(tl.maximum(sy, 0.0), (H - 1).to(tl.float64))
+    x0 = tl.minimum(tl.floor(cx).to(tl.int32), tl.maximum(W - 2, 0))
+    y0 = tl.minimum(tl.floor(cy).to(tl.int32), tl.maximum(H - 2, 0))
     x1 = tl.minimum(x0 + 1, W - 1)
     y1 = tl.minimum(y0 + 1, H - 1)
+    ux = cx - x0.to(tl.float64)
+    uy = cy - y0.to(tl.float64)
+    inside = on & (sx >= -0.5) & (sx <= W - 0.5) & (sy >= -0.5) & (sy <= H - 0.5)
     b2 = bx * bx + by * by
     ref = tl.full([BLOCK], -1, tl.int32)
-    best = tl.zeros([BLOCK], tl.float32)
+    best = tl.zeros([BLOCK], tl.float64)
     any_loose = p < 0  # all False
     for c in tl.static_range(4):
         r = y1 if c >= 2 else y0
@@ -165,8 +153,8 @@ def _advance_kernel(disp_prev, traced_prev, links, b, f, disp_new, role, n_loose
         wc = (ux if c % 2 == 1 else 1.0 - ux) * (uy if c >= 2 else 1.0 - uy)
         ok = inside & (wc > 0.0)
         if HAS_FORWARD:
-            fx = tl.load(f + r * W + q, mask=on, other=0.0)
-            fy = tl.load(f + n + r * W + q, mask=on, other=0.0)
+            fx = tl.load(f + r * W + q, mask=on, other=0.0).to(tl.float64)
+            fy = tl.load(f + n + r * W + q, mask=on, other=0.0).to(tl.float64)
             ex = bx + fx
             ey = by + fy
             ok = ok & (ex * ex + ey * ey <= ALPHA * (b2 + fx * fx + fy * fy) + BETA)
@@ -181,22 +169,26 @@ def _advance_kernel(disp_prev, traced_prev, links, b, f, disp_new, role, n_loose
     left = (lk0 >> 1) & 1
     right = (tl.load(links + y0 * W + x1, mask=on, other=0).to(tl.int32) >> 1) & 1
     bottom = tl.load(links + y1 * W + x0, mask=on, other=0).to(tl.int32) & 1
-    total = tl.zeros([BLOCK], tl.float32)
-    dx = tl.zeros([BLOCK], tl.float32)
-    dy = tl.zeros([BLOCK], tl.float32)
+    total = tl.zeros([BLOCK], tl.float64)
+    dx = tl.zeros([BLOCK], tl.float64)
+    dy = tl.zeros([BLOCK], tl.float64)
     for c in tl.static_range(4):
         r = y1 if c >= 2 else y0
         q = x1 if c % 2 == 1 else x0
         wc = (ux if c % 2 == 1 else 1.0 - ux) * (uy if c >= 2 else 1.0 - uy)
         tr = tl.load(traced_prev + r * W + q, mask=on, other=0) != 0
         inc = anchored & (wc > 0.0) & tr & _joined(ref, c, top, left, right, bottom)
-        w_in = tl.where(inc, wc, 0.0)
-        total += w_in
-        dx += w_in * tl.load(disp_prev + r * W + q, mask=inc, other=0.0)
-        dy += w_in * tl.load(disp_prev + n + r * W + q, mask=inc, other=0.0)
+        # Excluded corners add exact zeros: the sums are the CPU kernel's, term for term.
+        px = tl.load(map_prev + r * W + q, mask=inc, other=0.0) - q.to(tl.float64)
+        py = tl.load(map_prev + n + r * W + q, mask=inc, other=0.0) - r.to(tl.float64)
+        total += tl.where(inc, wc, 0.0)
+        dx += tl.where(inc, wc * px, 0.0)
+        dy += tl.where(inc, wc * py, 0.0)
     total = tl.where(anchored, total, 1.0)
-    tl.store(disp_new + p, bx + dx / total, mask=on)
-    tl.store(disp_new + n + p, by + dy / total, mask=on)
+    tl.store(map_new + p, sx + dx / total, mask=on)
+    tl.store(map_new + n + p, sy + dy / total, mask=on)
+    tl.store(src + p, sx, mask=on)
+    tl.store(src + n + p, sy, mask=on)
     loose = ~anchored & any_loose
     tl.store(role + p, tl.where(anchored, 1, tl.where(loose, 2, 0)).to(tl.uint8), mask=on)
     tl.atomic_add(n_loose, tl.sum(loose.to(tl.int32), axis=0))
@@ -212,10 +204,10 @@ def _close(sx, sy, nx, ny, JUMP_: tl.constexpr):
 
 
 @triton.jit
-def _pair_linked(disp, role, want, i0, j0, DI: tl.constexpr, DJ: tl.constexpr, H, W, on,
+def _pair_linked(pos, role, want, i0, j0, DI: tl.constexpr, DJ: tl.constexpr, H, W, on,
                  JUMP_: tl.constexpr):
     """Whether pixel ``(i0, j0)`` and its neighbour ``(i0 + DI, j0 + DJ)`` (right or below) are
-    linked: the CPU kernel's ``_linked`` on displacements (spacing ``= (D1 - D0) + unit``)."""
+    linked: the CPU kernel's ``_linked``, on the same float64 positions ``pos`` ``(2, H, W)``."""
     n = H * W
     i1 = i0 + DI
     j1 = j0 + DJ
@@ -224,33 +216,34 @@ def _pair_linked(disp, role, want, i0, j0, DI: tl.constexpr, DJ: tl.constexpr, H
     p1 = i1 * W + j1
     ok = ok & (tl.load(role + p0, mask=ok, other=255) == want)
     ok = ok & (tl.load(role + p1, mask=ok, other=255) == want)
-    x0 = tl.load(disp + p0, mask=ok, other=0.0)
-    y0 = tl.load(disp + n + p0, mask=ok, other=0.0)
-    sx = (tl.load(disp + p1, mask=ok, other=0.0) - x0) + DJ
-    sy = (tl.load(disp + n + p1, mask=ok, other=0.0) - y0) + DI
+    x0 = tl.load(pos + p0, mask=ok, other=0.0)
+    y0 = tl.load(pos + n + p0, mask=ok, other=0.0)
+    x1 = tl.load(pos + p1, mask=ok, other=0.0)
+    y1 = tl.load(pos + n + p1, mask=ok, other=0.0)
+    sx = x1 - x0
+    sy = y1 - y0
     ok = ok & ((sx if DJ == 1 else sy) > 0.0)
     # The pixel before the pair and the one after it.
     pa = p0 - (DI * W + DJ)
     has_a = ok & (i0 - DI >= 0) & (j0 - DJ >= 0)
     has_a = has_a & (tl.load(role + pa, mask=has_a, other=255) == want)
-    ax = (x0 - tl.load(disp + pa, mask=has_a, other=0.0)) + DJ
-    ay = (y0 - tl.load(disp + n + pa, mask=has_a, other=0.0)) + DI
+    ax = x0 - tl.load(pos + pa, mask=has_a, other=0.0)
+    ay = y0 - tl.load(pos + n + pa, mask=has_a, other=0.0)
     pb = p1 + (DI * W + DJ)
     has_b = ok & (i1 + DI < H) & (j1 + DJ < W)
     has_b = has_b & (tl.load(role + pb, mask=has_b, other=255) == want)
-    x1 = tl.load(disp + p1, mask=has_b, other=0.0)
-    y1 = tl.load(disp + n + p1, mask=has_b, other=0.0)
-    bx = (tl.load(disp + pb, mask=has_b, other=0.0) - x1) + DJ
-    by = (tl.load(disp + n + pb, mask=has_b, other=0.0) - y1) + DI
+    bx = tl.load(pos + pb, mask=has_b, other=0.0) - x1
+    by = tl.load(pos + n + pb, mask=has_b, other=0.0) - y1
     near = (has_a & _close(sx, sy, ax, ay, JUMP_)) | (has_b & _close(sx, sy, bx, by, JUMP_))
     return ok & (near | ~(has_a | has_b))
 
 
 @triton.jit
-def _links_kernel(disp, role, links, want, H, W, ALL: tl.constexpr, JUMP_: tl.constexpr,
+def _links_kernel(pos, role, links, want, H, W, ALL: tl.constexpr, JUMP_: tl.constexpr,
                   BLOCK: tl.constexpr, gate):
     """``links`` of the pixels of role ``want`` (bit 0: linked to the right neighbour, bit 1:
-    to the one below); with ``ALL``, 0 for every other pixel too."""
+    to the one below); with ``ALL``, 0 for every other pixel too (another role is never
+    linked to ``want``, so a later pass of another role finds zeros there)."""
     if tl.load(gate) == 0:
         return
     n = H * W
@@ -258,8 +251,8 @@ def _links_kernel(disp, role, links, want, H, W, ALL: tl.constexpr, JUMP_: tl.co
     on = p < n
     i = p // W
     j = p - i * W
-    right = _pair_linked(disp, role, want, i, j, 0, 1, H, W, on, JUMP_)
-    below = _pair_linked(disp, role, want, i, j, 1, 0, H, W, on, JUMP_)
+    right = _pair_linked(pos, role, want, i, j, 0, 1, H, W, on, JUMP_)
+    below = _pair_linked(pos, role, want, i, j, 1, 0, H, W, on, JUMP_)
     bits = (right.to(tl.int32) | (below.to(tl.int32) << 1)).to(tl.uint8)
     mine = tl.load(role + p, mask=on, other=255) == want
     if ALL:
@@ -269,12 +262,26 @@ def _links_kernel(disp, role, links, want, H, W, ALL: tl.constexpr, JUMP_: tl.co
 
 
 @triton.jit
-def _boxes_kernel(disp, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl.constexpr,
+def _extent(pos, p, step, has_lo, has_hi, lo_ok, hi_ok, mine):
+    """One axis of a box, in float64, rounded to float32: the midpoints to linked neighbours, a
+    broken side mirroring the other, ``a -+ 1/2`` around the position ``a`` when both are
+    broken (the CPU kernel's ``_extent``, same operations)."""
+    a = tl.load(pos + p, mask=mine, other=0.0)
+    lo = tl.load(pos + p - step, mask=mine & has_lo, other=0.0)
+    hi = tl.load(pos + p + step, mask=mine & has_hi, other=0.0)
+    lo_mid = 0.5 * (tl.where(has_lo, lo, a) + a)
+    hi_mid = 0.5 * (a + tl.where(has_hi, hi, a))
+    e0 = tl.where(lo_ok, lo_mid, tl.where(hi_ok, a - (hi_mid - a), a - 0.5))
+    e1 = tl.where(hi_ok, hi_mid, tl.where(lo_ok, a + (a - lo_mid), a + 0.5))
+    return e0.to(tl.float32), e1.to(tl.float32)
+
+
+@triton.jit
+def _boxes_kernel(pos, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl.constexpr,
                   gate):
-    """Each pixel's box, stored relative to its own sides: ``edges = (e0, e1, f0, f1)`` with
-    ``x0 = j - 1/2 + e0``, ``x1 = j + 1/2 + e1``, ``y0 = i - 1/2 + f0``, ``y1 = i + 1/2 + f1``
-    (so a shared edge is one float for both pixels), and ``cell0 = (cx0, cy0, ncx, ncy)``,
-    ``cx0 = -1`` for no box (other roles, folded, outside the source, wider than 3 x 3 cells)."""
+    """Each pixel's box ``edges = (x0, x1, y0, y1)`` (float32, source pixels, as the CPU
+    kernel's ``pixel_boxes``) and ``cell0 = (cx0, cy0, ncx, ncy)``, ``cx0 = -1`` for no box
+    (other roles, folded, outside the source, wider than 3 x 3 cells)."""
     if tl.load(gate) == 0:
         return
     n = H * W
@@ -286,21 +293,19 @@ def _boxes_kernel(disp, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl
     lk = tl.load(links + p, mask=mine, other=0).to(tl.int32)
     left = tl.load(links + p - 1, mask=mine & (j > 0), other=0).to(tl.int32) & 1
     up = (tl.load(links + p - W, mask=mine & (i > 0), other=0).to(tl.int32) >> 1) & 1
-    e0, e1 = _extent(disp, p, 1, j > 0, j < W - 1, left != 0, (lk & 1) != 0, mine)
-    f0, f1 = _extent(disp + n, p, W, i > 0, i < H - 1, up != 0, ((lk >> 1) & 1) != 0, mine)
-    jf = j.to(tl.float32)
-    i_f = i.to(tl.float32)
-    ok = mine & (e1 + 1.0 > e0) & (f1 + 1.0 > f0) & (e0 >= -jf) & (f0 >= -i_f)
-    ok = ok & (e1 <= (WA - 1) - jf) & (f1 <= (HA - 1) - i_f)
-    cx0 = j + tl.floor(e0).to(tl.int32)
-    cy0 = i + tl.floor(f0).to(tl.int32)
-    ncx = tl.minimum(j + tl.ceil(e1).to(tl.int32), WA - 1) - cx0 + 1
-    ncy = tl.minimum(i + tl.ceil(f1).to(tl.int32), HA - 1) - cy0 + 1
+    x0, x1 = _extent(pos, p, 1, j > 0, j < W - 1, left != 0, (lk & 1) != 0, mine)
+    y0, y1 = _extent(pos + n, p, W, i > 0, i < H - 1, up != 0, ((lk >> 1) & 1) != 0, mine)
+    ok = mine & (x1 > x0) & (y1 > y0) & (x0 >= -0.5) & (y0 >= -0.5)
+    ok = ok & (x1 <= WA - 0.5) & (y1 <= HA - 0.5)
+    cx0 = tl.floor(x0.to(tl.float64) + 0.5).to(tl.int32)
+    cy0 = tl.floor(y0.to(tl.float64) + 0.5).to(tl.int32)
+    ncx = tl.minimum(tl.ceil(x1.to(tl.float64) + 0.5).to(tl.int32) - 1, WA - 1) - cx0 + 1
+    ncy = tl.minimum(tl.ceil(y1.to(tl.float64) + 0.5).to(tl.int32) - 1, HA - 1) - cy0 + 1
     ok = ok & (ncx >= 1) & (ncy >= 1) & (ncx <= 3) & (ncy <= 3)
-    tl.store(edges + p, e0, mask=mine)
-    tl.store(edges + n + p, e1, mask=mine)
-    tl.store(edges + 2 * n + p, f0, mask=mine)
-    tl.store(edges + 3 * n + p, f1, mask=mine)
+    tl.store(edges + p, x0, mask=mine)
+    tl.store(edges + n + p, x1, mask=mine)
+    tl.store(edges + 2 * n + p, y0, mask=mine)
+    tl.store(edges + 3 * n + p, y1, mask=mine)
     tl.store(cell0 + p, tl.where(ok, cx0, -1), mask=on)
     tl.store(cell0 + n + p, cy0, mask=on)
     tl.store(cell0 + 2 * n + p, ncx, mask=on)
@@ -308,75 +313,25 @@ def _boxes_kernel(disp, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl
 
 
 @triton.jit
-def _extent(d, p, step, has_lo, has_hi, lo_ok, hi_ok, mine):
-    """One axis of a box, relative to the pixel's sides (see ``_boxes_kernel``): the midpoints
-    to linked neighbours, a broken side mirroring the other, ``+-1/2`` around the position when
-    both are broken (the CPU kernel's ``_extent``)."""
-    a = tl.load(d + p, mask=mine, other=0.0)
-    lo = tl.load(d + p - step, mask=mine & has_lo, other=0.0)
-    hi = tl.load(d + p + step, mask=mine & has_hi, other=0.0)
-    m_lo = 0.5 * (lo + a)
-    m_hi = 0.5 * (a + hi)
-    e0 = tl.where(lo_ok, m_lo, tl.where(hi_ok, 2.0 * a - m_hi, a))
-    e1 = tl.where(hi_ok, m_hi, tl.where(lo_ok, 2.0 * a - m_lo, a))
-    return e0, e1
-
-
-@triton.jit
-def _span(lo_off, hi_off, d, K: tl.constexpr):
-    """Overlap of a box's side ``[lo, hi)`` with a cell, in the cell's own coordinates
-    (``[0, 1)``; ``d`` = pixel index - cell index): its length, in float64 where the difference
-    of two float32 is exact (so that the pieces of a tiled cell sum to exactly 1), and the
-    sub-pixels ``[s0, s1)`` whose centres fall inside (the CPU kernel's ``_span``)."""
-    lo = d.to(tl.float32) + lo_off
-    hi = (d + 1).to(tl.float32) + hi_off
-    a = tl.maximum(lo, 0.0)
-    b = tl.minimum(hi, 1.0)
+def _span(lo, hi, c, K: tl.constexpr):
+    """Overlap of ``[lo, hi)`` (float32 edges) with cell ``c`` (``[c - 1/2, c + 1/2)``), in
+    float64 as the CPU kernel's ``_span``: its length (exact: differences of float32 values
+    near each other) and the sub-pixels ``[s0, s1)`` whose centres fall inside."""
+    c_lo = c.to(tl.float64) - 0.5
+    a = tl.maximum(lo.to(tl.float64), c_lo)
+    b = tl.minimum(hi.to(tl.float64), c_lo + 1.0)
     has = b > a
-    s0 = tl.minimum(tl.maximum(tl.ceil(a * K - 0.5), 0.0), K).to(tl.int32)
-    s1 = tl.minimum(tl.maximum(tl.ceil(b * K - 0.5), 0.0), K).to(tl.int32)
-    length = b.to(tl.float64) - a.to(tl.float64)
-    return tl.where(has, length, 0.0), tl.where(has, s0, 0), tl.where(has, s1, 0)
+    s0 = tl.minimum(tl.maximum(tl.ceil((a - c_lo) * K - 0.5), 0.0), K).to(tl.int32)
+    s1 = tl.minimum(tl.maximum(tl.ceil((b - c_lo) * K - 0.5), 0.0), K).to(tl.int32)
+    return tl.where(has, b - a, 0.0), tl.where(has, s0, 0), tl.where(has, s1, 0)
 
 
 @triton.jit
-def _bits(count, at):
-    """``count`` set bits from bit ``at``, int64."""
-    one = tl.full(count.shape, 1, tl.int64)
-    return ((one << count.to(tl.int64)) - 1) << at.to(tl.int64)
-
-
-@triton.jit
-def _rect_mask(r0, r1, s0, s1, K: tl.constexpr):
-    """Bit mask of the sub-pixels ``[r0, r1) x [s0, s1)`` of a cell (bit ``r K + s``)."""
-    cols = _bits(s1 - s0, s0)
-    m = tl.zeros(cols.shape, tl.int64)
-    for r in tl.static_range(K):
-        m |= tl.where((r >= r0) & (r < r1), cols << (r * K), 0)
-    return tl.where(s1 > s0, m, 0)
-
-
-@triton.jit
-def _sliver_mask(r0, r1, s0, s1, K: tl.constexpr):
-    """The extras of a piece holding no sub-pixel centre, as bits of the cell's ``4K + 4``
-    extras (the CPU kernel's ``_sliver_mask``): a strip along the top, bottom, left or right side
-    for the sub-columns (sub-rows) it spans, a corner, or nothing (between two centres). Also
-    the first bit it may hold: its bits lie in the ``K`` from there."""
-    rows = r1 > r0
-    cols = s1 > s0
-    at_h = s0 + tl.where(r0 == K, K, 0)
-    at_v = r0 + tl.where(s0 == K, 3 * K, 2 * K)
-    at_c = 4 * K + tl.where(r0 == K, 2, 0) + tl.where(s0 == K, 1, 0)
-    one = tl.full(r0.shape, 1, tl.int64)
-    r_edge = (r0 == 0) | (r0 == K)
-    s_edge = (s0 == 0) | (s0 == K)
-    horiz = cols & ~rows & r_edge
-    vert = rows & ~cols & s_edge
-    corner = ~rows & ~cols & r_edge & s_edge
-    m = tl.where(horiz, _bits(s1 - s0, at_h), 0)
-    m = tl.where(vert, _bits(r1 - r0, at_v), m)
-    m = tl.where(corner, one << at_c.to(tl.int64), m)
-    return m, tl.where(horiz, at_h, tl.where(vert, at_v, at_c))
+def _claim(masks, r0, r1, s0, s1, ok, K: tl.constexpr):
+    """The field values a piece claims, as int64 bits, read from the table the CPU kernel and the
+    torch path read (:func:`warpnoise.kernels.value_masks`); 0 where not ``ok``."""
+    at = ((r0 * (K + 1) + r1) * (K + 1) + s0) * (K + 1) + s1
+    return tl.load(masks + at, mask=ok, other=0)
 
 
 @triton.jit
@@ -394,15 +349,15 @@ def _load_box(edges, cell0, p, n, valid):
 
 
 @triton.jit
-def _piece(box, barred, i, j, dy, dx, WA, K: tl.constexpr, RESTRICT: tl.constexpr):
+def _piece(box, barred, dy, dx, WA, K: tl.constexpr, RESTRICT: tl.constexpr):
     """Piece ``(dy, dx)`` of each pixel's box (``_load_box``): whether it exists, its cell, its
     float64 area and its sub-pixel ranges."""
     cx0, cy0, ncx, ncy, e0, e1, f0, f1 = box
     cy = cy0 + dy
     cx = cx0 + dx
     ok = (cx0 >= 0) & (dx < ncx) & (dy < ncy)
-    oy, r0, r1 = _span(f0, f1, i - cy, K)
-    ox, s0, s1 = _span(e0, e1, j - cx, K)
+    oy, r0, r1 = _span(f0, f1, cy, K)
+    ox, s0, s1 = _span(e0, e1, cx, K)
     cell = tl.where(ok, cy * WA + cx, 0)
     if RESTRICT:
         ok = ok & (tl.load(barred + cell, mask=ok, other=1) == 0)
@@ -418,7 +373,7 @@ def _a_eff(area, cover):
 
 
 @triton.jit
-def _claims_kernel(edges, cell0, barred, cells, H, W, WA, K: tl.constexpr,
+def _claims_kernel(edges, cell0, barred, cells, masks, H, W, WA, K: tl.constexpr,
                    HAS_FIELD: tl.constexpr, RESTRICT: tl.constexpr, NCOL: tl.constexpr,
                    BLOCK: tl.constexpr, gate):
     """Cover (fixed point) and claims of every piece, by integer atomics."""
@@ -427,33 +382,27 @@ def _claims_kernel(edges, cell0, barred, cells, H, W, WA, K: tl.constexpr,
     n = H * W
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     on = p < n
-    i = p // W
-    j = p - i * W
     box = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         for dx in range(_SIDE_C):
-            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, i, j, dy, dx, WA, K, RESTRICT)
+            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, dy, dx, WA, K, RESTRICT)
             row = cells + cell.to(tl.int64) * NCOL
             tl.atomic_add(row, (area * _FIX_C + 0.5).to(tl.int64), mask=ok)
             if HAS_FIELD:
-                m = _rect_mask(r0, r1, s0, s1, K)
+                m = _claim(masks, r0, r1, s0, s1, ok, K)
                 sub = ok & (m != 0)
+                # A bit claimed twice is set in conflict whichever claim comes first.
                 old = tl.atomic_or(row + 1, m, mask=sub)
                 tl.atomic_or(row + 2, old & m, mask=sub & ((old & m) != 0))
-                e, _ = _sliver_mask(r0, r1, s0, s1, K)
-                ext = ok & (m == 0) & (e != 0)
-                old = tl.atomic_or(row + 3, e, mask=ext)
-                tl.atomic_or(row + 4, old & e, mask=ext & ((old & e) != 0))
 
 
 @triton.jit
-def _owned_sum(field, cell, mine, at, NB: tl.constexpr, E: tl.constexpr, ch, C: tl.constexpr,
-               ok):
-    """Sum over the set bits ``e < NB`` of ``mine`` of the persistent values
-    ``field[cell, at + e]`` ``(BLOCK, CP)``, and their count."""
+def _owned_sum(field, cell, mine, NB: tl.constexpr, E: tl.constexpr, ch, C: tl.constexpr, ok):
+    """Sum over the set bits ``e < NB`` of ``mine`` (int64) of the persistent values
+    ``field[cell, e]`` ``(BLOCK, CP)`` (``E`` values per cell), and their count."""
     s = tl.zeros([mine.shape[0], ch.shape[1]], tl.float32)
     cnt = tl.zeros(mine.shape, tl.int32)
-    base = (cell.to(tl.int64) * E + at) * C
+    base = cell.to(tl.int64) * E * C
     for e in range(NB):
         bit = ok & (((mine >> e) & 1) != 0)
         s += tl.load(field + (base + e * C)[:, None] + ch, mask=bit[:, None] & (ch < C),
@@ -463,7 +412,7 @@ def _owned_sum(field, cell, mine, at, NB: tl.constexpr, E: tl.constexpr, ch, C: 
 
 
 @triton.jit
-def _pieces_kernel(edges, cell0, barred, cells, field, ybuf, key, offset, H, W, WA,
+def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset, H, W, WA,
                    K: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, HAS_FIELD: tl.constexpr,
                    RESTRICT: tl.constexpr, NCOL: tl.constexpr, BLOCK: tl.constexpr, gate):
     """Each piece's ``Y``: the sum of the values it owns scaled to variance ``a_eff`` (a fresh
@@ -474,27 +423,19 @@ def _pieces_kernel(edges, cell0, barred, cells, field, ybuf, key, offset, H, W, 
     n = H * W
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     on = p < n
-    i = p // W
-    j = p - i * W
     ch = tl.arange(0, CP)[None, :]
     seed = tl.load(key)
     box = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         acc = tl.zeros([BLOCK, CP], tl.float32)
         for dx in range(_SIDE_C):
-            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, i, j, dy, dx, WA, K, RESTRICT)
+            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, dy, dx, WA, K, RESTRICT)
             row = cells + cell.to(tl.int64) * NCOL
             a_eff = _a_eff(area, tl.load(row, mask=ok, other=0))
             if HAS_FIELD:
-                m = _rect_mask(r0, r1, s0, s1, K)
-                sub = tl.where(m != 0, m & ~tl.load(row + 2, mask=ok, other=0), 0)
-                ext, first = _sliver_mask(r0, r1, s0, s1, K)
-                ext = tl.where(m == 0, ext & ~tl.load(row + 4, mask=ok, other=0), 0)
-                s, cnt = _owned_sum(field, cell, sub, 0, K * K, K * K + 4 * K + 4, ch, C, ok)
-                s2, cnt2 = _owned_sum(field, cell, ext >> first.to(tl.int64), K * K + first, K,
-                                      K * K + 4 * K + 4, ch, C, ok)
-                s += s2
-                cnt += cnt2
+                mine = _claim(masks, r0, r1, s0, s1, ok, K) & ~tl.load(row + 2, mask=ok, other=0)
+                s, cnt = _owned_sum(field, cell, mine, K * K + 4 * K + 4, K * K + 4 * K + 4, ch, C,
+                                    ok)
             else:
                 s = tl.zeros([BLOCK, CP], tl.float32)
                 cnt = tl.zeros([BLOCK], tl.int32)
@@ -534,7 +475,7 @@ def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl
     if HAS_FIELD:
         own = tl.load(row + 1, mask=on, other=0) & ~tl.load(row + 2, mask=on, other=0)
         free = FULL & ~own
-        s, cnt = _owned_sum(field, q, free, 0, K * K, K * K + 4 * K + 4, ch, C, has_rem)
+        s, cnt = _owned_sum(field, q, free, K * K, K * K + 4 * K + 4, ch, C, has_rem)
     else:
         s = tl.zeros([BLOCK, CP], tl.float32)
         cnt = tl.zeros([BLOCK], tl.int32)
@@ -564,8 +505,6 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
     n = H * W
     p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     on = p < n
-    i = p // W
-    j = p - i * W
     ch = tl.arange(0, CP)[None, :]
     cm = ch < C
     box = _load_box(edges, cell0, p, n, on)
@@ -576,7 +515,8 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
         acc += tl.load(ybuf + (p * _SIDE_C + dy)[:, None] * C + ch,
                        mask=(has_box & (dy < box[3]))[:, None] & cm, other=0.0)
         for dx in range(_SIDE_C):
-            ok, cell, a, r0, r1, s0, s1 = _piece(box, barred, i, j, dy, dx, WA, K, RESTRICT)
+            ok, cell, a, _r0, _r1, _s0, _s1 = _piece(box, barred, dy, dx, WA, K,
+                                                     RESTRICT)
             a_eff = tl.where(ok, _a_eff(a, tl.load(cells + cell.to(tl.int64) * NCOL, mask=ok,
                                                    other=0)), 0.0)
             area += a_eff
@@ -612,19 +552,19 @@ class Workspace:
     """Every buffer one step of the Triton kernels writes, on the device, made once per frame
     size and reused (as the CPU kernel's :class:`warpnoise.kernels.boxes.Workspace`).
 
-    ``disp``, ``traced`` and ``keep`` are double buffers (a step reads one half and writes the
-    other); the rest are scratch. ``disp`` holds the accumulated map as the displacement
-    ``A - grid`` (see the module docstring).
+    ``maps``, ``traced`` and ``keep`` are double buffers (a step reads one half and writes the
+    other); the rest are scratch.
     """
 
-    disp: Tensor  # (2, 2, H, W) float32, dx then dy
+    maps: Tensor  # (2, 2, H, W) float64 anchor positions, x then y
+    src: Tensor  # (2, H, W) float64 source positions x + b(x), read by the loose pass
     traced: Tensor  # (2, H, W) bool, pixels drawn on the anchor
     keep: Tensor  # (2, C, H, W) float32, the loose pixels' noise
     role: Tensor  # (H, W) uint8: FRESH, ANCHORED or LOOSE
     links: Tensor  # (H, W) uint8, bit 0: linked to the right neighbour, bit 1: below
-    edges: Tensor  # (4, H, W) float32, box sides relative to the pixel's own
+    edges: Tensor  # (4, H, W) float32: x0, x1, y0, y1
     cell0: Tensor  # (4, H, W) int32: cx0, cy0, ncx, ncy
-    cells: Tensor  # (H * W, 5 + C) int64: cover, claims, conflicts, fixed-point sums of Y
+    cells: Tensor  # (H * W, 3 + C) int64: cover, claimed, conflict, fixed-point sums of Y
     ybuf: Tensor  # (H * W, 3, C) float32: Y summed per pixel and cell row
     d: Tensor  # (H * W, C) float32: x - sum Y per cell
     n_loose: Tensor  # (1,) int32
@@ -639,7 +579,8 @@ class Workspace:
             return torch.empty(shape, dtype=dtype, device=device)
 
         return cls(
-            disp=new(2, 2, h, w), traced=new(2, h, w, dtype=torch.bool), keep=new(2, c, h, w),
+            maps=new(2, 2, h, w, dtype=torch.float64), src=new(2, h, w, dtype=torch.float64),
+            traced=new(2, h, w, dtype=torch.bool), keep=new(2, c, h, w),
             role=new(h, w, dtype=torch.uint8), links=new(h, w, dtype=torch.uint8),
             edges=new(4, h, w), cell0=new(4, h, w, dtype=torch.int32),
             cells=new(h * w, _COLS + c, dtype=torch.int64), ybuf=new(h * w, MAX_SIDE, c),
@@ -649,7 +590,10 @@ class Workspace:
     def reset(self) -> None:
         """Start from the anchor: every pixel at its own centre, anchored and linked."""
         self.current = 0
-        self.disp[0].zero_()
+        _, _, h, w = self.maps.shape
+        dev = self.maps.device
+        self.maps[0, 0].copy_(torch.arange(w, dtype=torch.float64, device=dev)[None, :])
+        self.maps[0, 1].copy_(torch.arange(h, dtype=torch.float64, device=dev)[:, None])
         self.traced[0].fill_(True)
         self.links.fill_(3)
         self.links[:, -1] &= 2
@@ -694,6 +638,9 @@ class _Kernels:
     def __init__(self, interpret: bool) -> None:
         self.interpret = interpret
         self.block = _INTERPRETED_BLOCK if interpret else _GPU_BLOCK
+        # The geometry kernels (map, links, boxes) repeat the CPU kernel's float64 operations;
+        # fused multiply-adds would round differently, so the compiler may not fuse there.
+        self.exact: dict[str, Any] = {} if interpret else {"enable_fp_fusion": False}
         self.launchers: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -717,9 +664,16 @@ def _block(size: int, block: int) -> tuple[int, tuple[int]]:
     return block, (triton.cdiv(size, block),)
 
 
+@functools.cache
+def _masks(k: int, device: torch.device) -> Tensor:
+    """:func:`warpnoise.kernels.value_masks` as int64 on ``device`` (made once per device)."""
+    return torch.from_numpy(value_masks(k).view(np.int64)).to(device)
+
+
 def advance(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None) -> None:
-    """Frame t's displacement into ``ws.disp[1 - ws.current]`` and roles into ``ws.role`` from
-    the state of frame t-1 held in ``ws``; ``ws.n_loose`` counts the loose pixels.
+    """Frame t's anchor positions into ``ws.maps[1 - ws.current]``, source positions into
+    ``ws.src`` and roles into ``ws.role`` from the state of frame t-1 held in ``ws``;
+    ``ws.n_loose`` counts the loose pixels.
 
     Convention:
         ``backward_flow`` is frame t's, ``forward_flow`` frame t-1's (or None), ``(2, H, W)``
@@ -731,19 +685,20 @@ def advance(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None) -
     ws.n_loose.zero_()
     f = backward_flow if forward_flow is None else forward_flow
     kern._advance_kernel[grid](
-        ws.disp[ws.current], ws.traced[ws.current], ws.links, backward_flow, f,
-        ws.disp[1 - ws.current], ws.role, ws.n_loose, h, w, HAS_FORWARD=forward_flow is not None,
-        ALPHA=FB_ALPHA, BETA=FB_BETA, BLOCK=block)
+        ws.maps[ws.current], ws.traced[ws.current], ws.links, backward_flow, f,
+        ws.maps[1 - ws.current], ws.src, ws.role, ws.n_loose, h, w,
+        HAS_FORWARD=forward_flow is not None, ALPHA=FB_ALPHA, BETA=FB_BETA, BLOCK=block,
+        **kern.exact)
 
 
-def integrate(ws: Workspace, disp: Tensor, role: int, xa: Tensor, field: Tensor | None, k: int,
+def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor | None, k: int,
               barred: Tensor | None, key: Tensor, out: Tensor, keep: Tensor, traced: Tensor
               ) -> None:
     """Integrate the pixels of one role (``ws.role``) on their source, into ``out``
     ``(C, H, W)`` float32 (the CPU kernel's ``integrate``).
 
     Args:
-        disp: ``(2, H, W)`` float32 source positions of the pixel centres minus the grid.
+        pos: ``(2, H, W)`` float64 source positions of the pixel centres.
         role: ``ANCHORED`` (writes every pixel: fresh noise where there is no area, ``traced``
             marks the others) or ``LOOSE`` (writes only its pixels with an area, to ``out`` and
             ``keep``; runs only if ``ws.n_loose`` is not 0).
@@ -754,9 +709,9 @@ def integrate(ws: Workspace, disp: Tensor, role: int, xa: Tensor, field: Tensor 
         key: ``(1,)`` int64 on the device, the Philox key of the step.
         keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
     """
-    kern, block0 = _kernels(disp.device)
+    kern, block0 = _kernels(pos.device)
     c_n, ha, wa = xa.shape
-    _, h, w = disp.shape
+    _, h, w = pos.shape
     n = h * w
     block, grid = _block(n, block0)
     anchored = role == ANCHORED
@@ -768,17 +723,18 @@ def integrate(ws: Workspace, disp: Tensor, role: int, xa: Tensor, field: Tensor 
     cp = triton.next_power_of_2(c_n)
     ncol = _COLS + c_n
     shape = dict(K=k_, C=c_n, CP=cp, NCOL=ncol)
-    kern._links_kernel[grid](disp, ws.role, ws.links, role, h, w, ALL=anchored, JUMP_=JUMP,
-                             BLOCK=block, gate=gate)
-    kern._boxes_kernel[grid](disp, ws.role, ws.links, role, ws.edges, ws.cell0, h, w, ha, wa,
-                             BLOCK=block, gate=gate)
+    kern._links_kernel[grid](pos, ws.role, ws.links, role, h, w, ALL=anchored, JUMP_=JUMP,
+                             BLOCK=block, gate=gate, **kern.exact)
+    kern._boxes_kernel[grid](pos, ws.role, ws.links, role, ws.edges, ws.cell0, h, w, ha, wa,
+                             BLOCK=block, gate=gate, **kern.exact)
     zb, zgrid = _block(ws.cells.numel(), block0)
     kern._zero_kernel[zgrid](ws.cells, ws.cells.numel(), BLOCK=zb, gate=gate)
-    kern._claims_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, h, w, wa, K=k_,
+    masks = _masks(k_, pos.device)
+    kern._claims_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, masks, h, w, wa, K=k_,
                               HAS_FIELD=field is not None, RESTRICT=restrict, NCOL=ncol,
                               BLOCK=block, gate=gate)
-    kern._pieces_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, values, ws.ybuf, key,
-                              _PIECE if anchored else _LOOSE_PIECE, h, w, wa,
+    kern._pieces_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, masks, values, ws.ybuf,
+                              key, _PIECE if anchored else _LOOSE_PIECE, h, w, wa,
                               HAS_FIELD=field is not None, RESTRICT=restrict, BLOCK=block,
                               gate=gate, **shape)
     cblock, cgrid = _block(ha * wa, block0)
@@ -805,26 +761,25 @@ def step(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None, xa: 
     c_n, h, w = xa.shape
     advance(ws, backward_flow, forward_flow)
     out = torch.empty(c_n, h, w, dtype=torch.float32, device=xa.device)
-    integrate(ws, ws.disp[nxt], ANCHORED, xa, field, k, None, key, out, ws.keep[nxt],
+    integrate(ws, ws.maps[nxt], ANCHORED, xa, field, k, None, key, out, ws.keep[nxt],
               ws.traced[nxt])
-    # A loose pixel's source position is x + b(x): its displacement is the backward flow.
-    integrate(ws, backward_flow, LOOSE, ws.keep[cur], None, k, ws.traced[cur], key, out,
+    integrate(ws, ws.src, LOOSE, ws.keep[cur], None, k, ws.traced[cur], key, out,
               ws.keep[nxt], ws.traced[nxt])
     ws.current = nxt
     return out
 
 
-def box_integrate(disp: Tensor, usable: Tensor, xa: Tensor, field: Tensor, k: int, key: Tensor
+def box_integrate(pos: Tensor, usable: Tensor, xa: Tensor, field: Tensor, k: int, key: Tensor
                   ) -> tuple[Tensor, Tensor, Workspace]:
     """The anchored integration alone, in a fresh workspace: ``(noise (C, H, W), traced (H, W),
-    workspace)`` for the ``usable`` pixels at displacements ``disp`` ``(2, H, W)`` from the grid.
-    For tests and one-off calls (the workspace holds the boxes, links, cover and claims)."""
+    workspace)`` for the ``usable`` pixels at anchor positions ``pos`` ``(2, H, W)``. For tests
+    and one-off calls (the workspace holds the boxes, links, cover and claims)."""
     c_n, h, w = xa.shape
-    ws = Workspace.empty(c_n, h, w, disp.device)
+    ws = Workspace.empty(c_n, h, w, pos.device)
     ws.role.copy_(torch.where(usable, ANCHORED, FRESH))
-    out = torch.empty(c_n, h, w, dtype=torch.float32, device=disp.device)
-    traced = torch.empty(h, w, dtype=torch.bool, device=disp.device)
-    integrate(ws, disp.float().contiguous(), ANCHORED, xa, field, k, None, key, out, ws.keep[0],
+    out = torch.empty(c_n, h, w, dtype=torch.float32, device=pos.device)
+    traced = torch.empty(h, w, dtype=torch.bool, device=pos.device)
+    integrate(ws, pos.double().contiguous(), ANCHORED, xa, field, k, None, key, out, ws.keep[0],
               traced)
     return out, traced, ws
 

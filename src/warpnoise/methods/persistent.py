@@ -110,8 +110,7 @@ class PersistentState(WarpState):
     On the CPU kernel path, ``workspace`` holds every buffer a step writes, reused from step to
     step: a state is consumed by the step that follows it (its ``acc_map``, ``traced``, ``links``
     and ``keep`` are overwritten by later steps). The noise a step returns is always new memory.
-    On the Triton path likewise, on the device, and ``acc_map`` is the float32 displacement
-    ``A - grid`` (:mod:`warpnoise.kernels.triton_boxes`).
+    On the Triton path likewise, on the device (:mod:`warpnoise.kernels.triton_boxes`).
     """
 
     anchor: Tensor
@@ -245,7 +244,7 @@ def _anchor_triton(noise: Tensor, size: tuple[int, ...], generator: torch.Genera
     anchor.copy_(noise)
     torch.randn(size, generator=generator, out=field)
     ws.reset()
-    return PersistentState(noise, anchor, field, ws.disp[0], ws.traced[0], 0, ws.links,
+    return PersistentState(noise, anchor, field, ws.maps[0], ws.traced[0], 0, ws.links,
                            ws.keep[0], ws)
 
 
@@ -258,7 +257,7 @@ def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Te
     f = None if forward_flow is None else forward_flow.float().contiguous()
     out = step(ws, backward_flow.float().contiguous(), f, state.anchor, state.field, k, key)
     cur = ws.current
-    return out, ws.disp[cur], ws.traced[cur], ws.keep[cur]
+    return out, ws.maps[cur], ws.traced[cur], ws.keep[cur]
 
 
 def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
