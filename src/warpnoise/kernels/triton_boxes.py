@@ -397,18 +397,44 @@ def _claims_kernel(edges, cell0, barred, cells, masks, H, W, WA, K: tl.constexpr
 
 
 @triton.jit
-def _owned_sum(field, cell, mine, NB: tl.constexpr, E: tl.constexpr, ch, C: tl.constexpr, ok):
-    """Sum over the set bits ``e < NB`` of ``mine`` (int64) of the persistent values
-    ``field[cell, e]`` ``(BLOCK, CP)`` (``E`` values per cell), and their count."""
+def _owned_sum(field, cell, mine, at, NB: tl.constexpr, E: tl.constexpr, ch, C: tl.constexpr,
+               ok):
+    """Sum over the set bits ``b < NB`` of ``mine`` (int64) of the persistent values
+    ``field[cell, at + b]`` ``(BLOCK, CP)`` (``E`` values per cell), and their count."""
     s = tl.zeros([mine.shape[0], ch.shape[1]], tl.float32)
     cnt = tl.zeros(mine.shape, tl.int32)
-    base = cell.to(tl.int64) * E * C
+    base = (cell.to(tl.int64) * E + at) * C
     for e in range(NB):
         bit = ok & (((mine >> e) & 1) != 0)
         s += tl.load(field + (base + e * C)[:, None] + ch, mask=bit[:, None] & (ch < C),
                      other=0.0)
         cnt += bit.to(tl.int32)
     return s, cnt
+
+
+@triton.jit
+def _lowest(x):
+    """Index of the lowest set bit of ``0 < x < 2^32`` (int64), by halving."""
+    n = tl.zeros(x.shape, tl.int64)
+    for h in tl.static_range(5):
+        low = (x & ((1 << (16 >> h)) - 1)) == 0
+        n += tl.where(low, 16 >> h, 0)
+        x = tl.where(low, x >> (16 >> h), x)
+    return n
+
+
+@triton.jit
+def _piece_sum(field, cell, mine, K: tl.constexpr, ch, C: tl.constexpr, ok):
+    """The sum and count of the persistent values a piece owns (``mine``, bits of
+    :func:`warpnoise.kernels.value_masks`): sub-pixels among the first ``K^2`` bits, or, a
+    sliver, at most ``K`` consecutive extras (a strip's, or one corner), found from the lowest
+    set bit so that only ``K^2 + K`` values are visited, not ``K^2 + 4K + 4``."""
+    E: tl.constexpr = K * K + 4 * K + 4
+    s, cnt = _owned_sum(field, cell, mine, 0, K * K, E, ch, C, ok)
+    ext = (mine >> (K * K)) & ((1 << (4 * K + 4)) - 1)
+    first = _lowest(tl.where(ext != 0, ext, 1))
+    s2, cnt2 = _owned_sum(field, cell, ext >> first, K * K + first, K, E, ch, C, ok)
+    return s + s2, cnt + cnt2
 
 
 @triton.jit
@@ -434,8 +460,7 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
             a_eff = _a_eff(area, tl.load(row, mask=ok, other=0))
             if HAS_FIELD:
                 mine = _claim(masks, r0, r1, s0, s1, ok, K) & ~tl.load(row + 2, mask=ok, other=0)
-                s, cnt = _owned_sum(field, cell, mine, K * K + 4 * K + 4, K * K + 4 * K + 4, ch, C,
-                                    ok)
+                s, cnt = _piece_sum(field, cell, mine, K, ch, C, ok)
             else:
                 s = tl.zeros([BLOCK, CP], tl.float32)
                 cnt = tl.zeros([BLOCK], tl.int32)
@@ -475,7 +500,7 @@ def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl
     if HAS_FIELD:
         own = tl.load(row + 1, mask=on, other=0) & ~tl.load(row + 2, mask=on, other=0)
         free = FULL & ~own
-        s, cnt = _owned_sum(field, q, free, K * K, K * K + 4 * K + 4, ch, C, has_rem)
+        s, cnt = _owned_sum(field, q, free, 0, K * K, K * K + 4 * K + 4, ch, C, has_rem)
     else:
         s = tl.zeros([BLOCK, CP], tl.float32)
         cnt = tl.zeros([BLOCK], tl.int32)
