@@ -273,10 +273,42 @@ def test_state_stays_on_the_device_in_reused_buffers(device: torch.device) -> No
     assert torch.equal(first, kept)
 
 
-def test_dispatch_picks_triton_on_cuda_only() -> None:
+def test_dispatch_picks_triton_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert persistent._use_triton(torch.device("cuda"))
     assert not persistent._use_triton(torch.device("cpu"))
     assert not persistent._use_triton(torch.device("mps"))
-    if CUDA:
-        warper = warpnoise.NoiseWarper(C, 32, 32, device="cuda")
-        assert isinstance(warper._state.workspace, T.Workspace)
+    monkeypatch.setattr(persistent, "USE_TRITON", False)
+    assert not persistent._use_triton(torch.device("cuda"))
+
+
+def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NoiseWarper``, ``warp_noise``, ``WarpedNoiseSampler`` and (on CUDA) ``warpnoise noise
+    --device cuda`` all step through the Triton kernels."""
+    from warpnoise.diffusion.noise import WarpedNoiseSampler
+
+    calls = []
+    step = persistent._step_triton
+    monkeypatch.setattr(persistent, "_step_triton", lambda *a: calls.append(1) or step(*a))
+    h = w = 16 if _small(device) else 64
+    flows = F.translation(h, w, 0.3, 0.2)[None].to(device)  # one step: two frames
+    warper = warpnoise.NoiseWarper(C, h, w, seed=0, device=device)
+    assert isinstance(warper._state.workspace, T.Workspace)
+    warper.step(flows[0])
+    noise = warpnoise.warp_noise(flows, C, seed=0)
+    assert noise.device.type == device.type and noise.shape == (2, C, h, w)
+    sampler = WarpedNoiseSampler(flows, C, seed=0)
+    assert sampler().shape == (2, C, h, w)
+    assert len(calls) == 3
+    if device.type == "cuda":
+        from typer.testing import CliRunner
+
+        from tests.io._clips import moving_frames, write_png_folder
+        from warpnoise.cli import load_commands
+
+        clip = write_png_folder(tmp_path / "clip", moving_frames(3, 48, 64, dx=1))
+        out = tmp_path / "n.safetensors"
+        r = CliRunner().invoke(load_commands(), ["noise", str(clip), "-o", str(out), "--device",
+                                                 "cuda", "-q"])
+        assert r.exit_code == 0, r.stdout
+        assert len(calls) == 5

@@ -73,8 +73,6 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from triton.runtime.interpreter import InterpretedFunction, _patch_lang
-from triton.runtime.jit import JITFunction
 
 from ..flow import FB_ALPHA, FB_BETA
 from . import JUMP, REM_EPS, value_masks
@@ -634,9 +632,15 @@ class _Interpreted:
     """
 
     def __init__(self, kernel: Any) -> None:
+        # Interpreter internals (tested with triton 3.9), imported only where the CPU asks.
+        from triton.runtime.interpreter import InterpretedFunction
+
         self.kernel = InterpretedFunction(kernel.fn)
 
     def __getitem__(self, grid: tuple[int, ...]) -> Any:
+        from triton.runtime.interpreter import _patch_lang
+        from triton.runtime.jit import JITFunction
+
         def launch(*args: Any, **kwargs: Any) -> Any:
             compiled_call = JITFunction.__call__
             # ``triton.language`` and ``triton.language.core``, as the helpers see them.
@@ -652,8 +656,10 @@ class _Interpreted:
         return launch
 
 
-def _call_interpreted(helper: JITFunction, *args: Any, **kwargs: Any) -> Any:
+def _call_interpreted(helper: Any, *args: Any, **kwargs: Any) -> Any:
     """A ``@triton.jit`` helper called from an interpreted kernel: its interpreted form."""
+    from triton.runtime.interpreter import InterpretedFunction
+
     return InterpretedFunction(helper.fn).rewrite()(*args, **kwargs)
 
 

@@ -179,7 +179,7 @@ class Persistent:
         if state.workspace is None:
             noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
                                                               int(key.item()), self.k)
-        elif _use_triton(state.noise.device):  # the key stays on the device: no host sync
+        elif isinstance(state.workspace.maps, Tensor):  # Triton's workspace: no host sync
             noise, acc_map, traced, keep = _step_triton(state, backward_flow, forward_flow, key,
                                                         self.k)
             links = state.links
@@ -201,14 +201,16 @@ def _use_kernel(device: torch.device) -> bool:
 
 #: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
 TRITON_ON_CPU = False
+#: Set to False to run the torch path on CUDA even where triton imports (benchmarks, debugging).
+USE_TRITON = True
 
 
 def _use_triton(device: torch.device) -> bool:
     """CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
     :data:`TRITON_ON_CPU`); MPS, CUDA without triton and the CPU without numba take the torch
-    path."""
+    path. Read when a warper anchors: a sequence stays on the path it started on."""
     on = device.type == "cuda" or (device.type == "cpu" and TRITON_ON_CPU)
-    return on and _have_triton()
+    return USE_TRITON and on and _have_triton()
 
 
 @functools.cache
