@@ -3,8 +3,9 @@
 Without a GPU they run in Triton's interpreter on CPU tensors, at small sizes (48^2 for the
 comparisons, 4 x 96^2 for the statistics, with bounds twice as wide as at 192^2); where a CUDA
 device exists the tests marked ``cuda`` run the same checks compiled, at full size. The kernels
-follow the numba kernel phase for phase: the same roles, boxes, links, cover and claims, and the
-same noise wherever nothing is drawn fresh (the fresh draws come from another generator, so only
+follow the numba kernel phase for phase: the same roles, maps, links, boxes, first cells and
+claims to the bit, the same cover to the fixed point's rounding, and the same noise wherever
+nothing is drawn fresh (the fresh draws come from another generator, so only
 their law can agree). Every frame is exact, and the same seed gives the same bits.
 """
 
