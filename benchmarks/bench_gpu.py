@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 import torch
+from bench_warp import rotation_flow  # the same motion as the CPU benchmark
 
 SIZES = ["4x512x512", "4x1024x1024", "16x1024x1024", "16x480x720"]
 PATHS = ("triton", "torch", "randn")
@@ -37,17 +38,6 @@ def _size(text: str) -> tuple[int, int, int]:
     except ValueError:
         raise ValueError(f"--sizes wants CxHxW, e.g. 4x1024x1024, got {text!r}") from None
     return c, h, w
-
-
-def rotation_flow(h: int, w: int, degrees: float, device: torch.device) -> torch.Tensor:
-    """``(2, H, W)`` backward flow of a rotation by ``degrees`` about the frame centre."""
-    from warpnoise.flow import pixel_grid
-
-    g = pixel_grid(h, w, device=device, dtype=torch.float64)
-    x, y = g[0] - (w - 1) / 2, g[1] - (h - 1) / 2
-    a = math.radians(-degrees)
-    return torch.stack([math.cos(a) * x - math.sin(a) * y - x,
-                        math.sin(a) * x + math.cos(a) * y - y]).float()
 
 
 def _timed(fn, frames: int, reps: int) -> float:

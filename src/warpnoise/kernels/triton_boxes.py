@@ -99,6 +99,14 @@ _INTERPRETED_BLOCK = 1 << 16  # the interpreter pays per operation, not per elem
 
 
 @triton.jit
+def _pixels(H, W, BLOCK: tl.constexpr):
+    """This program's pixels: flat index, whether in the frame, row, column."""
+    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    i = p // W
+    return p, p < H * W, i, p - i * W
+
+
+@triton.jit
 def _joined(ref, c: tl.constexpr, top, left, right, bottom):
     """Whether corner ``c`` (0: top-left, 1: top-right, 2: bottom-left, 3: bottom-right) lies on
     corner ``ref``'s side of every motion discontinuity (the CPU kernel's ``_joined``)."""
@@ -124,10 +132,7 @@ def _advance_kernel(map_prev, traced_prev, links, b, f, map_new, src, role, n_lo
     and, with ``HAS_FORWARD``, frame t-1's forward flow ``f``; ``n_loose`` counts the loose
     pixels. The CPU kernel's ``advance``, float64 operation for operation."""
     n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
-    i = p // W
-    j = p - i * W
+    p, on, i, j = _pixels(H, W, BLOCK)
     bx = tl.load(b + p, mask=on, other=0.0).to(tl.float64)
     by = tl.load(b + n + p, mask=on, other=0.0).to(tl.float64)
     sx = j.to(tl.float64) + bx
@@ -244,11 +249,7 @@ def _links_kernel(pos, role, links, want, H, W, ALL: tl.constexpr, JUMP_: tl.con
     linked to ``want``, so a later pass of another role finds zeros there)."""
     if tl.load(gate) == 0:
         return
-    n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
-    i = p // W
-    j = p - i * W
+    p, on, i, j = _pixels(H, W, BLOCK)
     right = _pair_linked(pos, role, want, i, j, 0, 1, H, W, on, JUMP_)
     below = _pair_linked(pos, role, want, i, j, 1, 0, H, W, on, JUMP_)
     bits = (right.to(tl.int32) | (below.to(tl.int32) << 1)).to(tl.uint8)
@@ -283,10 +284,7 @@ def _boxes_kernel(pos, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl.
     if tl.load(gate) == 0:
         return
     n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
-    i = p // W
-    j = p - i * W
+    p, on, i, j = _pixels(H, W, BLOCK)
     mine = on & (tl.load(role + p, mask=on, other=255) == want)
     lk = tl.load(links + p, mask=mine, other=0).to(tl.int32)
     left = tl.load(links + p - 1, mask=mine & (j > 0), other=0).to(tl.int32) & 1
@@ -378,8 +376,7 @@ def _claims_kernel(edges, cell0, barred, cells, masks, H, W, WA, K: tl.constexpr
     if tl.load(gate) == 0:
         return
     n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
+    p, on, _, _ = _pixels(H, W, BLOCK)
     box = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         for dx in range(_SIDE_C):
@@ -445,8 +442,7 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
     if tl.load(gate) == 0:
         return
     n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
+    p, on, _, _ = _pixels(H, W, BLOCK)
     ch = tl.arange(0, CP)[None, :]
     seed = tl.load(key)
     box = _load_box(edges, cell0, p, n, on)
@@ -526,8 +522,7 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
     if tl.load(gate) == 0:
         return
     n = H * W
-    p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    on = p < n
+    p, on, _, _ = _pixels(H, W, BLOCK)
     ch = tl.arange(0, CP)[None, :]
     cm = ch < C
     box = _load_box(edges, cell0, p, n, on)
