@@ -48,12 +48,12 @@ def _small(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _sources(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sources(h: int, w: int, k: int = K, c: int = C) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return torch.randn(C, h, w, generator=g), torch.randn(h, w, field_size(K), C, generator=g)
+    return torch.randn(c, h, w, generator=g), torch.randn(h, w, field_size(k), c, generator=g)
 
 
-def _numba_phases(flow: torch.Tensor, anchor: torch.Tensor, field: torch.Tensor
+def _numba_phases(flow: torch.Tensor, anchor: torch.Tensor, field: torch.Tensor, k: int
                   ) -> tuple[nbk.Workspace, np.ndarray, np.ndarray]:
     """One step of the CPU kernel from the anchor, anchored pass only: its workspace (roles,
     map, boxes, links, cover, claims), noise and traced pixels."""
@@ -65,7 +65,7 @@ def _numba_phases(flow: torch.Tensor, anchor: torch.Tensor, field: torch.Tensor
                 dummy, False, ws.maps[1], ws.src, ws.role)
     out = np.empty((c, h, w), np.float32)
     traced = np.empty((h, w), np.bool_)
-    nbk.integrate(ws, ws.maps[1, 0], ws.maps[1, 1], nbk.ANCHORED, anchor.numpy(), field.numpy(), K,
+    nbk.integrate(ws, ws.maps[1, 0], ws.maps[1, 1], nbk.ANCHORED, anchor.numpy(), field.numpy(), k,
                   None, np.uint64(7), 0, out, ws.keep[1], traced, ws.links)
     return ws, out, traced
 
@@ -101,24 +101,31 @@ def test_advance_matches_the_cpu_kernel_bit_for_bit(device: torch.device, forwar
     assert int(ws.n_loose) == n_loose
 
 
-@pytest.mark.parametrize("motion", ["translation", "rotation", "zoom"])
-def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device,
-                                                            motion: str) -> None:
-    """Same boxes (float32 edges, to the bit), links, first cells, cover and claims. A
-    quarter-pixel translation and a 0.9 zoom draw nothing fresh, so there the noise is the same
-    too; a rotation draws some remainders fresh (one generator each), so there it only
-    correlates."""
+@pytest.mark.parametrize(("motion", "k", "c"), [
+    ("translation", 2, 4), ("rotation", 2, 4), ("zoom", 2, 4),
+    ("rotation", 6, 3),  # 64 values a cell: the claims word's sign bit is a corner's
+    ("zoom", 1, 1),
+    ("occlusion", 2, 4),  # no forward flow: covered background and layer claim the same values
+])
+def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device, motion: str,
+                                                            k: int, c: int) -> None:
+    """Same boxes (float32 edges, to the bit), links, first cells, cover and claims, for any
+    upsample and channel count. A quarter-pixel translation and a 0.9 zoom draw nothing fresh,
+    so there the noise is the same too; a rotation draws some remainders fresh (one generator
+    each), so there it only correlates."""
     h = w = 48 if _small(device) else 192
     flow = {"translation": F.translation(h, w, 0.25, 0.5), "rotation": F.rotation(h, w, 7.0),
-            "zoom": F.zoom(h, w, 0.9)}[motion]
-    anchor, field = _sources(h, w)
-    ref, ref_out, ref_traced = _numba_phases(flow, anchor, field)
-    ws = T.Workspace.empty(C, h, w, device)
+            "zoom": F.zoom(h, w, 0.9),
+            "occlusion": F.layered(h, w, 1, size=h // 3, dx=2.6, dy=0.3, top=h // 3, left=4)[0]
+            }[motion]
+    anchor, field = _sources(h, w, k, c)
+    ref, ref_out, ref_traced = _numba_phases(flow, anchor, field, k)
+    ws = T.Workspace.empty(c, h, w, device)
     ws.reset()
     T.advance(ws, flow.to(device), None)
-    out = torch.empty(C, h, w, device=device)
+    out = torch.empty(c, h, w, device=device)
     traced = torch.empty(h, w, dtype=torch.bool, device=device)
-    T.integrate(ws, ws.maps[1], T.ANCHORED, anchor.to(device), field.to(device), K, None,
+    T.integrate(ws, ws.maps[1], T.ANCHORED, anchor.to(device), field.to(device), k, None,
                 torch.tensor([7], device=device), out, ws.keep[1], traced)
     mine = ref.role == nbk.ANCHORED
     assert np.array_equal(ws.role.cpu().numpy(), ref.role)
@@ -134,10 +141,11 @@ def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device
     for q in range(2):  # claimed, conflict
         assert np.array_equal(cells[..., 1 + q], ref.claims[q].view(np.int64)), q
     assert (ref.claims[0] != 0).mean() > 0.9
+    assert (ref.claims[1] != 0).any() == (motion == "occlusion")
     assert np.array_equal(traced.cpu().numpy(), ref_traced)
     on = np.broadcast_to(ref_traced, ref_out.shape)
     got = out.cpu().numpy()[on]
-    if motion == "rotation":
+    if motion in ("rotation", "occlusion"):
         assert np.corrcoef(got, ref_out[on])[0, 1] > 0.95
     else:
         assert np.abs(got - ref_out[on]).max() < 1e-5
