@@ -332,7 +332,7 @@ def _claim(masks, r0, r1, s0, s1, ok, K: tl.constexpr):
 
 @triton.jit
 def _load_box(edges, cell0, p, n, valid):
-    """A pixel's box as ``_boxes_kernel`` stored it: ``(cx0, cy0, ncx, ncy, e0, e1, f0, f1)``,
+    """A pixel's box as ``_boxes_kernel`` stored it: ``(cx0, cy0, ncx, ncy, x0, x1, y0, y1)``,
     ``cx0 = -1`` where there is none (or not ``valid``)."""
     cx0 = tl.load(cell0 + p, mask=valid, other=-1)
     has = cx0 >= 0
@@ -345,15 +345,15 @@ def _load_box(edges, cell0, p, n, valid):
 
 
 @triton.jit
-def _piece(box, barred, dy, dx, WA, K: tl.constexpr, RESTRICT: tl.constexpr):
+def _piece(cx0, cy0, ncx, ncy, x0, x1, y0, y1, barred, dy, dx, WA, K: tl.constexpr,
+           RESTRICT: tl.constexpr):
     """Piece ``(dy, dx)`` of each pixel's box (``_load_box``): whether it exists, its cell, its
     float64 area and its sub-pixel ranges."""
-    cx0, cy0, ncx, ncy, e0, e1, f0, f1 = box
     cy = cy0 + dy
     cx = cx0 + dx
     ok = (cx0 >= 0) & (dx < ncx) & (dy < ncy)
-    oy, r0, r1 = _span(f0, f1, cy, K)
-    ox, s0, s1 = _span(e0, e1, cx, K)
+    oy, r0, r1 = _span(y0, y1, cy, K)
+    ox, s0, s1 = _span(x0, x1, cx, K)
     cell = tl.where(ok, cy * WA + cx, 0)
     if RESTRICT:
         ok = ok & (tl.load(barred + cell, mask=ok, other=1) == 0)
@@ -377,10 +377,11 @@ def _claims_kernel(edges, cell0, barred, cells, masks, H, W, WA, K: tl.constexpr
         return
     n = H * W
     p, on, _, _ = _pixels(H, W, BLOCK)
-    box = _load_box(edges, cell0, p, n, on)
+    cx0, cy0, ncx, ncy, x0, x1, y0, y1 = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         for dx in range(_SIDE_C):
-            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, dy, dx, WA, K, RESTRICT)
+            ok, cell, area, r0, r1, s0, s1 = _piece(cx0, cy0, ncx, ncy, x0, x1, y0, y1, barred,
+                                                    dy, dx, WA, K, RESTRICT)
             row = cells + cell.to(tl.int64) * NCOL
             tl.atomic_add(row, (area * _FIX_C + 0.5).to(tl.int64), mask=ok)
             if HAS_FIELD:
@@ -445,11 +446,12 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
     p, on, _, _ = _pixels(H, W, BLOCK)
     ch = tl.arange(0, CP)[None, :]
     seed = tl.load(key)
-    box = _load_box(edges, cell0, p, n, on)
+    cx0, cy0, ncx, ncy, x0, x1, y0, y1 = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         acc = tl.zeros([BLOCK, CP], tl.float32)
         for dx in range(_SIDE_C):
-            ok, cell, area, r0, r1, s0, s1 = _piece(box, barred, dy, dx, WA, K, RESTRICT)
+            ok, cell, area, r0, r1, s0, s1 = _piece(cx0, cy0, ncx, ncy, x0, x1, y0, y1, barred,
+                                                    dy, dx, WA, K, RESTRICT)
             row = cells + cell.to(tl.int64) * NCOL
             a_eff = _a_eff(area, tl.load(row, mask=ok, other=0))
             if HAS_FIELD:
@@ -525,16 +527,16 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
     p, on, _, _ = _pixels(H, W, BLOCK)
     ch = tl.arange(0, CP)[None, :]
     cm = ch < C
-    box = _load_box(edges, cell0, p, n, on)
-    has_box = box[0] >= 0
+    cx0, cy0, ncx, ncy, x0, x1, y0, y1 = _load_box(edges, cell0, p, n, on)
+    has_box = cx0 >= 0
     acc = tl.zeros([BLOCK, CP], tl.float32)
     area = tl.zeros([BLOCK], tl.float32)
     for dy in range(_SIDE_C):
         acc += tl.load(ybuf + (p * _SIDE_C + dy)[:, None] * C + ch,
-                       mask=(has_box & (dy < box[3]))[:, None] & cm, other=0.0)
+                       mask=(has_box & (dy < ncy))[:, None] & cm, other=0.0)
         for dx in range(_SIDE_C):
-            ok, cell, a, _r0, _r1, _s0, _s1 = _piece(box, barred, dy, dx, WA, K,
-                                                     RESTRICT)
+            ok, cell, a, _r0, _r1, _s0, _s1 = _piece(cx0, cy0, ncx, ncy, x0, x1, y0, y1,
+                                                     barred, dy, dx, WA, K, RESTRICT)
             a_eff = tl.where(ok, _a_eff(a, tl.load(cells + cell.to(tl.int64) * NCOL, mask=ok,
                                                    other=0)), 0.0)
             area += a_eff
