@@ -72,3 +72,10 @@ def test_forward_backward_check_marks_disoccluded_background() -> None:
     assert occ[10:26, 10:14].all()
     assert not occ[10:26, 16:28].any()  # the square itself is consistent
     assert not occ[40:, :].any()  # static background far away
+
+
+def test_flows_that_require_grad_are_detached() -> None:
+    flow = torch.zeros(2, 4, 4, requires_grad=True) + 0.5  # non-leaf, as from a flow network
+    for checked in (as_flow(flow), as_flows(torch.stack([flow]))):
+        assert not checked.requires_grad
+        assert torch.equal(checked.flatten(), torch.full((checked.numel(),), 0.5))

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from warpnoise.report import (
+    MAX_RADIUS,
     MOTION_THRESHOLD,
+    check_radius,
     covariance_maps,
     flows_to_noise_grid,
     noise_report,
@@ -120,3 +122,34 @@ def test_constant_frame_fails_instead_of_crashing() -> None:
     assert not rep.normal
     assert rep.frames[2]["fails"] == ["constant frame (zero variance)"]
     assert not rep.frames[1]["fails"]
+
+
+@pytest.mark.parametrize(("radius", "message"), [
+    (-1, "radius must be between 0 and 16, got -1"),
+    (1000, "radius must be between 0 and 16, got 1000"),  # 1.2 TB before the check existed
+    (8, "radius 8 does not fit frames of 20x8"),
+])
+def test_bad_radius_is_named_before_any_allocation(radius: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        covariance_maps(_iid(2, 1, 8, 20), radius=radius)
+    if radius != 8:
+        with pytest.raises(ValueError, match=message):
+            check_radius(radius)
+
+
+def test_covariance_maps_match_their_definition_up_to_the_frame_edge() -> None:
+    noise, backward = _scrolling(t=2, c=2, h=7, w=9)
+    r = min(MAX_RADIUS, 6)  # the largest radius 7-pixel-high frames allow
+    spatial, temporal = covariance_maps(noise, backward, radius=r)
+    a, b = noise[1].double(), noise[0].double()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # Definition: mean of a(x) b(s(x) + d) over the pixels x whose s(x) and s(x) + d
+            # are in the frame, s(x) = x + (-1, 0) along the motion (x = j, y = i).
+            pairs = [(a[:, i, j] * b[:, i + dy, j - 1 + dx]) for i in range(7) for j in range(9)
+                     if 0 <= j - 1 < 9 and 0 <= i + dy < 7 and 0 <= j - 1 + dx < 9]
+            want = torch.cat(pairs).mean() if pairs else torch.tensor(float("nan"))
+            assert temporal is not None
+            assert torch.allclose(torch.tensor(temporal[dy + r, dx + r]), want, atol=1e-6,
+                                  equal_nan=True), (dy, dx)
+    assert spatial.shape == (2 * r + 1, 2 * r + 1)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import warpnoise
+from warpnoise.methods.base import REGISTRY
 
 from .methods import _flows as F
 
@@ -90,3 +91,65 @@ def test_methods_run_on_cuda(method: str) -> None:
     w = warpnoise.NoiseWarper(4, 64, 64, method=method, seed=0, device="cuda")
     out = w.step(F.rotation(64, 64, 2.0).cuda())
     assert out.device.type == "cuda" and torch.isfinite(out).all()
+
+
+def test_ctrl_c_inside_a_kernel_is_a_keyboard_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ._native_interrupt import InterruptedInKernel
+
+    monkeypatch.setitem(REGISTRY, "interrupted-in-kernel", InterruptedInKernel)
+    w = warpnoise.NoiseWarper(1, 4, 4, method="interrupted-in-kernel", seed=0)
+    with pytest.raises(KeyboardInterrupt):  # not numba's SystemError
+        w.step(torch.zeros(2, 4, 4))
+
+
+def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    # numba's kernels and cache loading are not safe to interrupt (a crash was seen when Ctrl-C
+    # hit a cache load): the interrupt is raised once the step is done.
+    from ._native_interrupt import CtrlCDuringStep
+
+    monkeypatch.setitem(REGISTRY, "ctrl-c-during-step", CtrlCDuringStep)
+    monkeypatch.setattr(CtrlCDuringStep, "finished", 0)
+    w = warpnoise.NoiseWarper(1, 4, 4, method="ctrl-c-during-step", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        w.step(torch.zeros(2, 4, 4))
+    assert CtrlCDuringStep.finished == 1 and w.frame == 1
+
+
+def test_cuda_without_cuda_is_a_clear_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = "device cuda was asked for but CUDA is not available"  # the CLI's words
+    with pytest.raises(ValueError, match=message):
+        warpnoise.NoiseWarper(2, 8, 8, device="cuda")
+    with pytest.raises(ValueError, match=message):
+        warpnoise.warp_noise(torch.zeros(1, 2, 8, 8), 2, device="cuda")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        warpnoise.NoiseWarper(2, 8, 8, device="gpu0")
+
+
+@pytest.mark.parametrize("seed", [2**64, -1])
+def test_seed_outside_the_generator_range_is_named(seed: int) -> None:
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
+        warpnoise.NoiseWarper(2, 8, 8, seed=seed)
+
+
+def test_largest_seed_works() -> None:
+    assert warpnoise.NoiseWarper(1, 4, 4, seed=2**64 - 1).noise.shape == (1, 4, 4)
+
+
+def test_flows_that_require_grad_are_taken_as_data() -> None:
+    flow = F.translation(16, 16, 0.3, 0.2).requires_grad_()
+    got = warpnoise.NoiseWarper(2, 16, 16, seed=0).step(flow, -flow)
+    want = warpnoise.NoiseWarper(2, 16, 16, seed=0).step(flow.detach(), -flow.detach())
+    assert torch.equal(got, want) and not got.requires_grad
+    assert not warpnoise.warp_noise(torch.stack([flow] * 2), 2, seed=0).requires_grad
+
+
+def test_methods_is_callable_and_its_modules_import_by_dotted_name() -> None:
+    import warpnoise.methods.persistent as m
+
+    assert m.Persistent is warpnoise.methods.get_method("persistent").__class__
+    assert warpnoise.methods() == sorted(REGISTRY)
+    from warpnoise.methods import methods
+
+    assert methods() == warpnoise.methods()

@@ -10,8 +10,9 @@ Temporally coherent, exactly i.i.d. N(0, 1) in every frame (∫-noise warping, C
 
 from __future__ import annotations
 
+from . import methods  # the package, callable: warpnoise.methods() lists the method names
 from .field import block_integrate, conditional_upsample
-from .methods import DEFAULT_METHOD, methods
+from .methods import DEFAULT_METHOD
 from .warper import NoiseWarper, warp_noise
 
 __version__ = "0.1.0"

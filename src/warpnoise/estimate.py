@@ -24,6 +24,7 @@ __all__ = [
     "DIS_PRESETS",
     "FLOW_METHODS",
     "PairEstimator",
+    "check_flow_options",
     "estimate_flows",
     "make_estimator",
 ]
@@ -58,14 +59,30 @@ def _opencv_estimator(calc: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> P
     return estimate
 
 
+def check_flow_options(method: str | None, preset: str = "medium",
+                       raft_weights: str | os.PathLike | None = None) -> None:
+    """Raise ValueError, before any frame is read, for an unknown flow ``method`` (of
+    :data:`FLOW_METHODS`; None: not checked, e.g. flows from a file), an unknown DIS ``preset``
+    (of :data:`DIS_PRESETS`), a missing ``raft_weights`` file, or RAFT without one."""
+    if method is not None and method not in FLOW_METHODS:
+        raise ValueError(f"unknown flow method {method!r}; choose one of "
+                         f"{', '.join(FLOW_METHODS)}")
+    if preset not in DIS_PRESETS:
+        raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
+    if raft_weights is not None and not Path(raft_weights).is_file():
+        raise ValueError(f"RAFT weights file {str(raft_weights)!r} does not exist")
+    if method == "raft" and raft_weights is None:
+        raise ValueError("RAFT needs a local weights file (--raft-weights PATH, e.g. torchvision's "
+                         "raft_large_C_T_SKHT_V2 .pth); nothing is downloaded")
+
+
 def _dis(preset: str) -> PairEstimator:
     import cv2
 
+    check_flow_options("dis", preset)
     codes = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
              "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
              "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-    if preset not in codes:
-        raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
     dis = cv2.DISOpticalFlow_create(codes[preset])
     return _opencv_estimator(lambda a, b: dis.calc(a, b, None))
 
@@ -91,12 +108,8 @@ def _import_raft() -> tuple[Callable[..., torch.nn.Module], Callable[..., torch.
 
 
 def _raft(weights: str | os.PathLike | None, device: torch.device | str | None) -> PairEstimator:
-    if weights is None:
-        raise ValueError("RAFT needs a local weights file (--raft-weights PATH, e.g. torchvision's "
-                         "raft_large_C_T_SKHT_V2 .pth); nothing is downloaded")
-    path = Path(weights)
-    if not path.is_file():
-        raise ValueError(f"RAFT weights file {str(path)!r} does not exist")
+    check_flow_options("raft", raft_weights=weights)
+    path = Path(str(weights))
     raft_large, raft_small = _import_raft()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

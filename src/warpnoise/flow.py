@@ -44,7 +44,8 @@ def _to_tensor(x: Any, name: str, device: torch.device | str | None, dtype: torc
         raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
     if x.is_complex() or x.dtype == torch.bool:
         raise ValueError(f"{name} must be real-valued, got dtype {x.dtype}")
-    return x.to(device=device if device is not None else x.device, dtype=dtype)
+    # Flows are data, not parameters: noise is never differentiated through them.
+    return x.detach().to(device=device if device is not None else x.device, dtype=dtype)
 
 
 def as_flow(
@@ -62,6 +63,9 @@ def as_flow(
         flow: ``(2, H, W)`` tensor or array, dx then dy, in pixels.
         height, width: the frame size the flow must have, if known.
         name: what to call the argument in error messages.
+
+    Returns:
+        the flow, detached from autograd (a flow with ``requires_grad`` is accepted as data).
 
     Raises:
         ValueError: wrong type, wrong shape (the shape is in the message), NaN or inf values.

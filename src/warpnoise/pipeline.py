@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections import deque
@@ -28,13 +29,23 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .estimate import FLOW_METHODS, PairEstimator, estimate_flows, make_estimator
+from .diffusion.degradation import degrade
+from .diffusion.latents import LatentPreset, arrange_latents, check_video, latent_preset
+from .estimate import (
+    FLOW_METHODS,
+    PairEstimator,
+    check_flow_options,
+    estimate_flows,
+    make_estimator,
+)
 from .field import block_integrate
 from .io.atomic import check_writable
 from .io.flowfile import load_flows, save_flows
-from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, validate_noise_file
+from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import VideoWriter, read_frames
-from .methods import DEFAULT_METHOD, methods
+from .io.video import _check_selection as check_selection
+from .methods import DEFAULT_METHOD, get_method, methods
+from .rng import check_device, check_seed, derive_seed, make_generator
 from .viz import preview_frame
 from .warper import NoiseWarper
 
@@ -75,29 +86,39 @@ class NoiseOptions:
     method_options: dict[str, Any] = field(default_factory=dict)
     preview_fps: float = 12.0
     device: str = "cpu"  # where the warper runs ("cuda" if available); output is on the CPU
+    latent: str | None = None  # a warpnoise.diffusion.PRESETS name: write that pipeline's latents=
+    degradation: float = 0.0  # Go-with-the-Flow's γ, fresh noise from derive_seed(seed, ...)
 
     def check(self) -> None:
-        """Raise ValueError naming the first bad option."""
+        """Raise ValueError naming the first bad option; nothing is read or written."""
         if self.method not in methods():
             raise ValueError(f"unknown method {self.method!r}; choose one of "
                              f"{', '.join(methods())}")
+        get_method(self.method, **self.method_options)  # bad option names or values fail now
         for name in ("channels", "downsample"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.dtype not in ("float32", "float16"):
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        try:
-            dev = torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {self.device!r} (use cpu or cuda)") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for but CUDA is not available")
+        check_seed(self.seed)
+        check_device(self.device)
+        if self.latent is not None:
+            p = latent_preset(self.latent)
+            if self.channels not in (4, p.channels) or self.downsample not in (1, p.spatial):
+                raise ValueError(f"--latent {p.name} sets {p.channels} channels and downsample "
+                                 f"{p.spatial}; drop --channels/--downsample")
+        if (not isinstance(self.degradation, (int, float)) or isinstance(self.degradation, bool)
+                or not 0 <= self.degradation <= 1):
+            raise ValueError(f"degradation must be a number in [0, 1], got {self.degradation!r}")
         if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
             raise ValueError(f"--flow {self.flow!r} is neither a flow method "
                              f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
+        check_flow_options(self.flow if self.flow in FLOW_METHODS else None, self.dis_preset,
+                           self.raft_weights)
+        check_selection(self.size, self.scale, self.start, self.frames, self.stride)
+        if not 0 < self.preview_fps < math.inf:
+            raise ValueError(f"preview fps must be a positive number, got {self.preview_fps}")
 
 
 @dataclass
@@ -106,7 +127,7 @@ class NoiseResult:
 
     output: Path
     frames: int
-    shape: tuple[int, int, int, int]
+    shape: tuple[int, ...]  # (T, C, H, W); with --latent, the pipeline's latents tensor's
     seconds: dict[str, float]
     preview: Path | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -166,6 +187,10 @@ def video_to_noise(
     """
     options.check()
     _check_outputs(output, preview)
+    preset = None if options.latent is None else latent_preset(options.latent)
+    if preset is not None and Path(output).suffix.lower() != ".safetensors":
+        raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
+                         f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
     # Build the estimator first: a RAFT setup error should not wait for the whole decode.
@@ -174,24 +199,37 @@ def video_to_noise(
     frames = _decode(input, options, progress)
     seconds["decode"] = time.perf_counter() - t_start
     t, h, w = frames.shape[:3]
-    s = options.downsample
+    s = options.downsample if preset is None else preset.spatial
+    channels = options.channels if preset is None else preset.channels
+    if preset is not None:
+        check_video(preset, t, h, w)
     if h % s or w % s:
         raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize with "
                          f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
     file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
-    warper = NoiseWarper(options.channels, h, w, options.method, seed=options.seed,
+    warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
                          device=options.device, **options.method_options)
-    shape = (t, options.channels, h // s, w // s)
+    r = 1 if preset is None else preset.temporal
+    shape = ((t - 1) // r + 1, channels, h // s, w // s)
     meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
+    # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
+    deg_gen = make_generator(int(meta["degradation_seed"]))
+
+    def emit(i: int, noise: Tensor) -> None:
+        if i % r == 0:  # temporal compression keeps every r-th frame (unit variance)
+            sink.write(degrade(noise, options.degradation, generator=deg_gen))
+
     max_speed = 1.0
     with contextlib.ExitStack() as stack:
         # Frames go to disk as they are made: a long clip never sits in memory as noise.
-        sink = stack.enter_context(NoiseWriter(output, shape, meta, dtype=options.dtype))
+        sink: Any = stack.enter_context(
+            NoiseWriter(output, shape, meta, dtype=options.dtype) if preset is None else
+            _LatentsSink(output, preset, shape, meta, options.dtype, deg_gen))
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
         noise = _integrate(warper.noise, s)
-        _timed(seconds, "write", sink.write, noise)
+        _timed(seconds, "write", emit, 0, noise)
         if writer is not None:
             writer.write(preview_frame(frames[0], None, noise))
         pairs = stack.enter_context(contextlib.closing(
@@ -200,7 +238,7 @@ def video_to_noise(
             stack.enter_context(_spare_one_thread())
         for i, (b, f) in enumerate(pairs, start=1):
             noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(warper.step(b, f), s))
-            _timed(seconds, "write", sink.write, noise)
+            _timed(seconds, "write", emit, i, noise)
             if writer is not None:
                 # A running maximum of robust speeds keeps the colours comparable across frames.
                 speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
@@ -212,6 +250,8 @@ def video_to_noise(
     # Closing the stack finalises and renames the files.
     seconds["write"] += time.perf_counter() - tic
     seconds["total"] = time.perf_counter() - t_start
+    if preset is not None:
+        shape = sink.latents_shape
     return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
 
@@ -231,6 +271,38 @@ def _spare_one_thread() -> Iterator[None]:
     finally:
         if n > 1:
             torch.set_num_threads(n)
+
+
+class _LatentsSink:
+    """Collects the kept latent frames and writes the pipeline's ``latents=`` tensor on a clean
+    exit (latent frames are small: 1/(s² r) of the pixel noise; CogVideoX 1.5's padding is
+    drawn from ``generator`` after every degradation draw, as in ``latents_for``)."""
+
+    def __init__(self, path: str | os.PathLike, preset: LatentPreset,
+                 shape: tuple[int, int, int, int], metadata: dict[str, str], dtype: str,
+                 generator: torch.Generator) -> None:
+        self.path, self.preset, self.shape = path, preset, shape
+        self.metadata, self.dtype, self.generator = metadata, dtype, generator
+        self.frames: list[Tensor] = []
+        self.latents_shape: tuple[int, ...] = ()
+
+    def __enter__(self) -> _LatentsSink:
+        return self
+
+    def write(self, frame: Tensor) -> None:
+        self.frames.append(frame.float().cpu())
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            return
+        if len(self.frames) != self.shape[0]:
+            raise ValueError(f"only {len(self.frames)} of {self.shape[0]} latent frames were made")
+        latents = arrange_latents(torch.stack(self.frames), self.preset, seed=None,
+                                  generator=self.generator)
+        meta = self.metadata | {"latent_model": self.preset.name, "layout": self.preset.layout,
+                                "latent_frames": str(self.shape[0])}
+        save_latents(self.path, latents, meta, dtype=self.dtype)
+        self.latents_shape = tuple(latents.shape)
 
 
 def _timed(seconds: dict[str, float], stage: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -295,7 +367,8 @@ def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int,
         "flow": o.flow if o.flow in FLOW_METHODS else str(Path(o.flow).resolve()),
         "dis_preset": o.dis_preset, "source": str(Path(input).resolve()),
         "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
-        "frames": str(t), "dtype": o.dtype,
+        "frames": str(t), "dtype": o.dtype, "degradation": str(o.degradation),
+        "degradation_seed": str(derive_seed(o.seed, "degradation")),
         "occlusion": OCCLUSION_RULE if occlusion else "none (no forward flows)",
         "warpnoise_version": __version__,
     }
@@ -314,9 +387,8 @@ def video_to_flows(
     Writes ``(T-1, 2, H, W)`` tensors ``backward`` and ``forward`` (see
     :mod:`warpnoise.io.flowfile`), atomically. Returns them.
     """
-    if options.flow not in FLOW_METHODS:
-        raise ValueError(f"unknown flow method {options.flow!r}; choose one of "
-                         f"{', '.join(FLOW_METHODS)}")
+    check_flow_options(options.flow, options.dis_preset, options.raft_weights)
+    check_selection(options.size, options.scale, options.start, options.frames, options.stride)
     out = check_writable(output)
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "

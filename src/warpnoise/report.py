@@ -32,14 +32,19 @@ from .flow import as_flows, forward_backward_occlusion
 from .stats import frame_stats, warped_correlation
 
 __all__ = [
+    "MAX_RADIUS",
     "MOTION_THRESHOLD",
     "NoiseReport",
+    "check_radius",
     "covariance_maps",
     "flows_to_noise_grid",
     "noise_report",
 ]
 
 MOTION_THRESHOLD = 0.2
+#: Largest neighbourhood radius of :func:`covariance_maps` (a 33 x 33 map): ∫-noise is
+#: uncorrelated beyond one pixel, and the cost grows as ``(2r+1)^2`` passes over the frames.
+MAX_RADIUS = 16
 _STAT_KEYS = ("mean", "std", "ks_stat", "ks_p", "lag1_x", "lag1_y", "channel_corr", "morans_i",
               "morans_z")
 
@@ -206,11 +211,13 @@ def covariance_maps(
         ``x`` without flows), averaged over pixels, channels and frames. Ideal ∫-noise: spatial 1
         at the centre (unit variance) and 0 elsewhere; interpolated noise shows a lower centre
         and a blurred neighbourhood. ``temporal`` is None for a single frame. At most
-        ``max_pairs`` frames, evenly spaced, are used.
+        ``max_pairs`` frames, evenly spaced, are used. ``radius`` is checked by
+        :func:`check_radius`.
     """
     if noise.ndim != 4:
         raise ValueError(f"noise must have shape (T, C, H, W), got {tuple(noise.shape)}")
     t, _, h, w = noise.shape
+    check_radius(radius, h, w)
     # Raw products, not correlations: the centre then shows any loss of variance.
     x = noise.detach().cpu().float()
     picks = np.unique(np.linspace(1 if t > 1 else 0, t - 1, min(max_pairs, t)).round().astype(int))
@@ -239,18 +246,45 @@ def covariance_maps(
     return spatial, temporal
 
 
+def check_radius(radius: object, height: int | None = None, width: int | None = None) -> int:
+    """Return ``radius`` if it is an int in ``[0, MAX_RADIUS]`` (and below the frame size, when
+    given): the neighbourhood radius of :func:`covariance_maps`.
+
+    Raises:
+        ValueError: not an int, negative, above :data:`MAX_RADIUS`, or as large as the frame.
+    """
+    if not isinstance(radius, int) or isinstance(radius, bool):
+        raise ValueError(f"radius must be an int, got {type(radius).__name__}")
+    if not 0 <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be between 0 and {MAX_RADIUS}, got {radius}")
+    if height is not None and width is not None and radius >= min(height, width):
+        raise ValueError(f"radius {radius} does not fit frames of {width}x{height} (at most "
+                         f"{min(height, width) - 1})")
+    return radius
+
+
 def _neighbour_corr(a: Tensor, b: Tensor, sx: Tensor, sy: Tensor, r: int) -> np.ndarray:
     """Mean of ``a(x) * b(s(x) + d)`` over pixels and channels for every ``|d| <= r``.
 
     ``a`` and ``b`` are ``(C, H, W)`` zero-mean noise (so this is a covariance); ``s(x)`` is
-    ``(sx, sy)``, integer ``(H, W)``. Neighbours beyond the frame are NaN-padded and skipped;
-    pixels whose ``s(x)`` leaves the frame are dropped.
+    ``(sx, sy)``, integer ``(H, W)``. Neighbours beyond the frame are skipped; pixels whose
+    ``s(x)`` leaves the frame are dropped. One offset at a time, so memory stays ``O(C H W)``
+    whatever ``r``.
     """
-    _, h, w = a.shape
+    c, h, w = a.shape
     ok = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
-    padded = F.pad(b.unsqueeze(0), (r, r, r, r), value=float("nan"))[0]
-    # (C, H, W, 2r+1, 2r+1) view: the neighbourhood of every pixel of b, no copy.
-    patches = padded.unfold(1, 2 * r + 1, 1).unfold(2, 2 * r + 1, 1)
-    gathered = patches[:, sy[ok], sx[ok]]  # (C, M, 2r+1, 2r+1)
-    prod = a[:, ok].unsqueeze(-1).unsqueeze(-1) * gathered
-    return prod.nanmean(dim=(0, 1)).numpy()
+    a_ok = a[:, ok]
+    wp = w + 2 * r
+    # b and a frame mask zero-padded by r: a neighbour beyond the frame adds 0 to both sums.
+    b_pad = F.pad(b, (r, r, r, r)).reshape(c, -1)
+    in_frame = F.pad(torch.ones(h, w), (r, r, r, r)).reshape(-1)
+    base = (sy[ok] + r) * wp + (sx[ok] + r)
+    out = np.full((2 * r + 1, 2 * r + 1), np.nan)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            idx = base + (dy * wp + dx)
+            count = float(in_frame[idx].sum()) * c
+            if count > 0:
+                total = (a_ok * b_pad.index_select(1, idx)).sum(dtype=torch.float64)
+                out[dy + r, dx + r] = float(total) / count
+    return out

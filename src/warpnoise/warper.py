@@ -7,9 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._interrupt import deferred_interrupts, native_interrupts
 from .flow import as_flow, as_flows
 from .methods import DEFAULT_METHOD, get_method
-from .rng import make_generator
+from .rng import check_device, make_generator
 
 __all__ = ["NoiseWarper", "warp_noise"]
 
@@ -35,7 +36,8 @@ class NoiseWarper:
         seed: seeds a new generator on ``device`` (default 0). Ignored if ``generator`` is given.
         generator: a ``torch.Generator`` on ``device``; every random draw comes from it.
         device, dtype: where the noise lives and its floating dtype. Computation runs in float32
-            (float64 if asked) and the result is cast to ``dtype``.
+            (float64 if asked) and the result is cast to ``dtype``. A device this machine does
+            not have (``"cuda"`` without CUDA) is a ``ValueError``.
         **options: the method's options (e.g. ``upsample=8`` for ``integral``).
 
     Example:
@@ -63,7 +65,7 @@ class NoiseWarper:
                       _check_size("width", width))
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.dtype = dtype
         self._work_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         self.method_name = method
@@ -72,7 +74,8 @@ class NoiseWarper:
                                         self.device)
         first = torch.randn(self.shape, generator=self.generator, device=self.device,
                             dtype=self._work_dtype)
-        self._state = self.method.init(first, self.generator)
+        with deferred_interrupts(), native_interrupts():  # see warpnoise._interrupt
+            self._state = self.method.init(first, self.generator)
         self.frame = 0
 
     @property
@@ -91,8 +94,11 @@ class NoiseWarper:
                     dtype=self._work_dtype)
         f = None if forward_flow is None else as_flow(
             forward_flow, h, w, name="forward_flow", device=self.device, dtype=self._work_dtype)
-        self._state = self.method.step(self._state, b, f, self.generator)
-        self.frame += 1
+        # Ctrl-C waits for the end of the step: numba's kernels and its cache loading are not
+        # safe to interrupt (see warpnoise._interrupt).
+        with deferred_interrupts(), native_interrupts():
+            self._state = self.method.step(self._state, b, f, self.generator)
+            self.frame += 1  # a held interrupt is raised after a whole, counted step
         return self.noise
 
 
@@ -121,6 +127,7 @@ def warp_noise(
     """
     if device is None:
         device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
+    device = check_device(device)
     flows = as_flows(backward_flows, name="backward_flows", device=device)
     t1, _, h, w = flows.shape
     fwd = None

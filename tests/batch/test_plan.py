@@ -165,3 +165,37 @@ def test_coerce_options_reads_bools_and_optional_numbers() -> None:
     assert coerce_options({"flag": "yes", "value": "2.5"}, Opts) == {"flag": True, "value": 2.5}
     with pytest.raises(ValueError, match="flag"):
         coerce_options({"flag": "maybe"}, Opts)
+
+
+def test_relative_folder_gives_keys_and_inputs_relative_to_it(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    touch(tmp_path / "data" / "videos" / "cup.mp4")
+    touch(tmp_path / "data" / "videos" / "sub" / "dog.mp4")
+    monkeypatch.chdir(tmp_path / "data")
+    relative = plan_jobs("videos/", "noise/", seed=0)
+    assert [j.key for j in relative] == ["cup.mp4", "sub/dog.mp4"]  # no folder name in keys
+    assert all(Path(j.input).is_file() for j in relative)
+    assert relative[0].output == str(tmp_path / "data" / "noise" / "cup.safetensors")
+    # The same videos named through an absolute path: same keys, so the same seeds.
+    absolute = plan_jobs(tmp_path / "data" / "videos", "noise", seed=0)
+    assert [j.options["seed"] for j in absolute] == [j.options["seed"] for j in relative]
+    assert relative[0].options["seed"] == video_seed(0, "cup.mp4")
+
+
+def test_bad_option_values_fail_the_plan_with_the_row(tmp_path: Path) -> None:
+    from warpnoise.pipeline import NoiseOptions
+
+    touch(tmp_path / "a.mp4")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "a.mp4"}) + "\n"
+                        + json.dumps({"path": "a.mp4", "output": "b", "method": "magic"}) + "\n")
+    with pytest.raises(ValueError, match=r"row 2 \(a.mp4\): unknown method 'magic'"):
+        plan_jobs(manifest, tmp_path / "out", options_type=NoiseOptions)
+    with pytest.raises(ValueError, match="bad options for method 'random'"):
+        plan_jobs(tmp_path, tmp_path / "out", {"method": "random",
+                                               "method_options": {"nonsense": 1}},
+                  options_type=NoiseOptions)
+    manifest.write_text(json.dumps({"path": "a.mp4", "seed": 2**64}) + "\n")
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
+        plan_jobs(manifest, tmp_path / "out", options_type=NoiseOptions)

@@ -84,6 +84,22 @@ def test_folder_with_corrupt_and_short_clips_finishes_and_reports_them(
     assert (out / "results.csv").read_text().count("\n") == 7
 
 
+def test_readme_example_works_verbatim_with_relative_paths_from_another_folder(
+        cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_videos(tmp_path / "videos", ["cup.mp4", "sub/dog.mp4"])
+    monkeypatch.chdir(tmp_path)
+    # README: warpnoise batch videos/ -o noise/ --workers 8 --downsample 8 --seed 0
+    code, output = invoke("videos/", "-o", "noise/", "--workers", "8", "--downsample", "8",
+                          "--seed", "0")
+    assert code == 0, output
+    records = read_journal(tmp_path / "noise" / "results.jsonl")
+    assert sorted(r["key"] for r in records) == ["cup.mp4", "sub/dog.mp4"]  # no "videos/"
+    for r in records:
+        assert r["status"] == "ok" and r["seed"] == video_seed(0, r["key"]), r
+        noise, meta = load_noise(tmp_path / "noise" / Path(r["key"]).with_suffix(".safetensors"))
+        assert noise.shape == (6, 4, 6, 8) and meta["seed"] == str(video_seed(0, r["key"]))
+
+
 def test_batch_output_is_what_warpnoise_noise_writes_with_the_derived_seed(
         cluster: str, videos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -75,7 +75,11 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     for name in ("side_by_side.mp4", "comparison.png", "frame_strip.png", "results.json",
                  "results.md"):
         assert (out / name).is_file(), name
-    res = json.loads((out / "results.json").read_text())
+    def reject(name: str) -> None:  # strict parsers refuse NaN and Infinity
+        raise AssertionError(f"not strict JSON: {name}")
+
+    res = json.loads((out / "results.json").read_text(), parse_constant=reject)
+    assert res["rows"][0]["psnr"] is None  # the ground truth against itself: infinite PSNR
     assert [row["name"] for row in res["rows"]] == ["ground truth", "bicubic input", "random",
                                                     "bilinear"]
     assert all(row["warping_error"] > 0 and row["seconds"] >= 0 for row in res["rows"])

@@ -186,5 +186,27 @@ def test_killed_run_leaves_no_output_file(tmp_path: Path, sig: signal.Signals) -
             proc.kill()
     assert not out.exists() and not pv.exists()
     if sig == signal.SIGTERM:
-        assert proc.returncode == 130
+        assert proc.returncode == 143  # 128 + SIGTERM, the shell convention
+        assert "terminated" in proc.stderr.read().decode()
         assert list(tmp_path.iterdir()) == []  # temporary files cleaned up too
+    else:  # SIGKILL cannot be caught: its temporary files stay until the same outputs are made
+        assert len(list(tmp_path.glob(".*.part.*"))) == 2
+        code, _, err = run("noise", sample_path(), "-o", out, "--preview", pv, "--method",
+                           "bilinear", "--size", "64x48", "--frames", "2", "-q")
+        assert code == 0, err
+        assert sorted(tmp_path.iterdir()) == sorted([out, pv])
+
+
+def test_stats_json_is_strict_json_even_for_degenerate_noise(tmp_path: Path) -> None:
+    # A constant frame: its KS test, correlations and Moran's I are undefined (NaN).
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[1] = 0.0
+    save_noise(tmp_path / "n.safetensors", x)
+    code, stdout, _ = run("stats", tmp_path / "n.safetensors", "--json")
+    assert code == 0
+
+    def reject(name: str) -> None:
+        raise AssertionError(f"not strict JSON: {name}")
+
+    report = json.loads(stdout, parse_constant=reject)
+    assert report["frames"][1]["ks_p"] is None and report["frames"][1]["morans_z"] is None

@@ -243,3 +243,26 @@ def test_guidance_mixes_the_noise_and_keeps_the_conditional_variance() -> None:
                     frames(), ref, strength=0.2, steps=10)
     assert seen[0].shape[0] == 2 * T  # unconditional and conditional in one batch
     torch.testing.assert_close(out, expect)
+
+
+@pytest.mark.parametrize("make, eta, expected", [
+    (lambda: diffusers.DDIMScheduler(), 0.0, False),
+    (lambda: diffusers.DDIMScheduler(), 1.0, True),
+    (lambda: diffusers.DDPMScheduler(), 0.0, True),
+    (lambda: diffusers.EulerAncestralDiscreteScheduler(), 0.0, True),
+    (lambda: diffusers.EulerDiscreteScheduler(), 1.0, False),
+    (lambda: diffusers.DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++"), 0.0, True),
+    (lambda: diffusers.DPMSolverMultistepScheduler(), 1.0, False),
+], ids=["ddim0", "ddim1", "ddpm", "euler_a", "euler", "dpm_sde", "dpmpp"])
+def test_takes_step_noise_says_which_schedulers_get_a_draw_per_step(make, eta: float,
+                                                                   expected: bool) -> None:
+    from warpnoise.diffusion.sdedit import takes_step_noise
+
+    assert takes_step_noise(make(), eta) is expected
+
+
+def test_takes_step_noise_refuses_schedulers_that_draw_their_own() -> None:
+    from warpnoise.diffusion.sdedit import takes_step_noise
+
+    with pytest.raises(ValueError, match="draws its own noise"):
+        takes_step_noise(diffusers.KDPM2AncestralDiscreteScheduler())

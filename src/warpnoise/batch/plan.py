@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..rng import check_seed
+
 __all__ = [
     "MANIFEST_SUFFIXES",
     "VIDEO_SUFFIXES",
@@ -221,6 +223,23 @@ def _absolute_paths(options: Mapping[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def _check_options(options_type: type | None, options: Mapping[str, Any],
+                   checked: set[str]) -> None:
+    """``options_type(**options).check()`` if the type has a ``check``, so a bad value fails the
+    plan, before any task starts. Each distinct set of options is checked once; seeds alone are
+    checked every time (they differ per video)."""
+    if options_type is None or not hasattr(options_type, "check"):
+        return
+    signature = json.dumps({k: v for k, v in options.items() if k != "seed"}, sort_keys=True,
+                           default=repr)
+    if signature in checked:
+        if "seed" in options:
+            check_seed(options["seed"])
+        return
+    options_type(**options).check()
+    checked.add(signature)
+
+
 def _safe_relative(name: str, what: str) -> PurePosixPath:
     rel = PurePosixPath(name.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -269,8 +288,9 @@ def plan_jobs(
             (manifests of training sets often carry captions and such).
 
     Raises:
-        ValueError: a missing source, a bad manifest, an unknown option, no videos, two
-            videos with the same output, or an output folder that is a file.
+        ValueError: a missing source, a bad manifest, an unknown option or a bad option value
+            (``options_type.check()``, when it has one), no videos, two videos with the same
+            output, or an output folder that is a file.
     """
     if suffix not in (".safetensors", ".npy"):
         raise ValueError(f"output suffix must be '.safetensors' or '.npy', got {suffix!r}")
@@ -283,7 +303,9 @@ def plan_jobs(
     rows: list[dict[str, Any]]
     if src.is_dir():
         base = src
-        rows = [{PATH_COLUMN: str(p)} for p in find_videos(src, exclude=out)]
+        # Paths relative to the folder, as a manifest's are to its own: joined to `base` below.
+        rows = [{PATH_COLUMN: p.relative_to(src).as_posix()}
+                for p in find_videos(src, exclude=out)]
         if not rows:
             raise ValueError(f"no videos found under {str(src)!r} "
                              f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
@@ -299,6 +321,7 @@ def plan_jobs(
 
     known = ({f.name for f in dataclasses.fields(options_type)} if options_type is not None
              else None)
+    checked: set[str] = set()  # distinct option sets already checked (seeds aside)
     jobs: list[BatchJob] = []
     owner: dict[str, str] = {}
     for n, row in enumerate(rows, start=1):
@@ -317,6 +340,10 @@ def plan_jobs(
         merged = {**base_options, **_absolute_paths(row_options, base)}
         if "seed" not in row_options:
             merged["seed"] = video_seed(seed, key)
+        try:
+            _check_options(options_type, merged, checked)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{str(src)!r} row {n} ({key}): {err}") from None
         output = out / rel_out.with_suffix(suffix)
         out_key = output.as_posix()
         if out_key in owner:

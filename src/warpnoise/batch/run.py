@@ -410,7 +410,8 @@ def run_batch(
     validate = (validate_fn or _default_validate_fn) if verify == "full" else (
         quick_check_noise_file)
     journal_path = out / JOURNAL_NAME
-    partial_dir = out / PARTIAL_DIR
+    # Absolute: tasks run in worker processes whose working directory is not ours.
+    partial_dir = Path(os.path.abspath(out / PARTIAL_DIR))
     start = time.perf_counter()
     startup = 0.0
     finished = failed = 0

@@ -1,8 +1,9 @@
 """What every ``warpnoise`` command shares: error handling, exit codes, progress bars.
 
 Exit codes: 0 ok; 2 bad usage or input (one line on stderr, no traceback); 1 internal error (one
-line; the traceback too when ``WARPNOISE_DEBUG=1``); 130 interrupted (Ctrl-C or SIGTERM: outputs
-written with :func:`warpnoise.io.atomic_output` are cleaned up, no half file is left).
+line; the traceback too when ``WARPNOISE_DEBUG=1``); 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM): outputs written with :func:`warpnoise.io.atomic_output` are cleaned up, no half file
+is left.
 
 Use in a command module::
 
@@ -18,6 +19,7 @@ Use in a command module::
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import signal
@@ -28,10 +30,13 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
+from .._interrupt import Terminated, interrupt_in_chain
+
 __all__ = [
     "DEBUG_ENV",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "fail",
     "handle_errors",
@@ -41,7 +46,12 @@ __all__ = [
 DEBUG_ENV = "WARPNOISE_DEBUG"
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+#: File-system errors the user fixes (a path, a permission, a full disk), not bugs: exit 2.
+_USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                   FileExistsError)
+_USER_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,16 +67,32 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _os_error_line(e: OSError) -> str:
+    """``<reason>: <path>`` (the path the OS named), e.g. ``Permission denied: 'out/n.npy'``."""
+    if e.filename is None:
+        return _one_line(e)
+    paths = repr(str(e.filename)) + ("" if e.filename2 is None else f" -> {str(e.filename2)!r}")
+    return f"{e.strerror or type(e).__name__}: {paths}"
+
+
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
+
+
+def _interrupted(e: KeyboardInterrupt) -> NoReturn:
+    if isinstance(e, Terminated):
+        fail("terminated (SIGTERM); no output was left half-written", EXIT_TERMINATED)
+    fail("interrupted; no output was left half-written", EXIT_INTERRUPTED)
 
 
 def handle_errors(fn: F) -> F:
     """Decorate a command: map exceptions to exit codes and one-line messages.
 
-    ValueError / FileNotFoundError / NotADirectoryError / IsADirectoryError -> exit 2;
-    KeyboardInterrupt and SIGTERM -> exit 130 after cleanup; anything else -> exit 1 (traceback
-    only with ``WARPNOISE_DEBUG=1``). ``typer.Exit`` and ``SystemExit`` pass through.
+    ValueError, and OS errors about a path (missing, not a folder, permission denied, read-only
+    or full file system) -> exit 2; KeyboardInterrupt -> exit 130 and SIGTERM -> exit 143 after
+    cleanup, also when compiled code wrapped the interrupt in a ``SystemError`` (see
+    :mod:`warpnoise._interrupt`); anything else -> exit 1 (traceback only with
+    ``WARPNOISE_DEBUG=1``). ``typer.Exit`` and ``SystemExit`` pass through.
     """
 
     @functools.wraps(fn)
@@ -79,15 +105,19 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
-            if os.environ.get(DEBUG_ENV):
-                traceback.print_exc()
-            fail(_one_line(e), EXIT_USAGE)
-        except KeyboardInterrupt:
-            fail("interrupted; no output was left half-written", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as e:
+            _interrupted(e)
         except Exception as e:
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
+            interrupt = interrupt_in_chain(e)
+            if interrupt is not None:
+                _interrupted(interrupt)
+            if isinstance(e, ValueError):
+                fail(_one_line(e), EXIT_USAGE)
+            if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS)
+                                           or e.errno in _USER_ERRNOS):
+                fail(_os_error_line(e), EXIT_USAGE)
             fail(f"internal error: {type(e).__name__}: {_one_line(e)} "
                  f"(set {DEBUG_ENV}=1 for the traceback)", EXIT_INTERNAL)
         finally:

@@ -134,9 +134,10 @@ def batch_command(
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
     seed: Annotated[int, typer.Option(
-        "--seed", help="Batch seed. Each video's seed is a hash of it and the video's path "
-        "relative to INPUT, so its noise does not depend on worker or order; a manifest 'seed' "
-        "column is used as it is.", rich_help_panel=_NOISE)] = 0,
+        "--seed", help="Batch seed, 0 to 2**64-1. Each video's seed is a hash of it and the "
+        "video's path relative to INPUT (without INPUT's own name), so its noise does not depend "
+        "on worker or order; a manifest 'seed' column is used as it is.",
+        rich_help_panel=_NOISE)] = 0,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.",
                                        rich_help_panel=_NOISE)] = "float32",
     option: Annotated[list[str] | None, typer.Option(
@@ -160,21 +161,31 @@ def batch_command(
     Exit code 0: all videos done; 3: finished, some videos failed; 2: bad input.
     """
     from ..batch import RayExecutor, plan_jobs, run_batch
-    from ..batch.run import RAY_MISSING
+    from ..batch.run import RAY_MISSING, _check_reachable
+    from ..io.atomic import check_output_folder
     from ..pipeline import NoiseOptions
+    from ..rng import check_seed
 
+    # Every option is checked here, before a folder is made or Ray starts.
     if verify not in ("quick", "full"):
         raise ValueError(f"--verify must be quick or full, got {verify!r}")
     if fmt not in ("safetensors", "npy"):
         raise ValueError(f"--format must be safetensors or npy, got {fmt!r}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+    for name, value in (("--workers", workers), ("--cpus-per-worker", cpus_per_worker),
+                        ("--min-frames", min_frames)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    check_seed(seed, "--seed")
+    check_output_folder(outdir)
+    if address is not None:
+        _check_reachable(address)  # HOST:PORT nobody listens on; Ray itself would retry for minutes
     options: dict[str, Any] = {
         "method": method, "channels": channels, "downsample": downsample, "flow": flow,
         "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(
             raft_weights), "dtype": dtype, "size": _size(size), "scale": scale, "start": start,
         "frames": frames, "stride": stride, "method_options": _method_options(option or [])}
-    NoiseOptions(**options).check()  # a bad batch-wide option fails now, not once per video
+    # A bad batch-wide option fails now, not once per video; plan_jobs checks per-row ones.
+    NoiseOptions(**options).check()
     jobs = plan_jobs(input, outdir, options, options_type=NoiseOptions, seed=seed,
                      suffix=f".{fmt}", ignore_extra_columns=ignore_extra_columns)
     try:

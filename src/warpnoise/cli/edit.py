@@ -4,11 +4,13 @@ warped noise, and the offline reproduction of the paper's comparison. Thin: pars
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..diffusion.pipelines import SCHEDULERS
 from ..methods import DEFAULT_METHOD, methods
 from . import app
 from ._common import handle_errors, progress_bar
@@ -27,6 +29,20 @@ from .io_commands import (
 _DIFFUSION = "Diffusion"
 
 
+def _quiet_hub_logs() -> None:
+    """diffusers/transformers print load bars and advice on stderr; the command has its own."""
+    import diffusers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    try:
+        import transformers
+    except ImportError:  # pragma: no cover - transformers comes with the diffusion extra
+        return
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 @app.command("edit")
 @handle_errors
 def edit_command(
@@ -35,9 +51,30 @@ def edit_command(
     noise: Annotated[str, typer.Option(
         "--noise", "-n", help=f"Noise method: {', '.join(methods())}.")] = DEFAULT_METHOD,
     model: Annotated[str, typer.Option(
-        "--model", help="'bundled' (the project's small pixel-space denoiser) or a .safetensors "
-        "saved by warpnoise.diffusion.model.save_denoiser (config .json beside it).",
+        "--model", help="'bundled' (the project's small pixel-space denoiser), a .safetensors "
+        "saved by warpnoise.diffusion.model.save_denoiser (config .json beside it), a local "
+        "diffusers pipeline folder, or a hub id (from_pretrained; needs a network). UNet "
+        "pipelines: Stable Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM.",
         rich_help_panel=_DIFFUSION)] = "bundled",
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", help="Text prompt (text-conditioned pipelines).", rich_help_panel=_DIFFUSION)
+    ] = None,
+    negative_prompt: Annotated[str | None, typer.Option(
+        "--negative-prompt", help="Negative prompt, used with --guidance > 1.",
+        rich_help_panel=_DIFFUSION)] = None,
+    guidance: Annotated[float | None, typer.Option(
+        "--guidance", help="Classifier-free guidance scale (text pipelines; default 7.5).",
+        rich_help_panel=_DIFFUSION)] = None,
+    scheduler: Annotated[str, typer.Option(
+        "--scheduler", help=f"{', '.join(SCHEDULERS)}: built from the model's scheduler config; "
+        "'pipeline' keeps the model's own. Stochastic steps get fresh warped noise (ddim with "
+        "--eta > 0, ddpm, euler-a, dpm-sde).", rich_help_panel=_DIFFUSION)] = "ddim",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="Model precision: float32, float16 or bfloat16.",
+        rich_help_panel=_DIFFUSION)] = "float32",
+    device: Annotated[str, typer.Option(
+        "--device", help="Where the model and the warper run: cpu, cuda, cuda:N, mps.",
+        rich_help_panel=_DIFFUSION)] = "cpu",
     task: Annotated[str, typer.Option(
         "--task", help="sdedit: re-noise and denoise the frames; sr4: 4x super-resolution "
         "(SDEdit from the bicubic upsampling of the input).", rich_help_panel=_DIFFUSION)
@@ -50,7 +87,7 @@ def edit_command(
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Frames per model call (memory vs speed).",
         rich_help_panel=_DIFFUSION)] = 8,
@@ -67,32 +104,46 @@ def edit_command(
     fps: Annotated[float, typer.Option("--fps", help="Frame rate of the output.")] = 12.0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Edit a video frame by frame with a pixel-space diffusion model fed warped noise.
+    """Edit a video frame by frame with an image diffusion model fed warped noise.
 
-    The noise is warped along DIS optical flow of the input (at output resolution) and enters
-    at the start (add_noise) and, with --eta > 0, at every DDIM step.
+    The noise is warped along DIS optical flow of the input (at output resolution, integrated
+    to the latent grid for latent models) and enters at the start (add_noise) and at every
+    stochastic step (DDIM with --eta > 0, DDPM, Euler ancestral, DPM-Solver SDE).
     """
-    from ..diffusion.model import load_denoiser
-    from ..diffusion.video import EditOptions, edit_frames
+    from ..diffusion.pipelines import load_edit_model
+    from ..diffusion.video import EditOptions, check_frame_size, edit_frames
     from ..io.atomic import check_writable
-    from ..io.video import read_frames, write_video
+    from ..io.video import _check_selection, read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
-                       seed=seed, batch_size=batch_size, dis_preset=dis_preset,
-                       method_options=_method_options(option or []))
+                       seed=seed, scheduler=scheduler, batch_size=batch_size,
+                       dis_preset=dis_preset, method_options=_method_options(option or []))
     opts.check()
+    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
+        raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+    frame_size = _size(size)
+    _check_selection(frame_size, scale, start, frames, stride)
+    if frame_size is not None and model == "bundled":  # other models' multiple: once loaded
+        check_frame_size(*frame_size, task)
+    if not 0 < fps < math.inf:
+        raise ValueError(f"--fps must be a positive number, got {fps}")
     out = check_writable(output)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"output {str(out)!r} must be an .mp4 file")
-    unet, scheduler = load_denoiser(None if model == "bundled" else model)
+    if not input.exists():
+        raise ValueError(f"input {str(input)!r} does not exist")
+    _quiet_hub_logs()
+    edit_model = load_edit_model(model, prompt=prompt, negative_prompt=negative_prompt,
+                                 guidance_scale=guidance, dtype=dtype, device=device)
     with progress_bar(quiet) as progress:
-        clip = read_frames(input, size=_size(size), scale=scale, start=start, frames=frames,
+        clip = read_frames(input, size=frame_size, scale=scale, start=start, frames=frames,
                            stride=stride)
-        result = edit_frames(clip, opts, unet=unet, scheduler=scheduler, progress=progress)
+        result = edit_frames(clip, opts, model=edit_model, progress=progress)
     write_video(out, result.frames, fps=fps)
     s = result.seconds
     t, h, w = result.frames.shape[:3]
-    typer.echo(f"wrote {out}: {t} frames {w}x{h}, task {task}, noise {noise}, seed {seed}")
+    typer.echo(f"wrote {out}: {t} frames {w}x{h}, task {task}, model {edit_model.name}, "
+               f"noise {noise}, seed {seed}")
     typer.echo(f"time {s['total']:.1f} s: flow {s['flow']:.1f} s, noise {s['noise']:.1f} s, "
                f"diffusion {s['diffusion']:.1f} s")
 
@@ -106,7 +157,7 @@ def demo_command(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
     strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
     steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "
         f"bilinear, integral and {DEFAULT_METHOD}.")] = None,
@@ -119,11 +170,7 @@ def demo_command(
     method: side_by_side.mp4, comparison.png, frame_strip.png, results.json, results.md."""
     from ..diffusion.demo import run_demo
 
-    for m in noise or []:
-        if m not in methods():
-            raise ValueError(f"unknown noise method {m!r}; choose one of {', '.join(methods())}")
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {str(output)!r} exists and is not a folder")
+    # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
 
     def log(msg: str) -> None:
         if not quiet:

@@ -16,6 +16,7 @@ from ._common import handle_errors, progress_bar
 
 _SELECT = "Frame selection"
 _FLOW = "Optical flow"
+_LATENT = "Diffusion models"
 
 InputArg = Annotated[Path, typer.Argument(
     help="Video file (mp4, avi, mov, webm, gif, ...) or a folder of images (natural order).",
@@ -41,6 +42,12 @@ _OCCLUSION_HELP = (
     "Pixels failing the forward-backward check |b + f(x+b)|² > 0.01 (|b|² + |f(x+b)|²) + 0.5 px² "
     "(Sundaram et al. 2010) are disoccluded and get fresh noise."
 )
+
+
+def _latent_models() -> list[str]:
+    from ..diffusion.latents import PRESETS
+
+    return list(PRESETS)
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -116,7 +123,8 @@ def noise_command(
         rich_help_panel=_FLOW)] = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same noise).")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Random seed, 0 to 2**64-1 (same seed, same noise).")] = 0,
     dtype: Annotated[str, typer.Option(
         "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
     preview: Annotated[Path | None, typer.Option(
@@ -127,6 +135,14 @@ def noise_command(
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
     ] = None,
+    latent: Annotated[str | None, typer.Option(
+        "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
+        f"(.safetensors, tensor 'latents'): {', '.join(_latent_models())}. Sets channels and "
+        "downsample; checks the frame and size rules.", rich_help_panel=_LATENT)] = None,
+    degradation: Annotated[float, typer.Option(
+        "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1]: Q <- ((1-γ)Q + γζ) / "
+        "sqrt((1-γ)²+γ²), ζ fresh N(0,1) from the seed; 0 = warped noise, 1 = fresh noise.",
+        rich_help_panel=_LATENT)] = 0.0,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -145,14 +161,18 @@ def noise_command(
         method=method, channels=channels, downsample=downsample, flow=flow,
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_method_options(option or []), device=device)
+        stride=stride, method_options=_method_options(option or []), device=device,
+        latent=latent, degradation=degradation)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
     steps = max(result.frames - 1, 1)
     kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    what = "noise"
+    if latent is not None:
+        what = f"{latent} latents="
     typer.echo(
-        f"wrote {result.output}: noise {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        f"wrote {result.output}: {what} {tuple(result.shape)} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
     def rate(stage: str) -> str:
         return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"
@@ -181,8 +201,8 @@ def stats_command(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write a PNG of the paper's covariance maps: a pixel with its "
         "neighbours in frame t and in frame t-1 (along the motion).")] = None,
-    radius: Annotated[int, typer.Option("--radius", help="Neighbourhood radius of the --plot maps.")
-                      ] = 3,
+    radius: Annotated[int, typer.Option(
+        "--radius", help="Neighbourhood radius of the --plot maps, 0 to 16.")] = 3,
 ) -> None:
     """Fidelity report of a noise file: is it N(0,1), does it move with the video?
 
@@ -190,17 +210,21 @@ def stats_command(
     flows: the correlation with frame t-1 along the motion (disoccluded pixels excluded) and at
     fixed pixels. Verdict thresholds are 5 standard errors (see warpnoise.report).
     """
+    from ..io import jsontext
     from ..io.atomic import check_writable
     from ..io.flowfile import load_flows
     from ..io.noisefile import load_noise
     from ..pipeline import source_flows
-    from ..report import covariance_maps, noise_report
+    from ..report import check_radius, covariance_maps, noise_report
 
+    check_radius(radius)
     if plot is not None:
         check_writable(plot)
         if plot.suffix.lower() != ".png":
             raise ValueError(f"--plot {str(plot)!r} must be a .png file")
     x, meta = load_noise(noise)
+    if plot is not None:
+        check_radius(radius, *x.shape[2:])
     backward = forward = None
     flow_note = "none"
     if flows is not None:
@@ -220,7 +244,7 @@ def stats_command(
     if as_json:
         out = report.as_dict() | {"file": str(noise), "metadata": meta, "flows": flow_note,
                                   "verdict": report.verdict()}
-        typer.echo(json.dumps(out, indent=2, allow_nan=True))
+        typer.echo(jsontext.dumps(out, indent=2))  # NaN/inf as null: strict parsers read it
         return
     _print_report(noise, meta, report, flow_note, plot)
 

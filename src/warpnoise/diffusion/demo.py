@@ -10,7 +10,6 @@ has); the warping error uses DIS flow of the ground-truth video (what is really 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -178,19 +177,25 @@ def run_demo(
         The content of ``results.json``.
     """
     from ..estimate import estimate_flows
-    from ..io.atomic import atomic_output
+    from ..io import jsontext
+    from ..io.atomic import atomic_output, check_output_folder
     from ..io.video import write_video
     from .model import load_denoiser
 
     say = log or (lambda _msg: None)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     names = methods or demo_methods()
+    # Every argument is checked before the folder is made or anything runs.
+    out = check_output_folder(out_dir)
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
+                               or frames < 2):
+        raise ValueError(f"the demo needs at least 2 frames, got frames={frames!r}")
+    for name in names:
+        EditOptions(method=name, task="sr4", strength=strength, steps=steps, eta=eta,
+                    seed=seed).check()
+    out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
     gt = load_sr_clip()[:frames]
-    if gt.shape[0] < 2:
-        raise ValueError("the demo needs at least 2 frames")
     preview = None
     if noise_preview:  # first: it takes seconds, and it shows the basic path works
         preview = _noise_preview(out)
@@ -241,7 +246,7 @@ def run_demo(
     with atomic_output(out / "results.md") as tmp:
         tmp.write_text(_table(rows, settings))
     with atomic_output(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.write_text(jsontext.dumps(result, indent=2) + "\n")  # PSNR of GT vs itself: null
     return result
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from ..field import block_integrate
 from ..flow import as_flows
 from ..methods import DEFAULT_METHOD
-from ..rng import make_generator
+from ..rng import check_device, make_generator
 from ..warper import warp_noise
 
 __all__ = ["WarpedNoiseSampler", "to_video_latents", "warped_noise"]
@@ -99,7 +99,7 @@ class WarpedNoiseSampler:
         self._queue: list[Tensor] = []
         if device is None:
             device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.backward_flows = as_flows(backward_flows, name="backward_flows", device=self.device)
         self.forward_flows = None if forward_flows is None else as_flows(
             forward_flows, name="forward_flows", device=self.device)

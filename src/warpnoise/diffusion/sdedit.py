@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["ddpm_step", "euler_ancestral_step", "sdedit", "sdedit_timesteps"]
+__all__ = ["ddpm_step", "euler_ancestral_step", "noise_to", "sdedit", "sdedit_timesteps",
+           "takes_step_noise"]
 
 NoiseSource = Callable[..., Tensor]
 Progress = Callable[[int, int], None]
@@ -149,6 +150,20 @@ def sdedit_timesteps(scheduler: Any, steps: int, strength: float,
     return scheduler.timesteps[begin:], begin
 
 
+def noise_to(scheduler: Any, x0: Tensor, eps: Tensor, timestep: Tensor) -> Tensor:
+    """``x0`` noised with ``eps`` to ``timestep``, as the scheduler defines it.
+
+    Flow matching (``scale_noise``): ``σ ε + (1 − σ) x0`` (Lipman et al. 2023; Esser et al.
+    2024, Eq. 3); diffusion (``add_noise``): ``sqrt(ᾱ_t) x0 + sqrt(1 − ᾱ_t) ε`` (Ho et al.
+    2020, Eq. 4). ``timestep`` holds one entry per batch element (schedulers whose sigmas are
+    flow sigmas, e.g. UniPC with ``use_flow_sigmas``, give the flow-matching form through
+    ``add_noise`` too).
+    """
+    if hasattr(scheduler, "scale_noise"):
+        return scheduler.scale_noise(x0, timestep, eps)
+    return scheduler.add_noise(x0, eps, timestep)
+
+
 def _kind(scheduler: Any, eta: float) -> str:
     """How noise enters this scheduler's steps: none, variance_noise, ddpm or euler_a."""
     name = type(scheduler).__name__
@@ -171,6 +186,16 @@ def _kind(scheduler: Any, eta: float) -> str:
     return "none"
 
 
+def takes_step_noise(scheduler: Any, eta: float = 1.0) -> bool:
+    """Whether :func:`sdedit` feeds ``scheduler`` a fresh draw at every step (DDIM with
+    ``eta > 0``, DDPM, Euler ancestral, DPM-Solver SDE), not only at the start.
+
+    Raises:
+        ValueError: a scheduler that draws its own noise, which this loop refuses.
+    """
+    return _kind(scheduler, eta) != "none"
+
+
 def _as_output(out: Any) -> Tensor:
     if hasattr(out, "sample"):
         return out.sample
@@ -179,18 +204,36 @@ def _as_output(out: Any) -> Tensor:
     return out
 
 
+def _batched(kw: dict[str, Any], n: int) -> dict[str, Any]:
+    """Conditioning keyword arguments with every batch-1 tensor expanded to ``n`` (nested
+    dicts too, e.g. SDXL's ``added_cond_kwargs``)."""
+    return {k: _batched(v, n) if isinstance(v, dict) else
+            v.expand(n, *v.shape[1:]) if isinstance(v, Tensor) and v.shape[0] == 1 else v
+            for k, v in kw.items()}
+
+
+def _stacked(u: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+    """``u`` then ``c`` along the batch, key by key: the batch of a guided call."""
+    return {k: _stacked(u[k], v) if isinstance(v, dict) else
+            torch.cat([u[k], v]) if isinstance(v, Tensor) else v for k, v in c.items()}
+
+
 def _model_output(model: Any, x: Tensor, t: Tensor, cond: Tensor | None, uncond: Tensor | None,
-                  guidance_scale: float, kwargs: dict[str, Any]) -> Tensor:
+                  guidance_scale: float, kwargs: dict[str, Any],
+                  cond_kw: dict[str, Any] | None = None,
+                  uncond_kw: dict[str, Any] | None = None) -> Tensor:
     """``model(x, t)`` on one chunk, with classifier-free guidance when ``uncond`` is given."""
     n = x.shape[0]
     if cond is None:
         return _as_output(model(x, t, **kwargs))
     c = cond.expand(n, *cond.shape[1:]) if cond.shape[0] == 1 else cond
+    ck = _batched(cond_kw or {}, n)
     if uncond is None or guidance_scale == 1.0:
-        return _as_output(model(x, t, encoder_hidden_states=c, **kwargs))
+        return _as_output(model(x, t, encoder_hidden_states=c, **ck, **kwargs))
     u = uncond.expand(n, *uncond.shape[1:]) if uncond.shape[0] == 1 else uncond
+    uk = _batched(uncond_kw if uncond_kw is not None else (cond_kw or {}), n)
     out = _as_output(model(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c]),
-                           **kwargs))
+                           **_stacked(uk, ck), **kwargs))
     out_u, out_c = out.chunk(2)
     if out_c.shape[1] == 2 * x.shape[1]:
         # Learned variance (DeepFloyd IF): guide the noise, keep the conditional variance.
@@ -234,6 +277,8 @@ def sdedit(
     guidance_scale: float = 1.0,
     batch_size: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    cond_kwargs: dict[str, Any] | None = None,
+    negative_cond_kwargs: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
     """Edit a clip frame by frame with an image diffusion model, all noise supplied by the caller.
@@ -261,6 +306,10 @@ def sdedit(
             with ``guidance_scale != 1`` and a negative, classifier-free guidance is used.
         batch_size: frames per model call (default: all T).
         model_kwargs: extra keyword arguments for every model call.
+        cond_kwargs / negative_cond_kwargs: keyword arguments that belong to the prompt and the
+            negative prompt (batch-1 tensors, nested dicts allowed), batched with the text
+            embeddings; e.g. SDXL's ``{"added_cond_kwargs": {"text_embeds": pooled,
+            "time_ids": ids}}``. The negative defaults to ``cond_kwargs``.
         progress: called as ``progress(step, total)`` after each step.
 
     Raises:
@@ -287,11 +336,7 @@ def sdedit(
         raise ValueError(f"noise has shape {tuple(eps.shape)} but the model works on "
                          f"{tuple(x0.shape)} (T, C, h, w)")
     eps = eps.to(x0)
-    t0 = timesteps[:1].repeat(t_count)
-    if hasattr(scheduler, "scale_noise"):
-        x = scheduler.scale_noise(x0, t0, eps)
-    else:
-        x = scheduler.add_noise(x0, eps, t0)
+    x = noise_to(scheduler, x0, eps, timesteps[:1].repeat(t_count))
     sigmas = getattr(scheduler, "sigmas", None)
     kwargs = model_kwargs or {}
     extra = {"eta": eta} if "eta" in inspect.signature(scheduler.step).parameters else {}
@@ -306,7 +351,7 @@ def sdedit(
         out = torch.cat([
             _model_output(model, xc, t, _chunk(encoder_hidden_states, j, chunk, t_count),
                           _chunk(negative_encoder_hidden_states, j, chunk, t_count),
-                          guidance_scale, kwargs)
+                          guidance_scale, kwargs, cond_kwargs, negative_cond_kwargs)
             for j, xc in enumerate(x_in.split(chunk))
         ])
         if kind == "ddpm":

@@ -8,6 +8,7 @@ rather than I2SB).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..methods import DEFAULT_METHOD, methods
+from ..estimate import check_flow_options
+from ..methods import DEFAULT_METHOD, get_method, methods
+from ..rng import check_seed
 from .noise import WarpedNoiseSampler
-from .sdedit import sdedit
+from .pipelines import SCHEDULERS, EditModel, make_scheduler
+from .sdedit import sdedit, takes_step_noise
 
-__all__ = ["EditOptions", "EditResult", "bicubic_up", "downsample", "edit_frames"]
+__all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
+           "edit_frames"]
 
 #: ``progress(stage, done, total)`` as in :mod:`warpnoise.pipeline`.
 Progress = Callable[[str, int, int], None]
@@ -43,6 +48,7 @@ class EditOptions:
     steps: int = 50
     eta: float = 1.0
     seed: int = 0
+    scheduler: str = "ddim"  # a warpnoise.diffusion.pipelines.SCHEDULERS name
     flow: str = "dis"
     dis_preset: str = "medium"
     batch_size: int | None = 8
@@ -59,10 +65,16 @@ class EditOptions:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.eta < 0:
+        if not 0 <= self.eta < math.inf:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got "
+                             f"{self.scheduler!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        check_seed(self.seed)
+        check_flow_options(self.flow, self.dis_preset)
+        get_method(self.method, **self.method_options)  # bad option names or values fail now
 
 
 @dataclass
@@ -71,6 +83,16 @@ class EditResult:
 
     frames: np.ndarray
     seconds: dict[str, float]
+
+
+def check_frame_size(width: int, height: int, task: str, multiple: int = SIZE_MULTIPLE) -> None:
+    """Raise ValueError unless input frames of ``width x height`` reach the model (after
+    ``sr4``'s 4x upsampling) at sizes divisible by ``multiple`` (the bundled model's:
+    :data:`SIZE_MULTIPLE`)."""
+    up = 4 if task == "sr4" else 1
+    if (width * up) % multiple or (height * up) % multiple:
+        raise ValueError(f"the model needs sizes divisible by {multiple}; the frames are "
+                         f"{width * up}x{height * up} (resize with --size)")
 
 
 def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -102,21 +124,24 @@ def edit_frames(
     *,
     unet: Any = None,
     scheduler: Any = None,
+    model: EditModel | None = None,
     flows: tuple[Tensor, Tensor] | None = None,
     progress: Progress | None = None,
 ) -> EditResult:
-    """Edit ``(T, H, W, 3)`` uint8 frames with a pixel-space diffusion model and warped noise.
+    """Edit ``(T, H, W, 3)`` uint8 frames with a diffusion model and warped noise.
 
-    ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x larger frames. The noise is
-    warped along flows estimated on the (upsampled) input, unless ``flows=(backward, forward)``
-    ``(T-1, 2, H, W)`` at output resolution are given. The scheduler is DDIM with ``eta``
-    (default 1: fresh warped noise enters at every step, through ``variance_noise``).
+    The model is ``model`` (any :class:`~warpnoise.diffusion.pipelines.EditModel`: a pretrained
+    pipeline, latent or pixel space, with its prompt embeddings), else ``unet``/``scheduler``
+    (pixel space, unconditional), else the bundled denoiser. ``task="sr4"`` treats ``frames`` as
+    low-resolution and returns 4x larger frames. The noise is warped along flows estimated on
+    the (upsampled) input at pixel resolution, unless ``flows=(backward, forward)``
+    ``(T-1, 2, H, W)`` at output resolution are given, then integrated to the model's latent
+    grid. The scheduler is ``options.scheduler`` built from the model's config (default DDIM
+    with ``eta``, 1: fresh warped noise enters at every step, through ``variance_noise``).
 
     Raises:
-        ValueError: bad options, fewer than 2 frames, or a size not divisible by 8.
+        ValueError: bad options, fewer than 2 frames, or a size the model cannot take.
     """
-    from diffusers import DDIMScheduler
-
     from ..estimate import estimate_flows
     from .model import load_denoiser
 
@@ -128,13 +153,15 @@ def edit_frames(
     tic = time.perf_counter()
     x = bicubic_up(frames, 4) if options.task == "sr4" else frames
     h, w = x.shape[1:3]
-    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"the model needs sizes divisible by {SIZE_MULTIPLE}; the frames are "
-                         f"{w}x{h} (resize with --size)")
-    if unet is None:
-        unet, trained = load_denoiser()
-        scheduler = scheduler or trained
-    sched = DDIMScheduler.from_config(scheduler.config)
+    if model is None:
+        if unet is None:
+            unet, trained = load_denoiser()
+            scheduler = scheduler or trained
+        model = EditModel(unet=unet, scheduler=scheduler, size_multiple=SIZE_MULTIPLE,
+                          device=getattr(unet, "device", "cpu"),
+                          dtype=getattr(unet, "dtype", torch.float32))
+    check_frame_size(frames.shape[2], frames.shape[1], options.task, model.size_multiple)
+    sched = make_scheduler(options.scheduler, model.scheduler)
     seconds: dict[str, float] = {}
     if flows is None:
         def flow_progress(done: int, total: int) -> None:
@@ -145,14 +172,15 @@ def edit_frames(
     else:
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
-    n_draws = 1 + (max(1, int(options.steps * options.strength)) if options.eta > 0 else 0)
+    stochastic = takes_step_noise(sched, options.eta)
+    n_draws = 1 + (max(1, int(options.steps * options.strength)) if stochastic else 0)
     # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
-    per_draw = x.shape[0] * 3 * h * w * 4
+    per_draw = x.shape[0] * model.channels * h * w * 4  # warped at pixel resolution
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
-    sampler = WarpedNoiseSampler(backward, 3, options.method, seed=options.seed,
-                                 forward_flows=forward, prefetch=prefetch,
-                                 **options.method_options)
+    sampler = WarpedNoiseSampler(backward, model.channels, options.method, factor=model.factor,
+                                 seed=options.seed, forward_flows=forward, prefetch=prefetch,
+                                 device=model.device, **options.method_options)
     first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
@@ -169,9 +197,13 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
-    out = sdedit(unet, sched, _to_model(x), noise, strength=options.strength,
-                 steps=options.steps, eta=options.eta, batch_size=options.batch_size,
-                 progress=step_progress)
+    cond_kw, neg_kw = model.size_kwargs(h, w) if model.size_kwargs is not None else (None, None)
+    out = sdedit(model.unet, sched, _to_model(x).to(model.device, model.dtype), noise,
+                 strength=options.strength, steps=options.steps, eta=options.eta,
+                 vae=model.vae, encoder_hidden_states=model.encoder_hidden_states,
+                 negative_encoder_hidden_states=model.negative_encoder_hidden_states,
+                 guidance_scale=model.guidance_scale, batch_size=options.batch_size,
+                 cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
-    return EditResult(frames=_to_uint8(out), seconds=seconds)
+    return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds)

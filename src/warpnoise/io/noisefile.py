@@ -9,10 +9,15 @@ Convention:
       ``warpnoise_version`` and whatever else the writer adds.
     * ``.npy``: Go-with-the-Flow's ``noises.npy`` layout, ``[T, H, W, C]`` float16, no metadata
       (Burgert et al., CVPR 2025: what its CogVideoX inference reads).
+    * ``.safetensors`` written by ``warpnoise noise --latent MODEL``: one tensor ``latents`` in
+      exactly the shape the model's diffusers pipeline takes as ``latents=`` (see
+      :mod:`warpnoise.diffusion.latents`), metadata ``format`` ``warpnoise-latents/1`` and
+      ``latent_model``; read it with :func:`load_latents`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,15 +33,19 @@ from torch import Tensor
 from .atomic import atomic_output
 
 __all__ = [
+    "LATENTS_FORMAT",
     "NOISE_EXTENSIONS",
     "NOISE_FORMAT",
     "NoiseWriter",
+    "load_latents",
     "load_noise",
+    "save_latents",
     "save_noise",
     "validate_noise_file",
 ]
 
 NOISE_FORMAT = "warpnoise-noise/1"
+LATENTS_FORMAT = "warpnoise-latents/1"
 NOISE_EXTENSIONS = (".safetensors", ".npy")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -201,6 +210,10 @@ def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
         try:
             with safe_open(str(p), framework="pt") as fh:
                 meta = dict(fh.metadata() or {})
+                if "noise" not in fh.keys() and meta.get("format") == LATENTS_FORMAT:  # noqa: SIM118
+                    raise ValueError(f"{str(p)!r} holds a {meta.get('latent_model', '?')} "
+                                     "pipeline's latents tensor (warpnoise noise --latent), not "
+                                     "(T, C, H, W) noise; read it with load_latents")
                 if "noise" not in fh.keys():  # noqa: SIM118  (safe_open is not a mapping)
                     raise ValueError(f"{str(p)!r} has no 'noise' tensor (found: "
                                      f"{sorted(fh.keys())})")
@@ -215,6 +228,49 @@ def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
     return noise, meta
 
 
+def save_latents(path: str | os.PathLike, latents: Tensor, metadata: dict[str, Any],
+                 *, dtype: str = "float32") -> None:
+    """Write a pipeline's ``latents=`` tensor (any shape) atomically to ``.safetensors``, with
+    string metadata plus ``format`` (:data:`LATENTS_FORMAT`) and ``shape``."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors":
+        raise ValueError(f"latents go to a .safetensors file, got {str(p)!r}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if not bool(torch.isfinite(latents).all()):
+        raise ValueError("latents contain NaN or inf values")
+    meta = {str(k): str(v) for k, v in metadata.items()} | {
+        "format": LATENTS_FORMAT, "shape": "x".join(map(str, latents.shape))}
+    with atomic_output(p) as tmp:
+        save_file({"latents": latents.detach().to("cpu", _DTYPES[dtype]).contiguous()}, str(tmp),
+                  metadata=meta)
+
+
+def load_latents(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
+    """Read a file written by :func:`save_latents`: ``(latents, metadata)``.
+
+    Raises:
+        ValueError: missing or unreadable file, or no ``latents`` tensor in it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"latents file {str(p)!r} does not exist")
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            if "latents" not in fh.keys():  # noqa: SIM118  (safe_open is not a mapping)
+                raise ValueError(f"{str(p)!r} has no 'latents' tensor (found: "
+                                 f"{sorted(fh.keys())})")
+            latents = fh.get_tensor("latents")
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"cannot read {str(p)!r} as safetensors: {e}") from None
+    return latents, meta
+
+
 def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
     """Open a noise file and check it is complete and well-formed.
 
@@ -225,6 +281,13 @@ def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
         ValueError: anything :func:`load_noise` rejects, or a ``.safetensors`` file whose
             metadata lacks the warpnoise format tag or disagrees with the tensor.
     """
+    if str(path).lower().endswith(".safetensors"):
+        with contextlib.suppress(ValueError):
+            latents, meta = load_latents(path)
+            if meta.get("format") == LATENTS_FORMAT:
+                return {"frames": int(meta.get("frames", 0)),
+                        "shape": tuple(int(s) for s in latents.shape),
+                        "dtype": str(latents.dtype).removeprefix("torch."), "metadata": meta}
     noise, meta = load_noise(path)
     if str(path).lower().endswith(".safetensors"):
         if meta.get("format") != NOISE_FORMAT:

@@ -1,0 +1,90 @@
+"""Interrupts around compiled code, and SIGTERM as an interrupt.
+
+Numba-compiled code does not check for signals, and the Python code numba runs around it is not
+safe to interrupt:
+
+* a Ctrl-C that lands while a kernel runs is handled when the kernel's wrapper next runs Python
+  code: boxing a returned tuple of arrays calls ``numba.core.serialize._numba_unpickle``, the
+  pending ``KeyboardInterrupt`` is raised there, and the wrapper returns its result anyway.
+  CPython then raises ``SystemError: CPUDispatcher(...) returned a result with an exception set``
+  with the ``KeyboardInterrupt`` at the root of its ``__cause__`` chain;
+* one that lands while numba loads a kernel from its cache is raised inside llvmlite's ctypes
+  callback, which swallows it ("Exception ignored on calling ctypes callback function") and hands
+  LLVM a bad buffer: the process can die of a segmentation fault.
+
+:func:`deferred_interrupts` holds SIGINT and SIGTERM for the length of one warper call and then
+delivers them; :func:`native_interrupts` turns a ``SystemError`` that still wraps an interrupt
+(from another signal, or a kernel called outside a deferred block) back into the interrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+__all__ = ["Terminated", "deferred_interrupts", "interrupt_in_chain", "native_interrupts"]
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that ``finally`` blocks and atomic writers clean up."""
+
+
+def interrupt_in_chain(err: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` that ``err`` is or was caused by (its ``__cause__`` /
+    ``__context__`` chain), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def native_interrupts() -> Iterator[None]:
+    """Re-raise an interrupt swallowed into a ``SystemError`` by compiled code (see the module
+    docstring) as the ``KeyboardInterrupt`` (or :class:`Terminated`) it was."""
+    try:
+        yield
+    except SystemError as err:
+        interrupt = interrupt_in_chain(err)
+        if interrupt is None:
+            raise
+        raise type(interrupt)(*interrupt.args) from err
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then run their handlers (which raise).
+
+    Only signals handled by Python are held (the default Ctrl-C handler, the CLI's SIGTERM
+    handler, a notebook's); a SIGTERM left to the OS still ends the process at once. Outside the
+    main thread, where Python cannot set handlers (and no signal is delivered), it does nothing.
+    A held signal waits for the block: one warper call, or numba's one-off compilation.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, FrameType | None]] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append((signum, frame))
+
+    saved = {s: h for s in _DEFERRED if callable(h := signal.getsignal(s))}
+    for s in saved:
+        signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if pending:
+            signum, frame = pending[0]
+            saved[signum](signum, frame)  # type: ignore[operator]

@@ -1,0 +1,108 @@
+"""``warpnoise noise --latent MODEL --degradation γ``: the file holds exactly what
+``latents_for`` makes of the same warped noise, and bad options exit 2 before any work."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.io._clips import moving_frames, write_png_folder
+from warpnoise.cli import load_commands
+from warpnoise.diffusion import degrade, latents_for
+from warpnoise.field import block_integrate
+from warpnoise.io.flowfile import save_flows
+from warpnoise.io.noisefile import load_latents, load_noise, validate_noise_file
+from warpnoise.rng import derive_seed
+from warpnoise.warper import warp_noise
+
+app = load_commands()
+runner = CliRunner()
+T, H, W = 9, 32, 48
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    r = runner.invoke(app, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.Tensor]:
+    """A 9-frame 48x32 clip and a flow file of a sub-pixel translation."""
+    tmp = tmp_path_factory.mktemp("latclip")
+    folder = write_png_folder(tmp / "frames", moving_frames(T, H, W, dx=1))
+    backward = torch.zeros(T - 1, 2, H, W)
+    backward[:, 0], backward[:, 1] = -0.6, -0.3
+    save_flows(tmp / "flows.safetensors", backward, -backward)
+    return folder, tmp / "flows.safetensors", backward
+
+
+@pytest.mark.parametrize("model, gamma", [("wan2.1", 0.5), ("cogvideox1.5", 0.3),
+                                          ("sd", 0.0)])
+def test_file_is_latents_for_of_the_same_warped_noise(clip: tuple, tmp_path: Path, model: str,
+                                                      gamma: float) -> None:
+    folder, flows, backward = clip
+    out = tmp_path / "lat.safetensors"
+    code, stdout, stderr = run("noise", folder, "-o", out, "--flow", flows, "--latent", model,
+                               "--degradation", str(gamma), "--seed", "3", "-q")
+    assert code == 0, stderr
+    latents, meta = load_latents(out)
+    channels = {"wan2.1": 16, "cogvideox1.5": 16, "sd": 4}[model]
+    pixel = warp_noise(backward, channels, "persistent", seed=3, forward_flows=-backward)
+    expect = latents_for(pixel, model, grid="pixel", degradation=gamma,
+                         seed=derive_seed(3, "degradation"))
+    # The streamed warper and warp_noise agree to float32 rounding (a few ulp), not bit for bit.
+    torch.testing.assert_close(latents, expect, rtol=0, atol=1e-5)
+    assert meta["latent_model"] == model and meta["degradation"] == str(gamma)
+    assert str(tuple(latents.shape)) in stdout
+    assert validate_noise_file(out)["shape"] == tuple(latents.shape)
+
+
+def test_degradation_without_latent_degrades_every_frame(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, backward = clip
+    out = tmp_path / "n.safetensors"
+    assert run("noise", folder, "-o", out, "--flow", flows, "--degradation", "0.5",
+               "--downsample", "8", "-q")[0] == 0
+    noise, _ = load_noise(out)
+    pixel = warp_noise(backward, 4, "persistent", seed=0, forward_flows=-backward)
+    gen = torch.Generator().manual_seed(derive_seed(0, "degradation"))
+    expect = torch.stack([degrade(f, 0.5, generator=gen) for f in block_integrate(pixel, 8)])
+    torch.testing.assert_close(noise, expect, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--latent", "wan3"], "unknown latent model"),
+    (["--latent", "ltx-video", "--frames", "5"], r"8k\+1 frames"),
+    (["--latent", "wan2.2-ti2v-5b"], "multiples of 32"),
+    (["--latent", "wan2.1", "--channels", "8"], "drop --channels"),
+    (["--latent", "wan2.1", "--frames", "8"], r"4k\+1 frames.*got 8: use 5 or 9"),
+    (["--degradation", "1.5"], r"\[0, 1\]"),
+    (["--degradation", "-0.5"], r"\[0, 1\]"),
+])
+def test_bad_latent_options_exit_2_and_write_nothing(clip: tuple, tmp_path: Path, extra: list,
+                                                     match: str) -> None:
+    folder, _, _ = clip
+    out = tmp_path / "o.safetensors"
+    code, _, stderr = run("noise", folder, "-o", out, "--flow", "farneback", "-q", *extra)
+    assert code == 2, stderr
+    assert re.search(match, stderr) and "Traceback" not in stderr and len(stderr.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_latent_needs_safetensors(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    code, _, stderr = run("noise", folder, "-o", tmp_path / "o.npy", "--flow", flows,
+                          "--latent", "wan2.1", "-q")
+    assert code == 2 and ".safetensors" in stderr
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_stats_on_a_latents_file_says_what_it_is(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    out = tmp_path / "lat.safetensors"
+    assert run("noise", folder, "-o", out, "--flow", flows, "--latent", "sd", "-q")[0] == 0
+    code, _, stderr = run("stats", out)
+    assert code == 2 and "load_latents" in stderr and "Traceback" not in stderr
