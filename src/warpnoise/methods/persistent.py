@@ -60,8 +60,13 @@ Cost. Per pixel: a box, at most 3 x 3 pieces (2 x 2 without zoom), a few look-up
 channel; no ``k^2`` work per frame (``(k^2 + 4k + 4) C`` values per pixel are drawn once per
 anchor). The numba kernel runs the whole step in compiled code, in a workspace of buffers kept in
 the state, with the scatters in fixed bands of rows, so results are bit-identical for any thread
-count. Memory: the field takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with
-k=2), independent of the sequence length.
+count. On CUDA, Triton kernels (:mod:`warpnoise.kernels.triton_boxes`) run the same phases on
+the device, their geometry bit-identical to the numba kernel's and their sums integer atomics (same
+seed, same bits); the step itself never waits for the device, and the two host syncs per frame are
+the warper's flow check (NaN/inf) and the traced-pixel count that decides re-anchoring. Other
+devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`). Memory: the field
+takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with k=2), independent of the
+sequence length.
 
 Route chosen. Of the two routes the brief suggests (a hashed hierarchical field refined where a
 pre-image boundary cuts a cell; exact bridge increments keyed by position), this is the second
