@@ -154,7 +154,8 @@ class Persistent:
                 reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape
         size = (h, w, field_size(self.k), c)
-        if _use_triton(noise.device):
+        triton = _use_triton(noise.device) if reuse is None else _on_triton(reuse.workspace)
+        if triton:
             return _anchor_triton(noise, size, generator, reuse)
         if not _use_kernel(noise.device):
             return PersistentState(
@@ -184,7 +185,7 @@ class Persistent:
         if state.workspace is None:
             noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
                                                               int(key.item()), self.k)
-        elif isinstance(state.workspace.maps, Tensor):  # Triton's workspace: no host sync
+        elif _on_triton(state.workspace):  # the key stays on the device: no host sync
             noise, acc_map, traced, keep = _step_triton(state, backward_flow, forward_flow, key,
                                                         self.k)
             links = state.links
@@ -213,9 +214,14 @@ USE_TRITON = True
 def _use_triton(device: torch.device) -> bool:
     """CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
     :data:`TRITON_ON_CPU`); MPS, CUDA without triton and the CPU without numba take the torch
-    path. Read when a warper anchors: a sequence stays on the path it started on."""
+    path. Read when a warper starts: a sequence stays on the path it started on."""
     on = device.type == "cuda" or (device.type == "cpu" and TRITON_ON_CPU)
     return USE_TRITON and on and _have_triton()
+
+
+def _on_triton(workspace: Any) -> bool:
+    """Whether a state's workspace is the Triton path's (device tensors, not numpy arrays)."""
+    return workspace is not None and isinstance(workspace.maps, Tensor)
 
 
 @functools.cache
