@@ -2,26 +2,37 @@
 
 Each method warps 4-channel noise under a rotation of 1 degree per frame about the frame centre, a
 sequence long enough to include its re-anchoring; a repetition's cost per frame is its total time
-over its frames, and the table shows the median over repetitions. The floor is
+over its frames, and a process's figure is the median over repetitions. The floor is
 ``torch.randn(4, H, W)`` timed in the same run, interleaved with the methods.
 
     python benchmarks/bench_warp.py [--sizes 256 512] [--methods persistent integral ...]
-                                    [--option upsample=4 ...]
+                                    [--option upsample=4 ...] [--forward] [--processes 5]
 
 ``--option NAME=VALUE`` passes a method option (an int or float) to every method listed.
+Frame-guided methods (``control-a-video``) get a clip whose frames alternate between a texture and
+the same texture with a square a quarter of the frame painted over it (their cost includes the
+residual mask; the pre-pass over the clip, at construction, is not timed).
+``--forward`` also passes the forward flows (the inverse rotation), as ``warpnoise noise`` always
+does, so methods that use them run their occlusion test. ``--processes N`` measures in N fresh
+processes, one after another (a warm process hides the allocation and compile costs a user pays),
+and reports the median over processes of each figure and the max/median spread of the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
 import warpnoise
 from warpnoise.flow import pixel_grid
+from warpnoise.methods import needs_frames
 
 SLOW = {"integral": (3, 3), "bridge": (4, 5)}  # (frames, repetitions) for costly methods
 FAST = (32, 5)
@@ -53,18 +64,26 @@ def floor_ms(h: int, w: int, device: torch.device, reps: int = 30) -> float:
 
 
 def method_ms(method: str, h: int, w: int, device: torch.device,
-              options: dict[str, float] | None = None) -> float:
+              options: dict[str, float] | None = None, forward: bool = False) -> float:
     frames, reps = SLOW.get(method, FAST)
-    flow = rotation_flow(h, w, 1.0, device)
-    warper = warpnoise.NoiseWarper(4, h, w, method=method, seed=0, device=device,
-                                   **(options or {}))
-    warper.step(flow)  # compile kernels, warm caches
+    flows = [rotation_flow(h, w, 1.0, device)]
+    if forward:
+        flows.append(rotation_flow(h, w, -1.0, device))
+    extra = dict(options or {})
+    if needs_frames(method):
+        a = torch.randint(0, 256, (h, w, 3), generator=torch.Generator().manual_seed(0),
+                          dtype=torch.uint8)
+        b = a.clone()
+        b[: h // 2, : w // 2] = 255
+        extra["frames"] = [a, b] * (1 + reps * frames)  # two arrays, many references
+    warper = warpnoise.NoiseWarper(4, h, w, method=method, seed=0, device=device, **extra)
+    warper.step(*flows)  # compile kernels, warm caches
     per_frame = []
     for _ in range(reps):
         sync(device)
         t = time.perf_counter()
         for _ in range(frames):
-            warper.step(flow)
+            warper.step(*flows)
         sync(device)
         per_frame.append((time.perf_counter() - t) / frames)
     return statistics.median(per_frame) * 1e3
@@ -77,36 +96,73 @@ def _option(text: str) -> tuple[str, float]:
     return name, float(value) if "." in value or "e" in value else int(value)
 
 
+def measure(methods: list[str], sizes: list[int], device: torch.device,
+            options: dict[str, float], forward: bool) -> dict[str, dict[str, list[float]]]:
+    """``{method: {size: [ms, floor_ms]}}`` measured in this process."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for method in methods:
+        for s in sizes:
+            f0 = floor_ms(s, s, device)
+            ms = method_ms(method, s, s, device, options, forward)
+            f1 = floor_ms(s, s, device)
+            out.setdefault(method, {})[str(s)] = [ms, statistics.median([f0, f1])]
+    return out
+
+
+def fresh_processes(args: argparse.Namespace) -> list[dict[str, dict[str, list[float]]]]:
+    """Run this script ``args.processes`` times in new processes (``--json``), in turn."""
+    argv = ["--sizes", *map(str, args.sizes), "--methods", *args.methods, "--device", args.device]
+    argv += [f"--option={o}" for o in args.option] + (["--forward"] if args.forward else [])
+    runs = []
+    n = args.processes
+    for k in range(n):
+        done = subprocess.run([sys.executable, __file__, *argv, "--json"], check=True,
+                              capture_output=True, text=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"process {k + 1}/{n} done", file=sys.stderr, flush=True)
+    return runs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--methods", nargs="+", default=warpnoise.methods())
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--forward", action="store_true", help="pass forward flows too")
+    p.add_argument("--processes", type=int, default=1, help="fresh processes to measure in")
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.processes < 1:
+        p.error("--processes must be >= 1")
     options = dict(_option(o) for o in args.option)
     device = torch.device(args.device)
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+    if args.json:
+        print(json.dumps(measure(args.methods, args.sizes, device, options, args.forward)))
+        return
+    runs = ([measure(args.methods, args.sizes, device, options, args.forward)]
+            if args.processes == 1 else fresh_processes(args))
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"forward flows {'on' if args.forward else 'off'}, {args.processes} process(es)"
           + "".join(f", {k}={v}" for k, v in options.items()))
-    header = "| method | " + " | ".join(f"ms/frame {s}² | × randn {s}²" for s in args.sizes) + " |"
-    print(header)
-    print("|" + "---|" * (1 + 2 * len(args.sizes)))
-    floors = {s: [] for s in args.sizes}
-    rows = []
+    spread = args.processes > 1
+    cols = [f"ms/frame {s}² | × randn {s}²" + (f" | max/median {s}²" if spread else "")
+            for s in args.sizes]
+    print("| method | " + " | ".join(cols) + " |")
+    print("|" + "---|" * (1 + (3 if spread else 2) * len(args.sizes)))
     for method in args.methods:
         cells = []
-        for s in args.sizes:
-            f0 = floor_ms(s, s, device)
-            ms = method_ms(method, s, s, device, options)
-            f1 = floor_ms(s, s, device)
-            floor = statistics.median([f0, f1])
-            floors[s].append(floor)
-            cells.append(f"{ms:.1f} | {ms / floor:.1f}")
-        rows.append(f"| {method}{' (default)' if method == warpnoise.DEFAULT_METHOD else ''} | "
-                    + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
-    print("| floor: torch.randn(4, s, s) | "
-          + " | ".join(f"{statistics.median(floors[s]):.2f} | 1.0" for s in args.sizes) + " |")
+        for s in map(str, args.sizes):
+            ms = statistics.median(r[method][s][0] for r in runs)
+            ratios = [r[method][s][0] / r[method][s][1] for r in runs]
+            ratio = statistics.median(ratios)
+            cells.append(f"{ms:.1f} | {ratio:.1f}" + (f" | {max(ratios) / ratio:.2f}"
+                                                      if spread else ""))
+        print(f"| {method}{' (default)' if method == warpnoise.DEFAULT_METHOD else ''} | "
+              + " | ".join(cells) + " |")
+    floors = [f"{statistics.median(r[m][str(s)][1] for r in runs for m in args.methods):.2f}"
+              + " | 1.0" + (" | " if spread else "") for s in args.sizes]
+    print("| floor: torch.randn(4, s, s) | " + " | ".join(floors) + " |")
 
 
 if __name__ == "__main__":

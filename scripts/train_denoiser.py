@@ -21,14 +21,12 @@ bit-reproducible).
 from __future__ import annotations
 
 import argparse
-import copy
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _training import Trainer, seeded_init
 from PIL import Image
 
 from warpnoise.diffusion.model import denoiser_config, new_denoiser, save_denoiser
@@ -73,14 +71,6 @@ def random_batch(images: list[torch.Tensor], n: int, crop: int, g: torch.Generat
     return torch.stack(batch)
 
 
-def lr_at(step: int, steps: int, base: float, warmup: int = 100) -> float:
-    """Linear warm-up then cosine decay to 1% of ``base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = (step - warmup) / max(1, steps - warmup)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -100,14 +90,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     config = denoiser_config()
-    # diffusers initialises the UNet from torch's default generator and takes no generator, so seed
-    # that one from --seed inside a fork: the same bits every run, the caller's state untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(args.seed)
-        unet, scheduler = new_denoiser(config)
+    unet, scheduler = seeded_init(lambda: new_denoiser(config), args.seed)
     unet.to(device).train()
-    ema = copy.deepcopy(unet).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-4)
     alphas = scheduler.alphas_cumprod.to(device)
 
     images = load_images()
@@ -115,9 +99,8 @@ def main() -> None:
     g_noise = torch.Generator(device=device).manual_seed(args.seed + 2)
     print(f"{len(images)} images (3 scales), {sum(p.numel() for p in unet.parameters())/1e6:.2f}M "
           f"parameters, {args.steps} steps of {args.batch}x{args.crop}² on {device}", flush=True)
+    trainer = Trainer(unet, args.steps, args.lr, args.ema)
 
-    t0 = time.time()
-    running = 0.0
     for step in range(args.steps):
         x0 = random_batch(images, args.batch, args.crop, g_data).to(device)
         t = torch.randint(scheduler.config.num_train_timesteps, (args.batch,), generator=g_noise,
@@ -126,24 +109,10 @@ def main() -> None:
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         loss = F.mse_loss(unet(xt, t).sample, eps)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            decay = min(args.ema, (step + 1) / (step + 10))
-            for pe, p in zip(ema.parameters(), unet.parameters(), strict=True):
-                pe.lerp_(p, 1 - decay)
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
-        if step % 50 == 0 or step == args.steps - 1:
-            el = time.time() - t0
-            print(f"step {step:5d}  loss {running:.4f}  {el:7.1f}s  "
-                  f"eta {el / (step + 1) * (args.steps - step - 1):6.0f}s", flush=True)
+        trainer.step(step, loss)
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
-            save_denoiser(ema, config, args.out)
-    save_denoiser(ema, config, args.out)
+            save_denoiser(trainer.ema, config, args.out)
+    save_denoiser(trainer.ema, config, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
 
 

@@ -186,3 +186,29 @@ def test_streamed_file_matches_the_in_memory_writer(clip: Path, tmp_path: Path) 
     b, meta_b = load_noise(tmp_path / "b.safetensors")
     torch.testing.assert_close(a, b)
     assert meta_b == meta
+
+
+def test_control_a_video_gets_the_frames_and_masks_on_the_latent_grid(tmp_path: Path) -> None:
+    """Left half static, right half switching between two textures: with --downsample 4 every
+    latent pixel of the left half keeps its noise exactly, the right half's is renewed."""
+    from tests.io._clips import texture
+
+    frames = np.repeat(texture(48, 64, seed=1)[None], 3, axis=0)
+    for i in range(3):
+        frames[i, :, 32:] = texture(48, 32, seed=2 + i % 2)
+    folder = write_png_folder(tmp_path / "c", frames)
+    res = video_to_noise(folder, tmp_path / "n.safetensors",
+                         NoiseOptions(method="control-a-video", downsample=4, seed=0))
+    noise, meta = load_noise(res.output)
+    assert noise.shape == (3, 4, 12, 16) and meta["method"] == "control-a-video"
+    for t in (1, 2):
+        assert torch.equal(noise[t, :, :, :8], noise[t - 1, :, :, :8])
+        renewed = (noise[t, :, :, 8:] != noise[t - 1, :, :, 8:]).all(0)
+        assert float(renewed.float().mean()) > 0.9
+
+
+def test_control_a_video_frames_cannot_come_from_an_option(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="takes its frames from the input video"):
+        video_to_noise(clip, tmp_path / "n.safetensors",
+                       NoiseOptions(method="control-a-video", method_options={"frames": 1}))
+    assert not (tmp_path / "n.safetensors").exists()

@@ -5,22 +5,28 @@ import pytest
 import torch
 
 import warpnoise
+from warpnoise.methods import needs_frames
 from warpnoise.methods.base import REGISTRY
 
 from .methods import _flows as F
 
 
+def options_for(method: str, h: int, w: int) -> dict:
+    """What a method needs beyond flows: the frames for frame-guided ones (control-a-video)."""
+    return {"frames": np.zeros((2, h, w, 3), np.uint8)} if needs_frames(method) else {}
+
+
 def test_registry_lists_every_method_and_the_default() -> None:
     names = warpnoise.methods()
     for name in ["random", "fixed", "nearest", "bilinear", "bicubic", "pyoco-mixed",
-                 "pyoco-progressive", "integral", "persistent"]:
+                 "pyoco-progressive", "control-a-video", "integral", "persistent"]:
         assert name in names
     assert warpnoise.DEFAULT_METHOD in names
 
 
 @pytest.mark.parametrize("method", warpnoise.methods())
 def test_every_method_streams_the_documented_shapes(method: str) -> None:
-    w = warpnoise.NoiseWarper(3, 24, 20, method=method, seed=0)
+    w = warpnoise.NoiseWarper(3, 24, 20, method=method, seed=0, **options_for(method, 24, 20))
     assert w.noise.shape == (3, 24, 20)
     out = w.step(np.zeros((2, 24, 20), dtype=np.float32))
     assert out.shape == (3, 24, 20) and out.dtype == torch.float32
@@ -88,7 +94,8 @@ def test_warp_noise_rejects_mismatched_forward_flows() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("method", warpnoise.methods())
 def test_methods_run_on_cuda(method: str) -> None:
-    w = warpnoise.NoiseWarper(4, 64, 64, method=method, seed=0, device="cuda")
+    w = warpnoise.NoiseWarper(4, 64, 64, method=method, seed=0, device="cuda",
+                              **options_for(method, 64, 64))
     out = w.step(F.rotation(64, 64, 2.0).cuda())
     assert out.device.type == "cuda" and torch.isfinite(out).all()
 

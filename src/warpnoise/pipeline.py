@@ -44,7 +44,7 @@ from .io.flowfile import load_flows, save_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import VideoWriter, read_frames
 from .io.video import _check_selection as check_selection
-from .methods import DEFAULT_METHOD, get_method, methods
+from .methods import DEFAULT_METHOD, check_options, methods, needs_frames
 from .rng import check_device, check_seed, derive_seed, make_generator
 from .viz import preview_frame
 from .warper import NoiseWarper
@@ -94,7 +94,10 @@ class NoiseOptions:
         if self.method not in methods():
             raise ValueError(f"unknown method {self.method!r}; choose one of "
                              f"{', '.join(methods())}")
-        get_method(self.method, **self.method_options)  # bad option names or values fail now
+        if needs_frames(self.method) and "frames" in self.method_options:
+            raise ValueError(f"method {self.method!r} takes its frames from the input video, "
+                             "not from an option")
+        check_options(self.method, **self.method_options)  # bad names or values fail now
         for name in ("channels", "downsample"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -208,7 +211,7 @@ def video_to_noise(
                          f"--size (e.g. {w // s * s or s}x{h // s * s or s})")
     file_b, file_f = (None, None) if estimator is not None else _file_flows(options.flow, frames)
     warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
-                         device=options.device, **options.method_options)
+                         device=options.device, **_method_options(options, frames, s))
     r = 1 if preset is None else preset.temporal
     shape = ((t - 1) // r + 1, channels, h // s, w // s)
     meta = _metadata(input, options, frames.shape, estimator is not None or file_f is not None)
@@ -254,6 +257,15 @@ def video_to_noise(
         shape = sink.latents_shape
     return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
+
+
+def _method_options(o: NoiseOptions, frames: Any, block: int) -> dict[str, Any]:
+    """The method's options, plus the frames for a frame-guided method (control-a-video), whose
+    mask cells are then the ``block x block`` cells of the latent grid the noise is integrated
+    to."""
+    if not needs_frames(o.method):
+        return dict(o.method_options)
+    return {"block": block, **o.method_options, "frames": frames}
 
 
 @contextlib.contextmanager

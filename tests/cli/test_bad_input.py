@@ -57,6 +57,10 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors --method magic", "unknown method 'magic'"),
     Row("noise {clip} -o {out}/n.safetensors --option nonsense=1", "bad options for method"),
     Row("noise {clip} -o {out}/n.safetensors --option upsample=0", "upsample must be"),
+    Row("noise {clip} -o {out}/n.safetensors -m control-a-video --option tau=-1", "tau must be"),
+    Row("noise {clip} -o {out}/n.safetensors -m control-a-video --option frames=1",
+        "takes its frames from the input video"),
+    Row("noise {clip} -o {out}/n.safetensors --option upsample=7", "upsample <= 6"),
     Row("noise {clip} -o {out}/n.safetensors --option novalue", "KEY=VALUE"),
     Row("noise {clip} -o {out}/n.safetensors --channels 0", "channels must be a positive"),
     Row("noise {clip} -o {out}/n.safetensors --downsample 0", "downsample must be a positive"),
@@ -160,7 +164,9 @@ ROWS: list[Row] = [
     Row("edit {clip} -o {out}/e.mp4 --guidance -1", "guidance must be a finite number >= 0"),
     Row("edit {clip} -o {out}/e.mp4 --prompt hello", "need a text-conditioned"),
     Row("edit {clip} -o {out}/e.mp4 --size 20x20", "divisible by 8"),
-    Row("edit {clip} -o {out}/e.mp4 --size 21x20 --task sr4", "divisible by 8"),
+    Row("edit {clip} -o {out}/e.mp4 --task sr4 --steps 0", "steps must be >= 1"),
+    Row("edit {clip} -o {out}/e.mp4 --task sr4 --strength 2", "strength must be in (0, 1]"),
+    Row("edit {clip} -o {out}/e.mp4 --noise control-a-video --option tau=2", "tau must be"),
     Row("edit {clip} -o {out}/e.mp4 --scale 0", "scale must be a positive number"),
     Row("edit {clip} -o {out}/e.mp4 --frames 0", "frames must be >= 1"),
     Row("edit {clip} -o {out}/e.mp4 --stride 0", "stride must be >= 1"),
@@ -188,7 +194,8 @@ if not HAS_CUDA:
 #: file, starting Ray. Early rows must fail before any of them.
 WORK: list[str] = ["av.open", "warpnoise.io.noisefile.load_noise"]
 if HAS_DIFFUSERS:
-    WORK += ["warpnoise.diffusion.model.load_denoiser", "warpnoise.diffusion.demo.load_sr_clip"]
+    WORK += ["warpnoise.diffusion.model.load_denoiser", "warpnoise.diffusion.demo.load_sr_clip",
+             "warpnoise.diffusion.sr.load_sr_model"]
 if HAS_RAY:
     WORK += ["ray.init"]
 

@@ -37,13 +37,23 @@ def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
     assert read_frames(out).shape == (3, 16, 16, 3)
 
 
-def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("noise", ["random", "control-a-video"])
+def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> None:
     out = tmp_path / "sr.mp4"
     src = clip(tmp_path / "in.mp4", t=2, size=8)
-    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", "random",
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", noise,
                "--steps", "2", "--strength", "0.5", "-q")
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (2, 32, 32, 3)
+
+
+def test_edit_refuses_the_super_resolver_for_sdedit(tmp_path: Path) -> None:
+    from importlib import resources
+
+    weights = resources.files("warpnoise") / "data" / "sr4.safetensors"
+    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(tmp_path / "o.mp4"),
+               "--model", str(weights), "-q")
+    assert r.exit_code == 2 and "use it with --task sr4" in r.output
 
 
 @pytest.mark.parametrize("extra, match", [
@@ -70,10 +80,10 @@ def test_edit_missing_input_exits_2(tmp_path: Path) -> None:
 def test_demo_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     r = invoke("demo", "-o", str(out), "--frames", "2", "--steps", "3", "-n", "random",
-               "-n", "bilinear", "--no-noise-preview", "-q")
+               "-n", "control-a-video", "--no-noise-preview", "-q")
     assert r.exit_code == 0, r.output
-    for name in ("side_by_side.mp4", "comparison.png", "frame_strip.png", "results.json",
-                 "results.md"):
+    for name in ("side_by_side.mp4", "comparison.png", "frame_strip.png", "noise_figure.png",
+                 "results.json", "results.md"):
         assert (out / name).is_file(), name
     def reject(name: str) -> None:  # strict parsers refuse NaN and Infinity
         raise AssertionError(f"not strict JSON: {name}")
@@ -81,8 +91,8 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     res = json.loads((out / "results.json").read_text(), parse_constant=reject)
     assert res["rows"][0]["psnr"] is None  # the ground truth against itself: infinite PSNR
     assert [row["name"] for row in res["rows"]] == ["ground truth", "bicubic input", "random",
-                                                    "bilinear"]
+                                                    "control-a-video"]
     assert all(row["warping_error"] > 0 and row["seconds"] >= 0 for row in res["rows"])
     assert res["rows"][1]["psnr"] < float("inf") and 0 < res["rows"][1]["ssim"] < 1
-    assert "| bilinear |" in (out / "results.md").read_text()
+    assert "| control-a-video |" in (out / "results.md").read_text()
     assert read_frames(out / "side_by_side.mp4").shape == (2, 128, 4 * 128, 3)

@@ -266,3 +266,33 @@ def test_takes_step_noise_refuses_schedulers_that_draw_their_own() -> None:
 
     with pytest.raises(ValueError, match="draws its own noise"):
         takes_step_noise(diffusers.KDPM2AncestralDiscreteScheduler())
+
+
+class ConditionRecorder(torch.nn.Module):
+    """Returns zeros like the sample and remembers every input it was called with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, **kw: object) -> torch.Tensor:
+        self.inputs.append(x.clone())
+        return torch.zeros(x.shape[0], C, *x.shape[2:])
+
+
+def test_image_condition_is_concatenated_beside_the_sample_frame_by_frame() -> None:
+    model = ConditionRecorder()
+    cond = torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1).expand(T, 2, H, W) + 10
+    sdedit(model, diffusers.DDIMScheduler(), frames(), Recorder(), strength=0.5, steps=4,
+           image_condition=cond, batch_size=2)
+    assert len(model.inputs) == 2 * 2  # 2 steps x 2 chunks (frames 0-1, frame 2)
+    for k, x in enumerate(model.inputs):
+        first = 0 if k % 2 == 0 else 2
+        assert x.shape[1] == C + 2
+        torch.testing.assert_close(x[:, C:], cond[first:first + x.shape[0]])
+
+
+def test_image_condition_of_the_wrong_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="image_condition has shape"):
+        sdedit(zero_model, diffusers.DDIMScheduler(), frames(), Recorder(), strength=0.5,
+               steps=2, image_condition=torch.zeros(T, 3, H + 1, W))

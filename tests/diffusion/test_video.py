@@ -9,6 +9,7 @@ import torch
 pytest.importorskip("diffusers")
 
 from warpnoise.diffusion import video
+from warpnoise.diffusion.sr import is_sr_model
 from warpnoise.diffusion.video import EditOptions, bicubic_up, downsample, edit_frames
 
 
@@ -47,6 +48,21 @@ def test_prefetch_capped_by_memory_still_edits_reproducibly(monkeypatch: pytest.
 def test_bad_frames_are_refused(bad: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         edit_frames(bad, EditOptions(steps=2))
+
+
+def test_sr4_samples_with_the_bundled_conditional_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = video.super_resolve
+
+    def spy(net, scheduler, up, noise, **kw):
+        calls.append((net, up.shape))
+        return real(net, scheduler, up, noise, **kw)
+
+    monkeypatch.setattr(video, "super_resolve", spy)
+    zero = torch.zeros(1, 2, 40, 40)
+    out = edit_frames(frames(2, 10), EditOptions(task="sr4", steps=2), flows=(zero, zero))
+    assert out.frames.shape == (2, 40, 40, 3) and out.noise.shape == (2, 3, 40, 40)
+    assert len(calls) == 1 and is_sr_model(calls[0][0]) and calls[0][1] == (2, 3, 40, 40)
 
 
 def test_bad_batch_size_is_refused() -> None:

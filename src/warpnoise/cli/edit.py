@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from ..diffusion.pipelines import SCHEDULERS
+from ..diffusion.sr import STEPS as SR_STEPS
+from ..diffusion.sr import STRENGTH as SR_STRENGTH
 from ..methods import DEFAULT_METHOD, methods
 from . import app
 from ._common import handle_errors, progress_bar
@@ -51,10 +53,11 @@ def edit_command(
     noise: Annotated[str, typer.Option(
         "--noise", "-n", help=f"Noise method: {', '.join(methods())}.")] = DEFAULT_METHOD,
     model: Annotated[str, typer.Option(
-        "--model", help="'bundled' (the project's small pixel-space denoiser), a .safetensors "
-        "saved by warpnoise.diffusion.model.save_denoiser (config .json beside it), a local "
-        "diffusers pipeline folder, or a hub id (from_pretrained; needs a network). UNet "
-        "pipelines: Stable Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM.",
+        "--model", help="'bundled' (the project's models: a small pixel-space denoiser for "
+        "--task sdedit, the conditional 4x super-resolver for --task sr4), a .safetensors saved "
+        "by warpnoise.diffusion.model.save_denoiser or diffusion.sr.save_sr_model (config .json "
+        "beside it), a local diffusers pipeline folder, or a hub id (from_pretrained; needs a "
+        "network). UNet pipelines: Stable Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM.",
         rich_help_panel=_DIFFUSION)] = "bundled",
     prompt: Annotated[str | None, typer.Option(
         "--prompt", help="Text prompt (text-conditioned pipelines).", rich_help_panel=_DIFFUSION)
@@ -77,13 +80,16 @@ def edit_command(
         rich_help_panel=_DIFFUSION)] = "cpu",
     task: Annotated[str, typer.Option(
         "--task", help="sdedit: re-noise and denoise the frames; sr4: 4x super-resolution "
-        "(SDEdit from the bicubic upsampling of the input).", rich_help_panel=_DIFFUSION)
-    ] = "sdedit",
-    strength: Annotated[float, typer.Option(
-        "--strength", help="SDEdit strength t0/T in (0, 1].", rich_help_panel=_DIFFUSION)] = 0.2,
-    steps: Annotated[int, typer.Option(
-        "--steps", help="Steps of the full schedule; strength x steps of them run.",
-        rich_help_panel=_DIFFUSION)] = 50,
+        "(sampled conditioned on the bicubic upsampling; with a plain denoiser, SDEdit from "
+        "it).", rich_help_panel=_DIFFUSION)] = "sdedit",
+    strength: Annotated[float | None, typer.Option(
+        "--strength", help="Share t0/T of the reverse process that runs, in (0, 1] (SDEdit "
+        f"strength). Default: 0.2 for sdedit, {SR_STRENGTH} for sr4 with the bundled model.",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="Steps of the full schedule; strength x steps of them run. Default: 50 "
+        f"for sdedit, {SR_STEPS} for sr4 with the bundled model.", rich_help_panel=_DIFFUSION,
+        show_default=False)] = None,
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
@@ -95,7 +101,7 @@ def edit_command(
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Noise method option KEY=VALUE (JSON value), repeatable.")] = None,
     size: Annotated[str | None, typer.Option(
-        "--size", help="Resize input frames to WxH (multiples of 8; of 2 for --task sr4).")
+        "--size", help="Resize input frames to WxH (multiples of 8 for a denoiser's sdedit).")
     ] = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -123,8 +129,8 @@ def edit_command(
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
     frame_size = _size(size)
     _check_selection(frame_size, scale, start, frames, stride)
-    if frame_size is not None and model == "bundled":  # other models' multiple: once loaded
-        check_frame_size(*frame_size, task)
+    if frame_size is not None and model == "bundled" and task == "sdedit":
+        check_frame_size(*frame_size, task)  # other models' multiple: once loaded; sr4: any size
     if not 0 < fps < math.inf:
         raise ValueError(f"--fps must be a positive number, got {fps}")
     out = check_writable(output)
@@ -134,7 +140,8 @@ def edit_command(
         raise ValueError(f"input {str(input)!r} does not exist")
     _quiet_hub_logs()
     edit_model = load_edit_model(model, prompt=prompt, negative_prompt=negative_prompt,
-                                 guidance_scale=guidance, dtype=dtype, device=device)
+                                 guidance_scale=guidance, dtype=dtype, device=device,
+                                 task=task)
     with progress_bar(quiet) as progress:
         clip = read_frames(input, size=frame_size, scale=scale, start=start, frames=frames,
                            stride=stride)
@@ -155,19 +162,26 @@ def demo_command(
                       ] = Path("demo_out"),
     frames: Annotated[int | None, typer.Option(
         "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
-    strength: Annotated[float, typer.Option("--strength", rich_help_panel=_DIFFUSION)] = 0.2,
-    steps: Annotated[int, typer.Option("--steps", rich_help_panel=_DIFFUSION)] = 50,
+    strength: Annotated[float | None, typer.Option(
+        "--strength", help="Share of the reverse process that runs (default: the model's, "
+        f"{SR_STRENGTH}).",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help=f"Steps of the full schedule (default: the model's, {SR_STEPS}).",
+        rich_help_panel=_DIFFUSION, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
-        "--noise", "-n", help="Methods to compare (repeatable); default random, fixed, "
-        f"bilinear, integral and {DEFAULT_METHOD}.")] = None,
+        "--noise", "-n", help="Methods to compare (repeatable); default every baseline of the "
+        f"paper (random, fixed, nearest, bilinear, bicubic, pyoco-mixed, pyoco-progressive, "
+        f"control-a-video), bridge, integral and {DEFAULT_METHOD}.")] = None,
     noise_preview: Annotated[bool, typer.Option(
         "--noise-preview/--no-noise-preview", help="Also turn the bundled sample.mp4 into warped "
         "noise + a preview video (the basic `warpnoise noise` path).")] = True,
     quiet: QuietOpt = False,
 ) -> None:
-    """4x video super-resolution of a bundled real clip with the bundled model, once per noise
-    method: side_by_side.mp4, comparison.png, frame_strip.png, results.json, results.md."""
+    """4x video super-resolution of a bundled real clip with the bundled conditional model, once
+    per noise method: side_by_side.mp4, comparison.png, frame_strip.png, noise_figure.png,
+    results.json, results.md."""
     from ..diffusion.demo import run_demo
 
     # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
@@ -182,4 +196,4 @@ def demo_command(
                           log=log)
     typer.echo((output / "results.md").read_text().rstrip())
     typer.echo(f"wrote {output}/: side_by_side.mp4, comparison.png, frame_strip.png, "
-               f"results.json, results.md in {result['seconds_total']:.0f} s")
+               f"noise_figure.png, results.json, results.md in {result['seconds_total']:.0f} s")

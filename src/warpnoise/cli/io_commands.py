@@ -112,7 +112,9 @@ def noise_command(
         "--output", "-o", help="Noise file: .safetensors (tensor 'noise' (T, C, H, W) + metadata) "
         "or .npy (Go-with-the-Flow's [T, H, W, C] float16).")],
     method: Annotated[str, typer.Option(
-        "--method", "-m", help=f"Warping method: {', '.join(methods())}.")] = DEFAULT_METHOD,
+        "--method", "-m", help=f"Warping method: {', '.join(methods())}. control-a-video "
+        "masks by frame differences normalised over the whole clip: it reads the input twice "
+        "(--option tau=0.1).")] = DEFAULT_METHOD,
     channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels.")] = 4,
     downsample: Annotated[int, typer.Option(
         "--downsample", help="Integrate FxF blocks (sum / F) after warping at pixel resolution: "

@@ -1,11 +1,14 @@
-"""The comparison of the paper, offline: 4x video super-resolution by SDEdit with the bundled
-denoiser, one run per noise method (same seed, model, steps), scored for temporal coherence and
-fidelity (Chang et al., "How I Warped Your Noise", ICLR 2024, §6.2 and Table 2).
+"""The comparison of the paper, offline: 4x video super-resolution with the bundled conditional
+model, one run per noise (every baseline the paper names; same seed, model, steps), scored for
+temporal coherence and fidelity (Chang et al., "How I Warped Your Noise", ICLR 2024, §6.2 and
+Table 2), plus the paper's noise figure (a frame of each noise and its covariance maps).
 
 The clip is a real one (16 frames, 128x128, a box carried across OpenCV's ``box.mp4``, bundled as
-``data/sr_clip.npz``); the low-resolution input is its 4x area-downsampling; the model starts
-from the bicubic upsampling. Noise is warped along DIS flow estimated on that input (what a user
-has); the warping error uses DIS flow of the ground-truth video (what is really there).
+``data/sr_clip.npz``; no training image of the model comes from that video); the low-resolution
+input is its 4x area-downsampling; the model samples conditioned on its bicubic upsampling
+(:mod:`warpnoise.diffusion.sr`), the noise entering at the start and at every DDIM step. Noise is
+warped along DIS flow estimated on the bicubic input (what a user has; Control-A-Video's mask uses
+those frames); the warping error uses DIS flow of the ground-truth video (what is really there).
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ __all__ = ["DemoRow", "demo_methods", "load_sr_clip", "run_demo"]
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
-#: Baselines of the paper's comparison; :data:`warpnoise.DEFAULT_METHOD` is added when different.
-BASELINES = ("random", "fixed", "bilinear", "integral")
+#: The noises of the paper's comparison (its baselines, Chang et al. 2024 §6, and its successor
+#: ``bridge``); :data:`warpnoise.DEFAULT_METHOD` is added when different.
+BASELINES = ("random", "fixed", "nearest", "bilinear", "bicubic", "pyoco-mixed",
+             "pyoco-progressive", "control-a-video", "bridge", "integral")
 
 
 def demo_methods() -> list[str]:
-    """``random``, ``fixed``, ``bilinear``, ``integral`` and the default method (once)."""
+    """:data:`BASELINES` and the default method (once)."""
     out = list(BASELINES)
     if DEFAULT_METHOD not in out:
         out.append(DEFAULT_METHOD)
@@ -74,12 +79,12 @@ def _table(rows: list[DemoRow], settings: dict[str, Any]) -> str:
                      f"{r.detail:.2f} | {r.seconds:.1f} |")
     s = settings
     lines.append("")
-    lines.append(f"4x SR of {s['frames']} frames of {s['size']}, SDEdit strength {s['strength']}, "
-                 f"DDIM eta {s['eta']}, {s['steps']} steps ({s['run_steps']} run), seed "
-                 f"{s['seed']}, bundled denoiser. Warping error: mean |O_t - warp(O_t-1)| on "
-                 "pixels visible in both frames, DIS flow of the ground truth. Detail: mean "
-                 "|Laplacian| of luma relative to the ground truth (below 1 = blurrier). "
-                 "Seconds: noise + diffusion.")
+    lines.append(f"4x SR of {s['frames']} frames of {s['size']} with the bundled conditional "
+                 f"model, DDIM eta {s['eta']}, strength {s['strength']}, {s['steps']} steps "
+                 f"({s['run_steps']} run), seed {s['seed']}. Warping error: mean "
+                 "|O_t - warp(O_t-1)| on pixels visible in both frames, DIS flow of the ground "
+                 "truth. Detail: mean |Laplacian| of luma relative to the ground truth (below 1 = "
+                 "blurrier). Seconds: noise + diffusion.")
     return "\n".join(lines) + "\n"
 
 
@@ -152,11 +157,46 @@ def _strip(videos: dict[str, np.ndarray], flows: tuple[Any, Any], path: Path,
     plt.close(fig)
 
 
+def _noise_figure(noises: dict[str, Any], flows: Any, path: Path, frame: int) -> None:
+    """The paper's noise figure (Chang et al. 2024, Fig. 5 style): per noise, a crop of one frame
+    and its spatial and temporal (along the flow) covariance maps, radius 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io.atomic import atomic_output
+    from ..report import covariance_maps
+    from ..viz import noise_to_rgb
+
+    n = len(noises)
+    fig, axes = plt.subplots(3, n, figsize=(1.3 * n, 4.3), squeeze=False)
+    for j, (name, noise) in enumerate(noises.items()):
+        spatial, temporal = covariance_maps(noise, flows, radius=2)
+        crop = noise_to_rgb(noise[frame][:, :48, :48])
+        axes[0, j].imshow(crop, interpolation="nearest")
+        axes[0, j].set_title(name, fontsize=7)
+        for i, m in ((1, spatial), (2, temporal)):
+            axes[i, j].imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
+            axes[i, j].text(2, 2, f"{m[2, 2]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if abs(m[2, 2]) > 0.5 else "black")
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"frame {frame}\n(48x48 crop)", fontsize=7)
+    axes[1, 0].set_ylabel("spatial cov.\n(frame t)", fontsize=7)
+    axes[2, 0].set_ylabel("temporal cov.\n(t-1, along flow)", fontsize=7)
+    fig.tight_layout(pad=0.3)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def run_demo(
     out_dir: str | Path,
     *,
-    strength: float = 0.2,
-    steps: int = 50,
+    strength: float | None = None,
+    steps: int | None = None,
     eta: float = 1.0,
     seed: int = 0,
     frames: int | None = None,
@@ -169,9 +209,11 @@ def run_demo(
 
     Writes ``side_by_side.mp4`` (ground truth | bicubic | one panel per method), ``comparison.png``
     (bar charts), ``frame_strip.png`` (frames and a warping-error map per method),
-    ``results.json`` and ``results.md``; with ``noise_preview`` also ``sample_noise.safetensors``
-    and ``sample_noise_preview.mp4`` from :func:`warpnoise.pipeline.video_to_noise` on the
-    bundled ``sample.mp4``. Every file appears atomically.
+    ``noise_figure.png`` (a frame of each noise and its covariance maps), ``results.json`` and
+    ``results.md``; with ``noise_preview`` also ``sample_noise.safetensors`` and
+    ``sample_noise_preview.mp4`` from :func:`warpnoise.pipeline.video_to_noise` on the bundled
+    ``sample.mp4``. ``strength``/``steps`` default to the model's
+    (:data:`~warpnoise.diffusion.sr.STRENGTH`, ``STEPS``). Every file appears atomically.
 
     Returns:
         The content of ``results.json``.
@@ -180,10 +222,12 @@ def run_demo(
     from ..io import jsontext
     from ..io.atomic import atomic_output, check_output_folder
     from ..io.video import write_video
-    from .model import load_denoiser
+    from .sr import STEPS, STRENGTH, load_sr_model
 
     say = log or (lambda _msg: None)
     names = methods or demo_methods()
+    strength = STRENGTH if strength is None else strength
+    steps = STEPS if steps is None else steps
     # Every argument is checked before the folder is made or anything runs.
     out = check_output_folder(out_dir)
     if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
@@ -207,11 +251,12 @@ def run_demo(
         f"{lr.shape[1]} -> 4x; methods: {', '.join(names)}")
     gt_flows = estimate_flows(gt, "dis", preset="medium")
     in_flows = estimate_flows(up, "dis", preset="medium")
-    unet, scheduler = load_denoiser()
+    net, scheduler = load_sr_model()
 
     rows = [_score("ground truth", gt, gt, gt_flows, 0.0),
             _score("bicubic input", up, gt, gt_flows, 0.0)]
     videos = {"ground truth": gt, "bicubic input": up}
+    noises = {}
     for k, name in enumerate(names):
         opts = EditOptions(method=name, task="sr4", strength=strength, steps=steps, eta=eta,
                            seed=seed)
@@ -220,12 +265,13 @@ def run_demo(
             if progress is not None:
                 progress(f"{_name}", done, total)
 
-        res = edit_frames(lr, opts, unet=unet, scheduler=scheduler, flows=in_flows,
+        res = edit_frames(lr, opts, unet=net, scheduler=scheduler, flows=in_flows,
                           progress=step_progress)
         seconds = res.seconds["noise"] + res.seconds["diffusion"]
         row = _score(name, res.frames, gt, gt_flows, seconds)
         rows.append(row)
         videos[name] = res.frames
+        noises[name] = res.noise
         say(f"[{k + 1}/{len(names)}] {name}: warping error {row.warping_error:.2f}, PSNR "
             f"{row.psnr:.2f} dB, SSIM {row.ssim:.4f}, {seconds:.1f} s")
 
@@ -238,6 +284,7 @@ def run_demo(
     _plot(rows, out / "comparison.png")
     show = [0, gt.shape[0] // 3, 2 * gt.shape[0] // 3, gt.shape[0] - 1]
     _strip(videos, gt_flows, out / "frame_strip.png", tuple(show))
+    _noise_figure(noises, in_flows[0], out / "noise_figure.png", show[1])
     result: dict[str, Any] = {"settings": settings, "panels": list(videos),
                               "rows": [asdict(r) for r in rows]}
     if preview is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 __all__ = ["BUNDLED_CONFIG", "BUNDLED_WEIGHTS", "denoiser_config", "load_denoiser", "new_denoiser",
-           "save_denoiser"]
+           "read_weights", "save_denoiser"]
 
 BUNDLED_WEIGHTS = "denoiser.safetensors"
 BUNDLED_CONFIG = "denoiser.json"
@@ -88,6 +88,34 @@ def save_denoiser(unet: Any, config: dict[str, Any], path: str | Path,
         tmp.write_text(json.dumps(config, indent=2) + "\n")
 
 
+def read_weights(path: str | Path | None, bundled: str,
+                 what: str = "denoiser") -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
+    """``(weights path, config, float32 state dict)`` of a model saved by :func:`save_denoiser`
+    (``path=None``: the bundled file named ``bundled``).
+
+    Raises:
+        ValueError: the weights or the config beside them is missing or unreadable.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(str(resources.files("warpnoise") / "data" / bundled)) if path is None \
+        else Path(path)
+    cfg_path = weights.with_suffix(".json")
+    if not weights.is_file():
+        raise ValueError(f"{what} weights not found: {weights}")
+    if not cfg_path.is_file():
+        raise ValueError(f"{what} config not found beside the weights: {cfg_path}")
+    try:
+        config = json.loads(cfg_path.read_text())
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+        raise ValueError(f"{weights} is not a warpnoise {what}: {e}") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{cfg_path} is not a warpnoise {what} config")
+    return weights, config, state
+
+
 def load_denoiser(
     path: str | Path | None = None,
     *,
@@ -103,23 +131,11 @@ def load_denoiser(
     Raises:
         ValueError: the weights or config file is missing or does not match.
     """
-    from safetensors.torch import load_file
-
-    if path is None:
-        weights = Path(str(resources.files("warpnoise") / "data" / BUNDLED_WEIGHTS))
-    else:
-        weights = Path(path)
-    cfg_path = weights.with_suffix(".json")
-    if not weights.is_file():
-        raise ValueError(f"denoiser weights not found: {weights}")
-    if not cfg_path.is_file():
-        raise ValueError(f"denoiser config not found beside the weights: {cfg_path}")
+    weights, config, state = read_weights(path, BUNDLED_WEIGHTS)
     try:
-        config = json.loads(cfg_path.read_text())
         unet, scheduler = new_denoiser(config)
-        state = load_file(str(weights))
-        unet.load_state_dict({k: v.float() for k, v in state.items()})
-    except (KeyError, RuntimeError, json.JSONDecodeError) as e:
+        unet.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as e:
         raise ValueError(f"{weights} is not a warpnoise denoiser: {e}") from e
     unet.to(device)
     if dtype != torch.float32:

@@ -226,18 +226,22 @@ def _sdxl_size_kwargs(pipe: Any, pooled: torch.Tensor, negative_pooled: torch.Te
 
 def load_edit_model(spec: str = "bundled", *, prompt: str | None = None,
                     negative_prompt: str | None = None, guidance_scale: float | None = None,
-                    dtype: str = "float32", device: str = "cpu") -> EditModel:
-    """The :class:`EditModel` behind ``warpnoise edit --model spec``.
+                    dtype: str = "float32", device: str = "cpu", task: str = "sdedit",
+                    ) -> EditModel:
+    """The :class:`EditModel` behind ``warpnoise edit --model spec --task task``.
 
-    ``"bundled"`` or a ``.safetensors`` file: the project's pixel-space denoiser format (no
-    prompt). A folder or a hub id: :func:`load_pipeline` + :func:`pipeline_edit_model`
-    (``guidance_scale`` defaults to 7.5, the prompts to empty).
+    ``"bundled"``: the project's conditional 4x super-resolver for ``task="sr4"``
+    (:mod:`~warpnoise.diffusion.sr`), its pixel-space denoiser otherwise. A ``.safetensors``
+    file: either format, told apart by the config beside it (a super-resolver only for
+    ``sr4``). Neither takes a prompt. A folder or a hub id: :func:`load_pipeline` +
+    :func:`pipeline_edit_model` (``guidance_scale`` defaults to 7.5, the prompts to empty).
 
     Raises:
         ValueError: anything that cannot be loaded, and prompts or guidance for a model
             without a text encoder.
     """
     from .model import load_denoiser
+    from .sr import is_sr_file, load_sr_model
 
     torch_dtype = _dtype(dtype)
     dev = check_device(device)
@@ -246,8 +250,16 @@ def load_edit_model(spec: str = "bundled", *, prompt: str | None = None,
             raise ValueError("--prompt, --negative-prompt and --guidance need a text-conditioned "
                              "diffusers pipeline (--model FOLDER or hub id); the bundled "
                              "denoiser is unconditional")
-        unet, scheduler = load_denoiser(None if spec == "bundled" else spec, device=dev,
-                                        dtype=torch_dtype)
+        path = None if spec == "bundled" else spec
+        super_resolver = task == "sr4" if path is None else is_sr_file(path)
+        if super_resolver:
+            if task != "sr4":
+                raise ValueError(f"{spec} is a 4x super-resolution model: use it with --task sr4")
+            net, scheduler = load_sr_model(path, device=dev)
+            return EditModel(unet=net.to(torch_dtype), scheduler=scheduler, channels=3, factor=1,
+                             size_multiple=net.unshuffle, device=dev, dtype=torch_dtype,
+                             name=spec)
+        unet, scheduler = load_denoiser(path, device=dev, dtype=torch_dtype)
         return EditModel(unet=unet, scheduler=scheduler, channels=3, factor=1,
                          size_multiple=2 ** (len(unet.config.block_out_channels) - 1),
                          device=dev, dtype=torch_dtype, name=spec)

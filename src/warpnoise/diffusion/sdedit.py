@@ -219,10 +219,11 @@ def _stacked(u: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_output(model: Any, x: Tensor, t: Tensor, cond: Tensor | None, uncond: Tensor | None,
-                  guidance_scale: float, kwargs: dict[str, Any],
+                  guidance_scale: float, kwargs: dict[str, Any], channels: int,
                   cond_kw: dict[str, Any] | None = None,
                   uncond_kw: dict[str, Any] | None = None) -> Tensor:
-    """``model(x, t)`` on one chunk, with classifier-free guidance when ``uncond`` is given."""
+    """``model(x, t)`` on one chunk, with classifier-free guidance when ``uncond`` is given.
+    ``channels``: those of the sample (``x`` may carry an image condition beside them)."""
     n = x.shape[0]
     if cond is None:
         return _as_output(model(x, t, **kwargs))
@@ -235,9 +236,9 @@ def _model_output(model: Any, x: Tensor, t: Tensor, cond: Tensor | None, uncond:
     out = _as_output(model(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c]),
                            **_stacked(uk, ck), **kwargs))
     out_u, out_c = out.chunk(2)
-    if out_c.shape[1] == 2 * x.shape[1]:
+    if out_c.shape[1] == 2 * channels:
         # Learned variance (DeepFloyd IF): guide the noise, keep the conditional variance.
-        (eu, _), (ec, var) = out_u.split(x.shape[1], 1), out_c.split(x.shape[1], 1)
+        (eu, _), (ec, var) = out_u.split(channels, 1), out_c.split(channels, 1)
         return torch.cat([eu + guidance_scale * (ec - eu), var], dim=1)
     return out_u + guidance_scale * (out_c - out_u)
 
@@ -279,6 +280,7 @@ def sdedit(
     model_kwargs: dict[str, Any] | None = None,
     cond_kwargs: dict[str, Any] | None = None,
     negative_cond_kwargs: dict[str, Any] | None = None,
+    image_condition: Tensor | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
     """Edit a clip frame by frame with an image diffusion model, all noise supplied by the caller.
@@ -310,6 +312,9 @@ def sdedit(
             negative prompt (batch-1 tensors, nested dicts allowed), batched with the text
             embeddings; e.g. SDXL's ``{"added_cond_kwargs": {"text_embeds": pooled,
             "time_ids": ids}}``. The negative defaults to ``cond_kwargs``.
+        image_condition: ``(T, C', h, w)`` concatenated to the model input along channels at
+            every step, frame by frame (SR3's conditioning on the upsampled input, Saharia et
+            al. 2022; diffusers' x4 upscaler does the same with its low-resolution image).
         progress: called as ``progress(step, total)`` after each step.
 
     Raises:
@@ -336,6 +341,10 @@ def sdedit(
         raise ValueError(f"noise has shape {tuple(eps.shape)} but the model works on "
                          f"{tuple(x0.shape)} (T, C, h, w)")
     eps = eps.to(x0)
+    if image_condition is not None and (image_condition.ndim != 4 or image_condition.shape[0]
+                                        != t_count or image_condition.shape[2:] != x0.shape[2:]):
+        raise ValueError(f"image_condition has shape {tuple(image_condition.shape)}; expected "
+                         f"({t_count}, C, {x0.shape[2]}, {x0.shape[3]})")
     x = noise_to(scheduler, x0, eps, timesteps[:1].repeat(t_count))
     sigmas = getattr(scheduler, "sigmas", None)
     kwargs = model_kwargs or {}
@@ -348,10 +357,12 @@ def sdedit(
             x_in = scheduler.scale_model_input(x, t)
         else:
             x_in = x  # flow matching: the model takes x_t as it is
+        if image_condition is not None:
+            x_in = torch.cat([x_in, image_condition.to(x_in)], dim=1)
         out = torch.cat([
             _model_output(model, xc, t, _chunk(encoder_hidden_states, j, chunk, t_count),
                           _chunk(negative_encoder_hidden_states, j, chunk, t_count),
-                          guidance_scale, kwargs, cond_kwargs, negative_cond_kwargs)
+                          guidance_scale, kwargs, x.shape[1], cond_kwargs, negative_cond_kwargs)
             for j, xc in enumerate(x_in.split(chunk))
         ])
         if kind == "ddpm":

@@ -1,9 +1,11 @@
-"""Video editing with the bundled (or any pixel-space) denoiser: SDEdit and 4x super-resolution.
+"""Video editing with the bundled models or a pretrained pipeline: SDEdit and 4x super-resolution.
 
 Frames -> flow -> warped noise -> :func:`~warpnoise.diffusion.sdedit` -> frames. ``task="sr4"``
-is SDEdit from the bicubic 4x upsampling of low-resolution frames (the paper's video
-super-resolution setting with a zero-shot image model, Chang et al. 2024 §6.2, here with SDEdit
-rather than I2SB).
+is 4x super-resolution, the paper's video super-resolution setting (Chang et al. 2024 §6.2):
+with the bundled conditional model (:mod:`warpnoise.diffusion.sr`, SR3-style, sampling conditioned
+on the bicubic upsampling at every step) or, given another model, SDEdit from the bicubic
+upsampling. ``task="sdedit"`` re-noises and denoises the frames (the bundled unconditional
+denoiser by default).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..estimate import check_flow_options
-from ..methods import DEFAULT_METHOD, get_method, methods
+from ..methods import DEFAULT_METHOD, check_options, methods, needs_frames
 from ..rng import check_seed
 from .noise import WarpedNoiseSampler
 from .pipelines import SCHEDULERS, EditModel, make_scheduler
 from .sdedit import sdedit, takes_step_noise
+from .sr import STEPS as SR_STEPS
+from .sr import STRENGTH as SR_STRENGTH
+from .sr import is_sr_model, super_resolve
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
            "edit_frames"]
@@ -34,6 +39,8 @@ Progress = Callable[[str, int, int], None]
 TASKS = ("sdedit", "sr4")
 #: The bundled UNet halves the size 3 times.
 SIZE_MULTIPLE = 8
+#: SDEdit's defaults with a denoiser or pipeline: ``(strength, steps)``.
+SDEDIT_DEFAULTS = (0.2, 50)
 #: Memory for noise warped ahead of the sampler (see ``WarpedNoiseSampler(prefetch=...)``).
 PREFETCH_BYTES = 2**30
 
@@ -44,8 +51,10 @@ class EditOptions:
 
     method: str = DEFAULT_METHOD
     task: str = "sdedit"
-    strength: float = 0.2
-    steps: int = 50
+    #: None: the model's default (0.2 and 50 for SDEdit; the bundled super-resolver's
+    #: :data:`~warpnoise.diffusion.sr.STRENGTH` and ``STEPS`` for ``sr4`` with it).
+    strength: float | None = None
+    steps: int | None = None
     eta: float = 1.0
     seed: int = 0
     scheduler: str = "ddim"  # a warpnoise.diffusion.pipelines.SCHEDULERS name
@@ -61,9 +70,9 @@ class EditOptions:
                              f"{', '.join(methods())}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if not 0 < self.strength <= 1:
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not 0 <= self.eta < math.inf:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
@@ -74,15 +83,17 @@ class EditOptions:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         check_seed(self.seed)
         check_flow_options(self.flow, self.dis_preset)
-        get_method(self.method, **self.method_options)  # bad option names or values fail now
+        check_options(self.method, **self.method_options)  # bad names or values fail now
 
 
 @dataclass
 class EditResult:
-    """Edited frames ``(T, H, W, 3)`` uint8 and seconds spent (flow, noise, diffusion, total)."""
+    """Edited frames ``(T, H, W, 3)`` uint8, seconds spent (flow, noise, diffusion, total), and
+    the first noise draw ``(T, C, h, w)`` (the one that noised the input)."""
 
     frames: np.ndarray
     seconds: dict[str, float]
+    noise: Tensor | None = None
 
 
 def check_frame_size(width: int, height: int, task: str, multiple: int = SIZE_MULTIPLE) -> None:
@@ -132,11 +143,14 @@ def edit_frames(
 
     The model is ``model`` (any :class:`~warpnoise.diffusion.pipelines.EditModel`: a pretrained
     pipeline, latent or pixel space, with its prompt embeddings), else ``unet``/``scheduler``
-    (pixel space, unconditional), else the bundled denoiser. ``task="sr4"`` treats ``frames`` as
-    low-resolution and returns 4x larger frames. The noise is warped along flows estimated on
-    the (upsampled) input at pixel resolution, unless ``flows=(backward, forward)``
-    ``(T-1, 2, H, W)`` at output resolution are given, then integrated to the model's latent
-    grid. The scheduler is ``options.scheduler`` built from the model's config (default DDIM
+    (pixel space), else the bundled one: the conditional super-resolver for ``task="sr4"``, the
+    denoiser for ``"sdedit"``. ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x
+    larger frames: with a super-resolver (:func:`~warpnoise.diffusion.sr.is_sr_model`) sampled
+    conditioned on the bicubic upsampling, with any other model by SDEdit from it. The noise is
+    warped along flows estimated on the (upsampled) input at pixel resolution, unless
+    ``flows=(backward, forward)`` ``(T-1, 2, H, W)`` at output resolution are given, then
+    integrated to the model's latent grid; frame-guided noise (``control-a-video``) gets those
+    frames. The scheduler is ``options.scheduler`` built from the model's config (default DDIM
     with ``eta``, 1: fresh warped noise enters at every step, through ``variance_noise``).
 
     Raises:
@@ -144,6 +158,7 @@ def edit_frames(
     """
     from ..estimate import estimate_flows
     from .model import load_denoiser
+    from .sr import load_sr_model
 
     options.check()
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -155,13 +170,20 @@ def edit_frames(
     h, w = x.shape[1:3]
     if model is None:
         if unet is None:
-            unet, trained = load_denoiser()
+            unet, trained = load_sr_model() if options.task == "sr4" else load_denoiser()
             scheduler = scheduler or trained
-        model = EditModel(unet=unet, scheduler=scheduler, size_multiple=SIZE_MULTIPLE,
+        model = EditModel(unet=unet, scheduler=scheduler,
+                          size_multiple=getattr(unet, "unshuffle", SIZE_MULTIPLE),
                           device=getattr(unet, "device", "cpu"),
                           dtype=getattr(unet, "dtype", torch.float32))
+    conditional = is_sr_model(model.unet)
+    if conditional and options.task != "sr4":
+        raise ValueError("the model is a 4x super-resolver: use it with task sr4")
     check_frame_size(frames.shape[2], frames.shape[1], options.task, model.size_multiple)
     sched = make_scheduler(options.scheduler, model.scheduler)
+    default_strength, default_steps = (SR_STRENGTH, SR_STEPS) if conditional else SDEDIT_DEFAULTS
+    strength = default_strength if options.strength is None else options.strength
+    steps = default_steps if options.steps is None else options.steps
     seconds: dict[str, float] = {}
     if flows is None:
         def flow_progress(done: int, total: int) -> None:
@@ -173,14 +195,15 @@ def edit_frames(
         backward, forward = flows
     seconds["flow"] = time.perf_counter() - tic
     stochastic = takes_step_noise(sched, options.eta)
-    n_draws = 1 + (max(1, int(options.steps * options.strength)) if stochastic else 0)
+    n_draws = 1 + (max(1, int(steps * strength)) if stochastic else 0)
     # Warp every draw in one go when it fits in PREFETCH_BYTES (one geometry pass), else fewer.
     per_draw = x.shape[0] * model.channels * h * w * 4  # warped at pixel resolution
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
+    guide = {"frames": x, "block": model.factor} if needs_frames(options.method) else {}
     sampler = WarpedNoiseSampler(backward, model.channels, options.method, factor=model.factor,
                                  seed=options.seed, forward_flows=forward, prefetch=prefetch,
-                                 device=model.device, **options.method_options)
+                                 device=model.device, **options.method_options, **guide)
     first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
@@ -197,13 +220,19 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
-    cond_kw, neg_kw = model.size_kwargs(h, w) if model.size_kwargs is not None else (None, None)
-    out = sdedit(model.unet, sched, _to_model(x).to(model.device, model.dtype), noise,
-                 strength=options.strength, steps=options.steps, eta=options.eta,
-                 vae=model.vae, encoder_hidden_states=model.encoder_hidden_states,
-                 negative_encoder_hidden_states=model.negative_encoder_hidden_states,
-                 guidance_scale=model.guidance_scale, batch_size=options.batch_size,
-                 cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
+    x_model = _to_model(x).to(model.device, model.dtype)
+    if conditional:
+        out = super_resolve(model.unet, sched, x_model, noise, strength=strength, steps=steps,
+                            eta=options.eta, batch_size=options.batch_size,
+                            progress=step_progress)
+    else:
+        cond_kw, neg_kw = model.size_kwargs(h, w) if model.size_kwargs else (None, None)
+        out = sdedit(model.unet, sched, x_model, noise, strength=strength, steps=steps,
+                     eta=options.eta, vae=model.vae,
+                     encoder_hidden_states=model.encoder_hidden_states,
+                     negative_encoder_hidden_states=model.negative_encoder_hidden_states,
+                     guidance_scale=model.guidance_scale, batch_size=options.batch_size,
+                     cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
-    return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds)
+    return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds, noise=first)

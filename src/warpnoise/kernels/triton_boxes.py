@@ -64,6 +64,7 @@ check them on a machine without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -787,12 +788,15 @@ def step(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None, xa: 
     """
     cur, nxt = ws.current, 1 - ws.current
     c_n, h, w = xa.shape
-    advance(ws, backward_flow, forward_flow)
-    out = torch.empty(c_n, h, w, dtype=torch.float32, device=xa.device)
-    integrate(ws, ws.maps[nxt], ANCHORED, xa, field, k, None, key, out, ws.keep[nxt],
-              ws.traced[nxt])
-    integrate(ws, ws.src, LOOSE, ws.keep[cur], None, k, ws.traced[cur], key, out,
-              ws.keep[nxt], ws.traced[nxt])
+    # Triton launches on the current CUDA device: make it the data's (cuda:1 and beyond).
+    on_device = torch.cuda.device(xa.device) if xa.is_cuda else contextlib.nullcontext()
+    with on_device:
+        advance(ws, backward_flow, forward_flow)
+        out = torch.empty(c_n, h, w, dtype=torch.float32, device=xa.device)
+        integrate(ws, ws.maps[nxt], ANCHORED, xa, field, k, None, key, out, ws.keep[nxt],
+                  ws.traced[nxt])
+        integrate(ws, ws.src, LOOSE, ws.keep[cur], None, k, ws.traced[cur], key, out,
+                  ws.keep[nxt], ws.traced[nxt])
     ws.current = nxt
     return out
 

@@ -15,13 +15,22 @@ import types
 
 from . import (  # noqa: F401  (each module registers its methods)
     bridge,
+    control_a_video,
     integral,
     interp,
     persistent,
     pyoco,
     simple,
 )
-from .base import REGISTRY, WarpMethod, WarpState, get_method, register
+from .base import (
+    REGISTRY,
+    WarpMethod,
+    WarpState,
+    check_options,
+    get_method,
+    needs_frames,
+    register,
+)
 
 DEFAULT_METHOD = "persistent"
 
@@ -41,4 +50,5 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 
-__all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "get_method", "methods", "register"]
+__all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "check_options", "get_method", "methods",
+           "needs_frames", "register"]

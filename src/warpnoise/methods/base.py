@@ -9,7 +9,8 @@ from typing import Protocol, TypeVar, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["REGISTRY", "WarpMethod", "WarpState", "get_method", "register"]
+__all__ = ["REGISTRY", "WarpMethod", "WarpState", "check_options", "get_method", "needs_frames",
+           "register"]
 
 
 @dataclass
@@ -30,6 +31,11 @@ class WarpMethod(Protocol):
     the state; ``step`` advances the state by one frame. Both take the generator that every
     further random draw must come from. Flows arrive validated, ``(2, H, W)``, on the noise's
     device and dtype; ``forward_flow`` (frame t-1's forward flow) may be None.
+
+    A method that needs the video itself (Control-A-Video masks by frame differences) keeps this
+    protocol: it takes the frames as its ``frames=`` option and sets the class attribute
+    ``needs_frames = True``, which tells the callers that hold the frames to pass them
+    (:func:`needs_frames`).
     """
 
     def init(self, noise: Tensor, generator: torch.Generator) -> WarpState: ...
@@ -70,6 +76,19 @@ def get_method(name: str, **options: object) -> WarpMethod:
         return factory(**options)
     except TypeError as e:
         raise ValueError(f"bad options for method {name!r}: {e}") from None
+
+
+def needs_frames(name: str) -> bool:
+    """Whether the method registered as ``name`` takes the video's frames as ``frames=``."""
+    return bool(getattr(REGISTRY.get(name), "needs_frames", False))
+
+
+def check_options(name: str, **options: object) -> None:
+    """Raise ValueError for an unknown method or bad options, before any work: builds the method
+    once, a frame-guided one with a one-frame stand-in clip when ``frames`` is not given."""
+    if needs_frames(name) and "frames" not in options:
+        options = {**options, "frames": [torch.zeros(1, 1, 3)]}
+    get_method(name, **options)
 
 
 def fresh_like(noise: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:

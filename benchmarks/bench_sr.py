@@ -1,0 +1,121 @@
+"""4x super-resolution quality of the bundled model against bicubic upsampling (the floor).
+
+Held-out real images, none of them seen in training (``scripts/train_sr.py`` lists what was):
+scikit-image's ``chelsea``, ``coffee`` and ``rocket`` (whole, cropped to multiples of 4) and the
+16-frame demo clip (``data/sr_clip.npz``, from ``box.mp4``, a video no training image comes from).
+Each is area-downsampled 4x and upsampled again, by bicubic interpolation (the floor) and by the
+model, sampling with i.i.d. noise (DDIM η = 1, fresh noise at every step) from several seeds.
+Printed: PSNR and SSIM per set with their differences to bicubic, the spread between two seeds'
+outputs (PSNR of one against the other: infinite if the noise did not matter), and the seconds
+per megapixel of output.
+
+    python benchmarks/bench_sr.py                       # the bundled model, its default sampling
+    python benchmarks/bench_sr.py --strength 0.5 --steps 20 --seeds 3 --weights /tmp/sr.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from warpnoise.diffusion.demo import load_sr_clip
+from warpnoise.diffusion.metrics import psnr, ssim
+from warpnoise.diffusion.sr import STEPS, STRENGTH, load_sr_model, super_resolve
+from warpnoise.diffusion.video import bicubic_up, downsample
+
+HELD_OUT = ("chelsea", "coffee", "rocket")
+
+
+def held_out_sets(crop: int | None = None) -> dict[str, list[np.ndarray]]:
+    """``{"images": [(1, H, W, 3) uint8 ...], "demo clip": [(16, 128, 128, 3) uint8]}``; with
+    ``crop``, the images' central ``crop x crop`` (at most)."""
+    import skimage.data
+
+    images = []
+    for name in HELD_OUT:
+        im = getattr(skimage.data, name)()[..., :3]
+        h, w = im.shape[0] // 4 * 4, im.shape[1] // 4 * 4
+        if crop is not None:
+            ch, cw = min(h, crop // 4 * 4), min(w, crop // 4 * 4)
+            y, x = (h - ch) // 8 * 4, (w - cw) // 8 * 4
+            im, h, w = im[y:y + ch, x:x + cw], ch, cw
+        images.append(np.ascontiguousarray(im[None, :h, :w]))
+    return {"images": images, "demo clip": [load_sr_clip()]}
+
+
+def to_model(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def sample(net, sched, up: np.ndarray, seed: int, strength: float, steps: int) -> np.ndarray:
+    """One stochastic 4x super-resolution of ``up`` (the bicubic frames), i.i.d. noise."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (up.shape[0], 3, up.shape[1], up.shape[2])
+    with torch.no_grad():
+        out = super_resolve(net, sched, to_model(up), lambda *_: torch.randn(shape, generator=g),
+                            strength=strength, steps=steps, eta=1.0, batch_size=4)
+    return to_uint8(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=None, help="a model saved by scripts/train_sr.py")
+    ap.add_argument("--strength", type=float, default=STRENGTH)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--crop", type=int, default=None,
+                    help="use the images' central CROP x CROP only (quicker)")
+    args = ap.parse_args()
+
+    net, trained = load_sr_model(args.weights)
+    sched = DDIMScheduler.from_config(trained.config)
+    rows: dict[str, dict[str, list[float]]] = {}
+    spread: dict[str, list[float]] = {}
+    seconds, pixels = 0.0, 0
+    sets = held_out_sets(args.crop)
+    for set_name, clips in sets.items():
+        for gt in clips:
+            up = bicubic_up(downsample(gt, 4), 4)
+            scores = {"bicubic (floor)": [(psnr(up, gt), ssim(up, gt))]}
+            outs = []
+            for seed in range(args.seeds):
+                tic = time.perf_counter()
+                outs.append(sample(net, sched, up, seed, args.strength, args.steps))
+                seconds += time.perf_counter() - tic
+                pixels += gt.shape[0] * gt.shape[1] * gt.shape[2]
+            scores["model"] = [(psnr(o, gt), ssim(o, gt)) for o in outs]
+            if len(outs) > 1:
+                spread.setdefault(set_name, []).append(psnr(outs[0], outs[1]))
+            for k, v in scores.items():
+                acc = rows.setdefault(k, {})
+                acc.setdefault(f"{set_name} psnr", []).extend(p for p, _ in v)
+                acc.setdefault(f"{set_name} ssim", []).extend(s for _, s in v)
+
+    print(f"4x SR, held-out: {', '.join(HELD_OUT)} (images) and the 16-frame demo clip; model: "
+          f"DDIM eta 1, strength {args.strength}, {args.steps} steps "
+          f"({max(1, int(args.steps * args.strength))} run), i.i.d. noise, mean over "
+          f"{args.seeds} seeds; {seconds / max(pixels, 1) * 1e6:.1f} s per output megapixel")
+    print("| upsampler |" + "".join(f" PSNR {s} (dB) | Δ | SSIM {s} | Δ |" for s in sets))
+    print("|---|" + "---:|" * (4 * len(sets)))
+    floor = rows["bicubic (floor)"]
+    for name, acc in rows.items():
+        cells = []
+        for s in sets:
+            p, q = float(np.mean(acc[f"{s} psnr"])), float(np.mean(acc[f"{s} ssim"]))
+            p0, q0 = float(np.mean(floor[f"{s} psnr"])), float(np.mean(floor[f"{s} ssim"]))
+            cells += [f"{p:.2f}", f"{p - p0:+.2f}", f"{q:.4f}", f"{q - q0:+.4f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    for s, v in spread.items():
+        print(f"seed 0 vs seed 1 ({s}): PSNR {np.mean(v):.2f} dB (the noise changes the output)")
+
+
+if __name__ == "__main__":
+    main()
