@@ -60,8 +60,13 @@ Cost. Per pixel: a box, at most 3 x 3 pieces (2 x 2 without zoom), a few look-up
 channel; no ``k^2`` work per frame (``(k^2 + 4k + 4) C`` values per pixel are drawn once per
 anchor). The numba kernel runs the whole step in compiled code, in a workspace of buffers kept in
 the state, with the scatters in fixed bands of rows, so results are bit-identical for any thread
-count. Memory: the field takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with
-k=2), independent of the sequence length.
+count. On CUDA, Triton kernels (:mod:`warpnoise.kernels.triton_boxes`) run the same phases on
+the device, their geometry bit-identical to the numba kernel's and their sums integer atomics (same
+seed, same bits); the step itself never waits for the device, and the two host syncs per frame are
+the warper's flow check (NaN/inf) and the traced-pixel count that decides re-anchoring. Other
+devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`). Memory: the field
+takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with k=2), independent of the
+sequence length.
 
 Route chosen. Of the two routes the brief suggests (a hashed hierarchical field refined where a
 pre-image boundary cuts a cell; exact bridge increments keyed by position), this is the second
@@ -110,6 +115,7 @@ class PersistentState(WarpState):
     On the CPU kernel path, ``workspace`` holds every buffer a step writes, reused from step to
     step: a state is consumed by the step that follows it (its ``acc_map``, ``traced``, ``links``
     and ``keep`` are overwritten by later steps). The noise a step returns is always new memory.
+    On the Triton path likewise, on the device (:mod:`warpnoise.kernels.triton_boxes`).
     """
 
     anchor: Tensor
@@ -148,6 +154,9 @@ class Persistent:
                 reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape
         size = (h, w, field_size(self.k), c)
+        triton = _use_triton(noise.device) if reuse is None else _on_triton(reuse.workspace)
+        if triton:
+            return _anchor_triton(noise, size, generator, reuse)
         if not _use_kernel(noise.device):
             return PersistentState(
                 noise, noise.clone(), torch.randn(size, generator=generator, device=noise.device),
@@ -172,15 +181,18 @@ class Persistent:
 
     def step(self, state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> PersistentState:
-        key = int(torch.randint(0, _KEY_RANGE, (1,), generator=generator,
-                                device=generator.device).item())
-        if state.workspace is not None:
-            noise, acc_map, traced, keep = _step_kernel(state, backward_flow, forward_flow, key,
+        key = torch.randint(0, _KEY_RANGE, (1,), generator=generator, device=generator.device)
+        if state.workspace is None:
+            noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
+                                                              int(key.item()), self.k)
+        elif _on_triton(state.workspace):  # the key stays on the device: no host sync
+            noise, acc_map, traced, keep = _step_triton(state, backward_flow, forward_flow, key,
                                                         self.k)
             links = state.links
         else:
-            noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
-                                                              key, self.k)
+            noise, acc_map, traced, keep = _step_kernel(state, backward_flow, forward_flow,
+                                                        int(key.item()), self.k)
+            links = state.links
         noise = noise.to(state.noise.dtype)
         age = state.age + 1
         if needs_anchor(age, traced, self.anchor_every, self.max_fresh):
@@ -193,6 +205,25 @@ def _use_kernel(device: torch.device) -> bool:
     return device.type == "cpu" and _have_numba()
 
 
+#: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
+TRITON_ON_CPU = False
+#: Set to False to run the torch path on CUDA even where triton imports (benchmarks, debugging).
+USE_TRITON = True
+
+
+def _use_triton(device: torch.device) -> bool:
+    """CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
+    :data:`TRITON_ON_CPU`); MPS, CUDA without triton and the CPU without numba take the torch
+    path. Read when a warper starts: a sequence stays on the path it started on."""
+    on = device.type == "cuda" or (device.type == "cpu" and TRITON_ON_CPU)
+    return USE_TRITON and on and _have_triton()
+
+
+def _on_triton(workspace: Any) -> bool:
+    """Whether a state's workspace is the Triton path's (device tensors, not numpy arrays)."""
+    return workspace is not None and isinstance(workspace.maps, Tensor)
+
+
 @functools.cache
 def _have_numba() -> bool:
     try:
@@ -200,6 +231,46 @@ def _have_numba() -> bool:
     except ImportError:
         return False
     return True
+
+
+@functools.cache
+def _have_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _anchor_triton(noise: Tensor, size: tuple[int, ...], generator: torch.Generator,
+                   reuse: PersistentState | None) -> PersistentState:
+    """A new anchor for the Triton path, in the buffers of the previous one if any."""
+    from ..kernels.triton_boxes import Workspace
+
+    c, h, w = noise.shape
+    if reuse is None:
+        dev = noise.device
+        anchor, field = torch.empty(c, h, w, device=dev), torch.empty(size, device=dev)
+        ws = Workspace.empty(c, h, w, dev)
+    else:
+        anchor, field, ws = reuse.anchor, reuse.field, reuse.workspace
+    anchor.copy_(noise)
+    torch.randn(size, generator=generator, out=field)
+    ws.reset()
+    return PersistentState(noise, anchor, field, ws.maps[0], ws.traced[0], 0, ws.links,
+                           ws.keep[0], ws)
+
+
+def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
+                 key: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The CUDA path: the whole step in Triton kernels, in the state's workspace."""
+    from ..kernels.triton_boxes import step
+
+    ws = state.workspace
+    f = None if forward_flow is None else forward_flow.float().contiguous()
+    out = step(ws, backward_flow.float().contiguous(), f, state.anchor, state.field, k, key)
+    cur = ws.current
+    return out, ws.maps[cur], ws.traced[cur], ws.keep[cur]
 
 
 def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
