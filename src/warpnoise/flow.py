@@ -27,6 +27,7 @@ __all__ = [
     "FB_BETA",
     "as_flow",
     "as_flows",
+    "bilinear_corners",
     "compose_map",
     "forward_backward_occlusion",
     "inside_frame",
@@ -187,6 +188,23 @@ def compose_map(prev_map: Tensor, backward_flow: Tensor) -> Tensor:
     return src + disp
 
 
+def bilinear_corners(src: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The top-left corner and the weights of border-padded bilinear sampling at ``src``
+    (``sample``'s convention).
+
+    Convention:
+        ``src`` ``(2, H, W)``, x then y, in pixels of an ``H x W`` frame. Returns ``(x0, y0, ux,
+        uy)``, each ``(H, W)``: integer corners (``x0 <= W - 2`` so ``x0 + 1`` is in the frame
+        when ``W > 1``) and the fractional offsets, with positions clamped to the frame first.
+    """
+    _, h, w = src.shape
+    cx = src[0].clamp(0, w - 1)
+    cy = src[1].clamp(0, h - 1)
+    x0 = cx.floor().clamp_max(max(w - 2, 0))
+    y0 = cy.floor().clamp_max(max(h - 2, 0))
+    return x0.long(), y0.long(), cx - x0, cy - y0
+
+
 def forward_backward_occlusion(
     backward_flow: Tensor, forward_flow: Tensor, *, alpha: float = FB_ALPHA, beta: float = FB_BETA
 ) -> Tensor:
@@ -206,13 +224,7 @@ def forward_backward_occlusion(
     _, h, w = backward_flow.shape
     grid = pixel_grid(h, w, device=backward_flow.device, dtype=backward_flow.dtype)
     src = grid + backward_flow
-    # The corners and weights of border-padded bilinear sampling (``sample``'s convention).
-    cx = src[0].clamp(0, w - 1)
-    cy = src[1].clamp(0, h - 1)
-    x0 = cx.floor().clamp_max(max(w - 2, 0))
-    y0 = cy.floor().clamp_max(max(h - 2, 0))
-    ux, uy = cx - x0, cy - y0
-    x0, y0 = x0.long(), y0.long()
+    x0, y0, ux, uy = bilinear_corners(src)
     b2 = backward_flow.square().sum(0)
     consistent = torch.zeros(h, w, dtype=torch.bool, device=backward_flow.device)
     for oy in (0, 1):

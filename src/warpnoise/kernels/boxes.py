@@ -316,6 +316,17 @@ def _lowest(bits: np.uint64) -> int:
 
 
 @nb.njit(inline="always", cache=True)
+def _sum_values(field, cy: int, cx: int, bits: np.uint64, out) -> None:
+    """``out[c] = sum of field[cy, cx, e, c]`` over the set bits ``e`` of ``bits``."""
+    out[:] = 0.0
+    while bits:
+        e = _lowest(bits)
+        bits &= bits - np.uint64(1)
+        for c in range(out.shape[0]):
+            out[c] += field[cy, cx, e, c]
+
+
+@nb.njit(inline="always", cache=True)
 def _claim(masks, r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
     """The field values a piece claims (:func:`warpnoise.kernels.value_masks`)."""
     return masks[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
@@ -413,12 +424,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                 mine = _claim(masks, r0, r1, s0, s1, k) & ~conflict[cy, cx]
                             n = _popcount(mine)
                             if n:
-                                yv[:] = 0.0
-                                while mine:
-                                    e = _lowest(mine)
-                                    mine &= mine - np.uint64(1)
-                                    for c in range(c_n):
-                                        yv[c] += field[cy, cx, e, c]
+                                _sum_values(field, cy, cx, mine, yv)
                                 scale = math.sqrt(a_eff / n)
                             else:
                                 base = off_piece + np.uint64(
@@ -446,12 +452,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
                     n_rem = _popcount(free)
                     if n_rem:
-                        yv[:] = 0.0
-                        while free:
-                            e = _lowest(free)
-                            free &= free - np.uint64(1)
-                            for c in range(c_n):
-                                yv[c] += field[cy, cx, e, c]
+                        _sum_values(field, cy, cx, free, yv)
                         scale = math.sqrt(rem / n_rem)
                     else:
                         base = off_rem + np.uint64((cy * wa + cx) * c_n)

@@ -90,7 +90,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..flow import FB_ALPHA, FB_BETA, inside_frame, pixel_grid
+from ..flow import FB_ALPHA, FB_BETA, bilinear_corners, inside_frame, pixel_grid
 from ..kernels import JUMP, MAX_UPSAMPLE, REM_EPS, field_size, value_masks
 from .base import WarpState, register
 from .integral import check_anchor_options, needs_anchor
@@ -343,13 +343,9 @@ def advance(acc_map: Tensor, traced: Tensor, links: Tensor, backward_flow: Tenso
     b = backward_flow.to(torch.float64)
     grid = pixel_grid(h, w, device=b.device, dtype=b.dtype)
     src = grid + b
-    cx = src[0].clamp(0, w - 1)
-    cy = src[1].clamp(0, h - 1)
-    x0 = cx.floor().clamp_max(max(w - 2, 0))
-    y0 = cy.floor().clamp_max(max(h - 2, 0))
-    ux, uy = cx - x0, cy - y0
-    xs = (x0.long(), (x0.long() + 1).clamp_max(w - 1))
-    ys = (y0.long(), (y0.long() + 1).clamp_max(h - 1))
+    x0, y0, ux, uy = bilinear_corners(src)
+    xs = (x0, (x0 + 1).clamp_max(w - 1))
+    ys = (y0, (y0 + 1).clamp_max(h - 1))
     corners = [(ys[c >> 1], xs[c & 1]) for c in range(4)]
     wts = [(ux if c & 1 else 1 - ux) * (uy if c >> 1 else 1 - uy) for c in range(4)]
     inside = inside_frame(src, h, w)
