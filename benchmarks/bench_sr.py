@@ -25,7 +25,7 @@ from diffusers import DDIMScheduler
 from warpnoise.diffusion.demo import load_sr_clip
 from warpnoise.diffusion.metrics import psnr, ssim
 from warpnoise.diffusion.sr import STEPS, STRENGTH, load_sr_model, super_resolve
-from warpnoise.diffusion.video import bicubic_up, downsample
+from warpnoise.diffusion.video import bicubic_up, downsample, to_model, to_uint8
 
 HELD_OUT = ("chelsea", "coffee", "rocket")
 
@@ -45,14 +45,6 @@ def held_out_sets(crop: int | None = None) -> dict[str, list[np.ndarray]]:
             im, h, w = im[y:y + ch, x:x + cw], ch, cw
         images.append(np.ascontiguousarray(im[None, :h, :w]))
     return {"images": images, "demo clip": [load_sr_clip()]}
-
-
-def to_model(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def sample(net, sched, up: np.ndarray, seed: int, strength: float, steps: int) -> np.ndarray:

@@ -50,7 +50,7 @@ from _training import Trainer, seeded_init
 from PIL import Image
 
 from warpnoise.diffusion.sr import new_sr_model, save_sr_model, sr_config
-from warpnoise.diffusion.video import bicubic_up, downsample
+from warpnoise.diffusion.video import bicubic_up, downsample, to_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DIR = ROOT / "src" / "warpnoise" / "data" / "train_images"
@@ -92,11 +92,6 @@ def random_crops(images: list[np.ndarray], n: int, crop: int, g: torch.Generator
         c = np.rot90(c, k % 4)
         out.append(c[:, ::-1] if k >= 4 else c)
     return np.ascontiguousarray(np.stack(out))
-
-
-def to_model(frames: np.ndarray) -> torch.Tensor:
-    """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float in [-1, 1]."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def main() -> None:

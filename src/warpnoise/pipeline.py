@@ -440,9 +440,9 @@ def _timed_iter(items: Iterable[Any], seconds: dict[str, float], stage: str) -> 
 _END = object()
 
 
-def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, ...],
+def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, int, int],
               occlusion: bool) -> dict[str, str]:
-    t, h, w = frame_shape[:3]
+    t, h, w = frame_shape
     return {
         "method": o.method, "method_options": json.dumps(o.method_options, sort_keys=True),
         "seed": str(o.seed), "channels": str(o.channels), "downsample": str(o.downsample),

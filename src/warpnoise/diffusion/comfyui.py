@@ -51,7 +51,7 @@ from ..methods import DEFAULT_METHOD
 from ..rng import derive_seed, make_generator
 from ..viz import preview_frame
 from ..warper import NoiseWarper
-from .degradation import degrade
+from .degradation import check_degradation, degrade
 from .latents import (
     LatentPreset,
     arrange_latents,
@@ -167,11 +167,6 @@ def _shrink(row: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(row, (3 * PREVIEW_WIDTH, h), interpolation=cv2.INTER_AREA)
 
 
-def _check_degradation(gamma: float) -> None:
-    # degrade() validates γ; a throwaway draw checks it before any work is done.
-    degrade(torch.zeros(1), gamma, seed=0)
-
-
 def _comfy_hint(e: ValueError) -> ValueError:
     # check_video's hints name the command line's options; say what a ComfyUI user changes.
     msg = str(e).replace("(--frames)", "(trim the IMAGE batch, e.g. with Get Image from Batch)")
@@ -243,7 +238,7 @@ def latent_noise_from_images(
         check_video(p, t, h, w)
     except ValueError as e:
         raise _comfy_hint(e) from None
-    _check_degradation(degradation)
+    check_degradation(degradation)
     warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device,
                          **(method_options or {}))
     gen = make_generator(derive_seed(seed, "degradation"))
@@ -295,7 +290,7 @@ def load_latent_noise(
     Raises:
         ValueError: a missing or malformed file, channels or frames that do not fit the model.
     """
-    _check_degradation(degradation)
+    check_degradation(degradation)
     latents = meta = None
     if str(path).lower().endswith(".safetensors"):
         try:

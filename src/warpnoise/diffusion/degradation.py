@@ -23,10 +23,11 @@ from torch import Tensor
 
 from ..rng import make_generator
 
-__all__ = ["degradation_map", "degrade"]
+__all__ = ["check_degradation", "degradation_map", "degrade"]
 
 
-def _check_gamma(gamma: float | Tensor) -> None:
+def check_degradation(gamma: float | Tensor) -> None:
+    """Raise ValueError unless ``gamma`` (a number or a floating-point map) lies in [0, 1]."""
     if isinstance(gamma, Tensor):
         if not gamma.dtype.is_floating_point:
             raise ValueError(f"degradation map must be floating point, got {gamma.dtype}")
@@ -65,7 +66,7 @@ def degrade(
         ValueError: γ outside [0, 1], NaN, a map that does not broadcast, or neither/both of
             ``seed`` and ``generator`` (when something must be drawn).
     """
-    _check_gamma(gamma)
+    check_degradation(gamma)
     if not isinstance(gamma, Tensor) and gamma == 0:
         return noise
     g = gamma
@@ -98,8 +99,8 @@ def degradation_map(mask: Tensor, inside: float, outside: float,
     """
     if mask.ndim != 2:
         raise ValueError(f"mask must be (H, W), got shape {tuple(mask.shape)}")
-    _check_gamma(inside)
-    _check_gamma(outside)
+    check_degradation(inside)
+    check_degradation(outside)
     m = mask.float()
     if not bool(torch.isfinite(m).all()) or float(m.min()) < 0 or float(m.max()) > 1:
         raise ValueError("mask values must be finite and in [0, 1]")

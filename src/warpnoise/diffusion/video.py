@@ -32,7 +32,7 @@ from .sr import STRENGTH as SR_STRENGTH
 from .sr import is_sr_model, super_resolve
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
-           "edit_frames"]
+           "edit_frames", "to_model", "to_uint8"]
 
 #: ``progress(stage, done, total)`` as in :mod:`warpnoise.pipeline`.
 Progress = Callable[[str, int, int], None]
@@ -121,11 +121,13 @@ def bicubic_up(frames: np.ndarray, factor: int) -> np.ndarray:
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def _to_model(frames: np.ndarray) -> Tensor:
+def to_model(frames: np.ndarray) -> Tensor:
+    """``(T, H, W, 3)`` uint8 frames -> ``(T, 3, H, W)`` float32 in [-1, 1], the models' range."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def _to_uint8(x: Tensor) -> np.ndarray:
+def to_uint8(x: Tensor) -> np.ndarray:
+    """``(T, 3, H, W)`` in [-1, 1] (clipped) -> ``(T, H, W, 3)`` uint8 frames, rounded."""
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
@@ -220,7 +222,7 @@ def edit_frames(
         if progress is not None:
             progress("diffusion", done, total)
 
-    x_model = _to_model(x).to(model.device, model.dtype)
+    x_model = to_model(x).to(model.device, model.dtype)
     if conditional:
         out = super_resolve(model.unet, sched, x_model, noise, strength=strength, steps=steps,
                             eta=options.eta, batch_size=options.batch_size,
@@ -235,4 +237,4 @@ def edit_frames(
                      cond_kwargs=cond_kw, negative_cond_kwargs=neg_kw, progress=step_progress)
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
-    return EditResult(frames=_to_uint8(out.float().cpu()), seconds=seconds, noise=first)
+    return EditResult(frames=to_uint8(out.float().cpu()), seconds=seconds, noise=first)

@@ -326,6 +326,5 @@ def validate_noise_file(path: str | os.PathLike) -> dict[str, Any]:
         for i, frame in enumerate(read_slices(fh, span, str(p))):
             if not np.isfinite(frame).all():
                 raise ValueError(f"noise in {str(p)!r} contains NaN or inf values (frame {i})")
-    dtype = {2: "float16", 4: "float32", 8: "float64"}[span.dtype.itemsize]
-    return {"frames": int(shape[0]), "shape": tuple(int(s) for s in shape), "dtype": dtype,
-            "metadata": meta}
+    return {"frames": int(shape[0]), "shape": tuple(int(s) for s in shape),
+            "dtype": span.dtype.name, "metadata": meta}

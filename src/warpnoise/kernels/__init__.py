@@ -4,6 +4,7 @@ they share with its torch path, so both follow one rule."""
 import functools
 
 import numpy as np
+import torch
 
 #: A neighbour lies across a motion discontinuity when the spacing of the two anchor positions
 #: differs from the spacings beside the pair by more than this fraction of them (at least this
@@ -11,6 +12,10 @@ import numpy as np
 JUMP = 0.25
 #: A cell remainder below this area is rounding, not an uncovered part (nothing is drawn for it).
 REM_EPS = 1e-9
+#: A pre-image box may span at most this many source cells along each axis (more: fresh noise).
+MAX_SIDE = 3
+#: Pixel roles: no source (fresh noise), drawing on the anchor, carried from the previous frame.
+FRESH, ANCHORED, LOOSE = 0, 1, 2
 
 
 #: The largest sub-pixel factor: every value of a cell then has a bit in one 64-bit claims mask.
@@ -52,3 +57,10 @@ def value_masks(k: int) -> np.ndarray:
             bits = [kk + 4 * k + (2 if r0 == k else 0) + (1 if s0 == k else 0)]
         masks[r0, r1, s0, s1] = sum(np.uint64(1) << np.uint64(b) for b in bits)
     return masks.reshape(-1)
+
+
+@functools.cache
+def value_masks_on(k: int, device: torch.device) -> torch.Tensor:
+    """:func:`value_masks` as int64 on ``device`` (made once per device), for the torch and
+    Triton paths."""
+    return torch.from_numpy(value_masks(k).view(np.int64)).to(device)

@@ -35,15 +35,13 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import JUMP, REM_EPS, value_masks
+from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks
 from .hashing import normal
 
-MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
 BANDS = 4  # source-row bands of the scatters, run in parallel (the bits do not depend on it)
 BLOCK = 32  # pixels per row block whose reach in source rows is recorded
-# Pixel roles (``Workspace.role``).
-FRESH, ANCHORED, LOOSE = 0, 1, 2
 _SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
+_NO_FLOW = np.zeros((1, 1), np.float32)  # stands in for absent forward flows
 
 
 @intrinsic
@@ -651,9 +649,8 @@ def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
     cur, nxt = ws.current, 1 - ws.current
     c_n, h, w = xa.shape
     has_forward = fx is not None
-    dummy = np.zeros((1, 1), np.float32)
     n_loose = advance(ws.maps[cur], ws.traced[cur], ws.links, bx, by,
-                      fx if has_forward else dummy, fy if has_forward else dummy, has_forward,
+                      fx if has_forward else _NO_FLOW, fy if has_forward else _NO_FLOW, has_forward,
                       ws.maps[nxt], ws.src, ws.role)
     out = np.empty((c_n, h, w), np.float32)
     used = integrate(ws, ws.maps[nxt, 0], ws.maps[nxt, 1], ANCHORED, xa, field, k, None, key, 0,

@@ -65,25 +65,20 @@ check them on a machine without a GPU.
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import JUMP, REM_EPS, value_masks
+from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks_on
 
 __all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate", "integrate",
            "step"]
 
-# Pixel roles, as the CPU kernel's.
-FRESH, ANCHORED, LOOSE = 0, 1, 2
-MAX_SIDE = 3  # a pre-image box may span at most 3 x 3 source cells
 FIX = 2.0**32  # fixed-point scale of cover and the per-cell sums of Y
 _COLS = 3  # int64 columns per cell before the sums of Y: cover, claimed, conflict (the CPU
 # kernel's claims word: one bit per value of the cell's field, MAX_UPSAMPLE keeps it in 64 bits)
@@ -693,12 +688,6 @@ def _block(size: int, block: int) -> tuple[int, tuple[int]]:
     return block, (triton.cdiv(size, block),)
 
 
-@functools.cache
-def _masks(k: int, device: torch.device) -> Tensor:
-    """:func:`warpnoise.kernels.value_masks` as int64 on ``device`` (made once per device)."""
-    return torch.from_numpy(value_masks(k).view(np.int64)).to(device)
-
-
 def advance(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None) -> None:
     """Frame t's anchor positions into ``ws.maps[1 - ws.current]``, source positions into
     ``ws.src`` and roles into ``ws.role`` from the state of frame t-1 held in ``ws``;
@@ -758,7 +747,7 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
                              BLOCK=block, gate=gate, **kern.exact)
     zb, zgrid = _block(ws.cells.numel(), block0)
     kern._zero_kernel[zgrid](ws.cells, ws.cells.numel(), BLOCK=zb, gate=gate)
-    masks = _masks(k_, pos.device)
+    masks = value_masks_on(k_, pos.device)
     kern._claims_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, masks, h, w, wa, K=k_,
                               HAS_FIELD=field is not None, RESTRICT=restrict, NCOL=ncol,
                               BLOCK=block, gate=gate)

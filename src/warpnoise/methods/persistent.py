@@ -91,14 +91,23 @@ import torch
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA, bilinear_corners, inside_frame, pixel_grid
-from ..kernels import JUMP, MAX_UPSAMPLE, REM_EPS, field_size, value_masks
+from ..kernels import (
+    ANCHORED,
+    FRESH,
+    JUMP,
+    LOOSE,
+    MAX_SIDE,
+    MAX_UPSAMPLE,
+    REM_EPS,
+    field_size,
+    value_masks_on,
+)
 from .base import WarpState, register
 from .integral import check_anchor_options, needs_anchor
 
 __all__ = ["JUMP", "Persistent", "PersistentState", "advance", "box_edges", "integrate_boxes"]
 
 _KEY_RANGE = 2**62
-FRESH, ANCHORED, LOOSE = 0, 1, 2  # pixel roles, as the kernel's
 
 
 @dataclass
@@ -353,10 +362,11 @@ def advance(acc_map: Tensor, traced: Tensor, links: Tensor, backward_flow: Tenso
     ref = torch.full((h, w), -1, dtype=torch.long, device=b.device)
     best = torch.zeros(h, w, dtype=b.dtype, device=b.device)
     any_loose = torch.zeros(h, w, dtype=torch.bool, device=b.device)
+    fwd = None if forward_flow is None else forward_flow.to(b.dtype)
     for c, ((r, q), wt) in enumerate(zip(corners, wts, strict=True)):
         ok = inside & (wt > 0)
-        if forward_flow is not None:
-            f = forward_flow.to(b.dtype)[:, r, q]
+        if fwd is not None:
+            f = fwd[:, r, q]
             ok &= (b + f).square().sum(0) <= FB_ALPHA * (b2 + f.square().sum(0)) + FB_BETA
         tr = traced[r, q]
         better = ok & tr & (wt > best)
@@ -477,7 +487,7 @@ def _owned(r0: Tensor, r1: Tensor, s0: Tensor, s1: Tensor, k: int) -> Tensor:
     """``(N, k^2 + 4k + 4)`` bool: the field values each piece claims, from its sub-pixel rows
     ``[r0, r1)`` and columns ``[s0, s1)`` (the table the kernel reads,
     :func:`warpnoise.kernels.value_masks`)."""
-    table = torch.from_numpy(value_masks(k).view(np.int64)).to(r0.device)
+    table = value_masks_on(k, r0.device)
     masks = table[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
     bits = torch.arange(field_size(k), device=r0.device)
     return (masks[:, None] >> bits) & 1 == 1
@@ -512,7 +522,7 @@ def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor |
     ncy = (torch.ceil(y1 + 0.5).long() - 1).clamp_max(ha - 1) - cy0 + 1
     valid = active & (x1 > x0) & (y1 > y0) & (x0 >= -0.5) & (y0 >= -0.5)
     valid &= (x1 <= wa - 0.5) & (y1 <= ha - 0.5)
-    valid &= (ncx >= 1) & (ncy >= 1) & (ncx <= 3) & (ncy <= 3)
+    valid &= (ncx >= 1) & (ncy >= 1) & (ncx <= MAX_SIDE) & (ncy <= MAX_SIDE)
 
     # Candidate pieces: 3 x 3 cells from the first one, per valid pixel.
     pix = valid.flatten().nonzero().squeeze(1)
