@@ -73,8 +73,8 @@ def _prefetch(typingctx, addr):
     def codegen(context, builder, signature, args):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         builder.call(fn, [builder.inttoptr(args[0], i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
                           ir.Constant(i32, 1)])
         return context.get_dummy_value()
@@ -293,25 +293,31 @@ def pixel_boxes(ax, ay, role, want, ha, wa, edges, cell0, reach, links):
     """
     h, w = role.shape
     nb_ = reach.shape[1]
+    # Each link once (a pixel's box needs four, each shared with a neighbour), then the boxes.
+    for i in nb.prange(h):
+        for j in range(w):
+            bits = 0
+            if role[i, j] == want:
+                if j < w - 1 and _linked(ax, ay, role, want, i, j, 0, 1):
+                    bits = 1
+                if i < h - 1 and _linked(ax, ay, role, want, i, j, 1, 0):
+                    bits |= 2
+            links[i, j] = bits
     for i in nb.prange(h):
         for b in range(nb_):
             lo, hi = ha, 0
             for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
                 cell0[i, j, 0] = -1
-                links[i, j] = 0
                 if role[i, j] != want:
                     continue
                 a = ax[i, j]
-                lo_ok = j > 0 and _linked(ax, ay, role, want, i, j - 1, 0, 1)
-                right = j < w - 1 and _linked(ax, ay, role, want, i, j, 0, 1)
                 x0, x1 = _extent(a, 0.5 * (ax[i, max(j - 1, 0)] + a),
-                                 0.5 * (a + ax[i, min(j + 1, w - 1)]), lo_ok, right)
+                                 0.5 * (a + ax[i, min(j + 1, w - 1)]),
+                                 j > 0 and links[i, j - 1] & 1 != 0, links[i, j] & 1 != 0)
                 a = ay[i, j]
-                lo_ok = i > 0 and _linked(ax, ay, role, want, i - 1, j, 1, 0)
-                hi_ok = i < h - 1 and _linked(ax, ay, role, want, i, j, 1, 0)
                 y0, y1 = _extent(a, 0.5 * (ay[max(i - 1, 0), j] + a),
-                                 0.5 * (a + ay[min(i + 1, h - 1), j]), lo_ok, hi_ok)
-                links[i, j] = (1 if right else 0) | (2 if hi_ok else 0)
+                                 0.5 * (a + ay[min(i + 1, h - 1), j]),
+                                 i > 0 and links[i - 1, j] & 2 != 0, links[i, j] & 2 != 0)
                 # Stored as float32 (a thousandth of a pixel at 8K); every pass reads these.
                 x0, x1 = float(np.float32(x0)), float(np.float32(x1))
                 y0, y1 = float(np.float32(y0)), float(np.float32(y1))
@@ -368,6 +374,37 @@ def _claim(masks, r0: int, r1: int, s0: int, s1: int, k: int) -> np.uint64:
     return masks[((r0 * (k + 1) + r1) * (k + 1) + s0) * (k + 1) + s1]
 
 
+@nb.njit(inline="always", cache=True)
+def _open_cell(cy: int, cx: int, field, k: int, key: np.uint64, off_rem: np.uint64, cover, icov,
+               claimed, conflict, sy, yv, c_n: int) -> None:
+    """Start cell ``(cy, cx)``'s sums once its coverage is known: the rescaling ``1 / max(1,
+    cover)`` of its pieces, and ``sy`` set to the part of the cell no pre-image covers, which
+    completes the partition with variance ``1 - cover``. That part takes the sub-pixels no piece
+    owns, scaled to its variance (a fresh draw only when it owns none), so it persists like the
+    pieces."""
+    icov[cy, cx] = 1.0 / max(1.0, cover[cy, cx])
+    rem = 1.0 - cover[cy, cx]
+    if rem <= REM_EPS:
+        for c in range(c_n):
+            sy[cy, cx, c] = 0.0
+        return
+    free = np.uint64(0)
+    if field.shape[2] > 0:
+        full = (np.uint64(1) << np.uint64(k * k)) - np.uint64(1)
+        free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
+    n_rem = _popcount(free)
+    if n_rem:
+        _sum_values(field, cy, cx, free, yv)
+        scale = math.sqrt(rem / n_rem)
+    else:
+        base = off_rem + np.uint64((cy * sy.shape[1] + cx) * c_n)
+        for c in range(c_n):
+            yv[c] = normal(key, base + np.uint64(c))
+        scale = math.sqrt(rem)
+    for c in range(c_n):
+        sy[cy, cx, c] = yv[c] * scale
+
+
 def _channel_kernels(channels: int) -> tuple[Any, Any]:
     """The scatter and gather kernels, with the channel count fixed at compile time (``0``: read
     from the arrays). Loops over channels unroll and vectorise when their length is a constant,
@@ -376,36 +413,36 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
 
     @nb.njit(cache=True)
     def band(p, lo, hi, edges, cell0, reach, field, k, masks, xa, restrict, barred, key,
-             off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d):
+             off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d, stamp, tag, dense):
         """Everything that scatters into the source rows ``[lo, hi)`` (band ``p``), pixels in
-        raster order.
+        raster order, in three walks over the band's pieces.
 
-        First the claims and coverage of the band's cells: a piece claims the values of its
-        cell's field that :func:`warpnoise.kernels.value_masks` gives it (sub-pixels whose centres
-        it holds, or a sliver's strip or corner); a value claimed twice is given to nobody. Then
-        each piece's white-noise integral ``Y``, independent of the source noise with variance
-        exactly its (rescaled) area: the sum of the values it owns, scaled to that variance, or a
-        counter-based draw when it owns none (``field`` empty: the loose pass, where every ``Y``
-        is fresh as in Deng et al.). ``Y`` is summed per pixel into ``ybuf[..., p % 2, :]`` (a box
-        spans at most two bands, of different parity) and per cell. Last, the part of each cell
-        that no pre-image covers completes the partition with variance ``1 - cover`` (from the
-        sub-pixels no piece owns, fresh if none), and ``d = x - sum(Y)`` is stored so that a piece
-        is ``a d + Y``. Cells ``barred`` (with ``restrict``) are not sources.
+        1. Claims and coverage: a piece claims the values of its cell's field that
+           :func:`warpnoise.kernels.value_masks` gives it (sub-pixels whose centres it holds, or a
+           sliver's strip or corner); a value claimed twice is given to nobody.
+        2. Each piece's white-noise integral ``Y``, independent of the source noise with variance
+           exactly its (rescaled) area: the sum of the values it owns, scaled to that variance, or
+           a counter-based draw when it owns none (``field`` empty: the loose pass, where every
+           ``Y`` is fresh as in Deng et al.). ``Y`` is summed per pixel into ``ybuf[..., p % 2,
+           :]`` (a box spans at most two bands, of different parity) and per cell into ``sy``.
+           A cell's first piece also opens the cell (:func:`_open_cell`): its rescaling and the
+           part no pre-image covers, while its field values are in cache.
+        3. ``d = x - sum(Y)`` per cell, so that a piece is ``a d + Y``: a sweep over the band's
+           cells when most are sources (``dense``), else a third walk over the pieces.
+
+        ``stamp`` ``(Ha, Wa)`` tells which walk last saw a cell: ``tag`` (claimed), ``tag + 1``
+        (opened), ``tag + 2`` (done); a cell no walk of this pass has seen is reset at its first
+        claim, so only the cells a pass uses are touched. Cells ``barred`` (with ``restrict``) are
+        not sources.
         """
         c_n = channels if channels else xa.shape[0]
         h, w = cell0.shape[0], cell0.shape[1]
         wa = xa.shape[2]
         has_field = field.shape[2] > 0
         slot = p % 2
-        for cy in range(lo, hi):
-            for cx in range(wa):
-                cover[cy, cx] = 0.0
-                claimed[cy, cx] = 0
-                conflict[cy, cx] = 0
-                for c in range(c_n):
-                    sy[cy, cx, c] = 0.0
+        nb_ = reach.shape[1]
         for i in range(h):
-            for b in range(reach.shape[1]):
+            for b in range(nb_):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
@@ -421,21 +458,24 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                             ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
                             if ox * oy <= 0.0:
                                 continue
+                            if stamp[cy, cx] != tag:
+                                stamp[cy, cx] = tag
+                                cover[cy, cx] = 0.0
+                                claimed[cy, cx] = 0
+                                conflict[cy, cx] = 0
                             cover[cy, cx] += ox * oy
                             if has_field:
                                 m = _claim(masks, r0, r1, s0, s1, k)
                                 conflict[cy, cx] |= claimed[cy, cx] & m
                                 claimed[cy, cx] |= m
-        for cy in range(lo, hi):
-            for cx in range(wa):
-                icov[cy, cx] = 1.0 / max(1.0, cover[cy, cx])
         acc = np.empty(c_n, np.float64)
         yv = np.empty(c_n, np.float64)
         field_at = field.ctypes.data
         field_bytes = field.shape[2] * field.shape[3] * field.itemsize
+        opened = tag + np.uint32(1)
         # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
         for i in range(h):
-            for b in range(reach.shape[1]):
+            for b in range(nb_):
                 if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
                     continue
                 for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
@@ -458,6 +498,10 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                             a = ox * oy
                             if a <= 0.0:
                                 continue
+                            if stamp[cy, cx] != opened:
+                                stamp[cy, cx] = opened
+                                _open_cell(cy, cx, field, k, key, off_rem, cover, icov, claimed,
+                                           conflict, sy, yv, c_n)
                             a_eff = a * icov[cy, cx]
                             mine = np.uint64(0)
                             if has_field:
@@ -478,42 +522,40 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                 acc[c] += v
                     for c in range(c_n):
                         ybuf[i, j, slot, c] = acc[c]
-        full = (np.uint64(1) << np.uint64(k * k)) - np.uint64(1)
-        for cy in range(lo, hi):
-            for cx in range(wa):
-                if restrict and barred[cy, cx]:
-                    continue
-                rem = 1.0 - cover[cy, cx]
-                # The uncovered rest takes the sub-pixels no piece owns, scaled to variance ``rem``
-                # (a fresh draw only when it owns none), so it persists like the pieces.
-                if cover[cy, cx] > 0.0 and rem > REM_EPS:
-                    free = np.uint64(0)
-                    if has_field:
-                        free = full & ~(claimed[cy, cx] & ~conflict[cy, cx])
-                    n_rem = _popcount(free)
-                    if n_rem:
-                        _sum_values(field, cy, cx, free, yv)
-                        scale = math.sqrt(rem / n_rem)
-                    else:
-                        base = off_rem + np.uint64((cy * wa + cx) * c_n)
+        if dense:
+            for cy in range(lo, hi):
+                for cx in range(wa):
+                    if stamp[cy, cx] == opened:
                         for c in range(c_n):
-                            yv[c] = normal(key, base + np.uint64(c))
-                        scale = math.sqrt(rem)
-                    for c in range(c_n):
-                        d[cy, cx, c] = xa[c, cy, cx] - (sy[cy, cx, c] + yv[c] * scale)
-                else:
-                    for c in range(c_n):
-                        d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
+                            d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
+            return
+        done = tag + np.uint32(2)
+        for i in range(h):
+            for b in range(nb_):
+                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                    continue
+                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                    cx0 = np.int64(cell0[i, j, 0])
+                    if cx0 < 0:
+                        continue
+                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                        for cx in range(cx0, cx0 + ncx):
+                            if stamp[cy, cx] == opened:
+                                stamp[cy, cx] = done
+                                for c in range(c_n):
+                                    d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
     def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
-                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows):
+                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows, stamp, tag, dense):
         # Each band owns a fixed range of source rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
         bands = len(rows) - 1
         for p in nb.prange(bands):
             band(p, rows[p], rows[p + 1], edges, cell0, reach, field, k, masks, xa, restrict,
-                 barred, key, off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d)
+                 barred, key, off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d,
+                 stamp, tag, dense)
 
     @nb.njit(parallel=True, cache=True)
     def gather(edges, cell0, icov, d, ybuf, band_of, restrict, barred, key, off_fresh, anchored,
@@ -605,7 +647,9 @@ class Workspace:
     d: np.ndarray  # (Ha, Wa, C) float32
     rows: np.ndarray  # (bands + 1,) int64, the first source row of each band
     band_of: np.ndarray  # (Ha,) int64, the band of each source row
+    stamp: np.ndarray  # (Ha, Wa) uint32, which walk of which pass last saw a cell
     current: int = 0  # which half of the double buffers holds the current frame
+    tag: int = 0  # the last pass's stamp base
 
     @classmethod
     def empty(cls, channels: int, height: int, width: int) -> Workspace:
@@ -626,7 +670,13 @@ class Workspace:
             sy=np.empty((h, w, c), np.float32), ybuf=np.empty((h, w, 2, c), np.float32),
             d=np.empty((h, w, c), np.float32), rows=rows,
             band_of=np.searchsorted(rows, np.arange(h), side="right") - 1,
+            stamp=np.zeros((h, w), np.uint32),
         )
+
+    def used(self) -> np.ndarray:
+        """``(Ha, Wa)`` bool: the cells the last pass used as sources. Only there are ``cover``,
+        ``icov``, ``claims``, ``sy`` and ``d`` the last pass's."""
+        return self.stamp >= self.tag
 
     def reset(self) -> None:
         """Start from the anchor: every pixel at its own centre, anchored and linked."""
@@ -672,9 +722,13 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
     restrict = barred is not None
     cells = barred if restrict else _NO_CELLS
     cl = ws.claims
+    # Three stamps per pass; wrapping to 0 would meet stamps of the first passes, so restart.
+    ws.tag = ws.tag + 3 if ws.tag < 2**32 - 8 else 3
+    if ws.tag == 3:
+        ws.stamp[:] = 0
     scatter(ws.edges, ws.cell0, ws.reach, field, k, value_masks(k), xa, restrict, cells, key,
             np.uint64(base), off_rem, ws.cover, ws.icov, cl[0], cl[1], ws.sy, ws.ybuf, ws.d,
-            ws.rows)
+            ws.rows, ws.stamp, np.uint32(ws.tag), role == ANCHORED)
     gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
            off_fresh, role == ANCHORED, out, keep, traced)
     return int(off_fresh) - base + h * w * c_n
