@@ -183,3 +183,19 @@ def test_preview_panels_are_capped_so_long_clips_stay_small() -> None:
     n = latent_noise_from_images(images, "wan2.1", estimator=flow_estimator("dis-ultrafast"),
                                  method="random", preview=True)
     assert n.preview is not None and n.preview.shape == (2, 295, 3 * 512, 3)
+
+
+def test_frame_guided_methods_get_the_images_as_frames() -> None:
+    """control-a-video is offered by the node: it reads the IMAGE batch itself, so a static
+    clip keeps its noise and a changed region is drawn afresh."""
+    images = torch.rand(1, 32, 48, 3, generator=torch.Generator().manual_seed(0)).repeat(5, 1, 1, 1)
+    images[3:, :16, :16] = 1.0 - images[3:, :16, :16]  # a region changes at frame 3
+    n = latent_noise_from_images(images, "sd", estimator=flow_estimator("dis-ultrafast"),
+                                 method="control-a-video")
+    x = n.frames
+    assert x.shape == (5, 4, 4, 6)
+    assert torch.equal(x[1], x[0]) and torch.equal(x[2], x[0])
+    changed = torch.zeros(4, 6, dtype=torch.bool)
+    changed[:2, :2] = True
+    assert not torch.equal(x[3][:, changed], x[2][:, changed])
+    assert torch.equal(x[3][:, ~changed], x[2][:, ~changed])

@@ -47,7 +47,7 @@ from torch import Tensor
 from ..estimate import PairEstimator, make_estimator
 from ..field import block_integrate
 from ..io.noisefile import LATENTS_FORMAT, load_latents, load_noise
-from ..methods import DEFAULT_METHOD
+from ..methods import DEFAULT_METHOD, needs_frames
 from ..rng import derive_seed, make_generator
 from ..viz import preview_frame
 from ..warper import NoiseWarper
@@ -196,6 +196,21 @@ class LatentNoise:
     preview: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """An IMAGE batch as the re-iterable ``(H, W, 3)`` uint8 frames at the warp's size that
+    frame-guided methods (``control-a-video``) read, converted one at a time as they are read."""
+
+    images: Tensor
+    size: tuple[int, int]
+
+    def __iter__(self) -> Any:
+        return (frame_rgb8(image, self.size) for image in self.images)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
 def latent_noise_from_images(
     images: Tensor,
     model: str | LatentPreset,
@@ -239,8 +254,10 @@ def latent_noise_from_images(
     except ValueError as e:
         raise _comfy_hint(e) from None
     check_degradation(degradation)
-    warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device,
-                         **(method_options or {}))
+    options = dict(method_options or {})
+    if needs_frames(method) and "frames" not in options:
+        options["frames"] = _Frames(images, (w, h))
+    warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device, **options)
     gen = make_generator(derive_seed(seed, "degradation"))
     kept: list[Tensor] = []
     rows: list[np.ndarray] = []
