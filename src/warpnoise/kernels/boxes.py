@@ -411,11 +411,11 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     so the usual latent width, 4, gets its own compiled copy; numba caches the copies apart, as
     their closures differ, and compiles only the one a caller uses."""
 
-    @nb.njit(cache=True)
-    def band(p, lo, hi, edges, cell0, reach, field, k, masks, xa, restrict, barred, key,
-             off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d, stamp, tag, dense):
-        """Everything that scatters into the source rows ``[lo, hi)`` (band ``p``), pixels in
-        raster order, in three walks over the band's pieces.
+    @nb.njit(parallel=True, cache=True)
+    def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
+                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows, stamp, tag, dense):
+        """Everything that scatters into the source rows, in bands ``[rows[p], rows[p + 1])``,
+        pixels in raster order, in three walks over each band's pieces.
 
         1. Claims and coverage: a piece claims the values of its cell's field that
            :func:`warpnoise.kernels.value_masks` gives it (sub-pixels whose centres it holds, or a
@@ -435,127 +435,122 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
         claim, so only the cells a pass uses are touched. Cells ``barred`` (with ``restrict``) are
         not sources.
         """
-        c_n = channels if channels else xa.shape[0]
-        h, w = cell0.shape[0], cell0.shape[1]
-        wa = xa.shape[2]
-        has_field = field.shape[2] > 0
-        slot = p % 2
-        nb_ = reach.shape[1]
-        for i in range(h):
-            for b in range(nb_):
-                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                    continue
-                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = np.int64(cell0[i, j, 0])
-                    if cx0 < 0:
-                        continue
-                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
-                        for cx in range(cx0, cx0 + ncx):
-                            if restrict and barred[cy, cx]:
-                                continue
-                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
-                            if ox * oy <= 0.0:
-                                continue
-                            if stamp[cy, cx] != tag:
-                                stamp[cy, cx] = tag
-                                cover[cy, cx] = 0.0
-                                claimed[cy, cx] = 0
-                                conflict[cy, cx] = 0
-                            cover[cy, cx] += ox * oy
-                            if has_field:
-                                m = _claim(masks, r0, r1, s0, s1, k)
-                                conflict[cy, cx] |= claimed[cy, cx] & m
-                                claimed[cy, cx] |= m
-        acc = np.empty(c_n, np.float64)
-        yv = np.empty(c_n, np.float64)
-        field_at = field.ctypes.data
-        field_bytes = field.shape[2] * field.shape[3] * field.itemsize
-        opened = tag + np.uint32(1)
-        # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
-        for i in range(h):
-            for b in range(nb_):
-                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                    continue
-                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = np.int64(cell0[i, j, 0])
-                    if cx0 < 0:
-                        continue
-                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                    if j + AHEAD < w:
-                        _fetch_cells(cell0, i, j + AHEAD, wa, field_at, field_bytes)
-                    if max(cy0, lo) >= min(cy0 + ncy, hi):
-                        continue
-                    acc[:] = 0.0
-                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                        dy = cy - cy0
-                        oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
-                        for cx in range(cx0, cx0 + ncx):
-                            if restrict and barred[cy, cx]:
-                                continue
-                            ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
-                            a = ox * oy
-                            if a <= 0.0:
-                                continue
-                            if stamp[cy, cx] != opened:
-                                stamp[cy, cx] = opened
-                                _open_cell(cy, cx, field, k, key, off_rem, cover, icov, claimed,
-                                           conflict, sy, yv, c_n)
-                            a_eff = a * icov[cy, cx]
-                            mine = np.uint64(0)
-                            if has_field:
-                                mine = _claim(masks, r0, r1, s0, s1, k) & ~conflict[cy, cx]
-                            n = _popcount(mine)
-                            if n:
-                                _sum_values(field, cy, cx, mine, yv)
-                                scale = math.sqrt(a_eff / n)
-                            else:
-                                base = off_piece + np.uint64(
-                                    ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
-                                for c in range(c_n):
-                                    yv[c] = normal(key, base + np.uint64(c))
-                                scale = math.sqrt(a_eff)
-                            for c in range(c_n):
-                                v = yv[c] * scale
-                                sy[cy, cx, c] += v
-                                acc[c] += v
-                    for c in range(c_n):
-                        ybuf[i, j, slot, c] = acc[c]
-        if dense:
-            for cy in range(lo, hi):
-                for cx in range(wa):
-                    if stamp[cy, cx] == opened:
-                        for c in range(c_n):
-                            d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
-            return
-        done = tag + np.uint32(2)
-        for i in range(h):
-            for b in range(nb_):
-                if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                    continue
-                for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                    cx0 = np.int64(cell0[i, j, 0])
-                    if cx0 < 0:
-                        continue
-                    cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                    for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                        for cx in range(cx0, cx0 + ncx):
-                            if stamp[cy, cx] == opened:
-                                stamp[cy, cx] = done
-                                for c in range(c_n):
-                                    d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
-
-    @nb.njit(parallel=True, cache=True)
-    def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
-                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows, stamp, tag, dense):
         # Each band owns a fixed range of source rows, so no two threads write one cell, and every
         # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
-        bands = len(rows) - 1
-        for p in nb.prange(bands):
-            band(p, rows[p], rows[p + 1], edges, cell0, reach, field, k, masks, xa, restrict,
-                 barred, key, off_piece, off_rem, cover, icov, claimed, conflict, sy, ybuf, d,
-                 stamp, tag, dense)
+        # (One function, not a band function called here: numba cannot cache a kernel that
+        # calls another closure, and would compile this one again in every process.)
+        for p in nb.prange(len(rows) - 1):
+            lo, hi = rows[p], rows[p + 1]
+            c_n = channels if channels else xa.shape[0]
+            h, w = cell0.shape[0], cell0.shape[1]
+            wa = xa.shape[2]
+            has_field = field.shape[2] > 0
+            slot = p % 2
+            nb_ = reach.shape[1]
+            for i in range(h):
+                for b in range(nb_):
+                    if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                        continue
+                    for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                        cx0 = np.int64(cell0[i, j, 0])
+                        if cx0 < 0:
+                            continue
+                        cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                        for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                            oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
+                            for cx in range(cx0, cx0 + ncx):
+                                if restrict and barred[cy, cx]:
+                                    continue
+                                ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
+                                if ox * oy <= 0.0:
+                                    continue
+                                if stamp[cy, cx] != tag:
+                                    stamp[cy, cx] = tag
+                                    cover[cy, cx] = 0.0
+                                    claimed[cy, cx] = 0
+                                    conflict[cy, cx] = 0
+                                cover[cy, cx] += ox * oy
+                                if has_field:
+                                    m = _claim(masks, r0, r1, s0, s1, k)
+                                    conflict[cy, cx] |= claimed[cy, cx] & m
+                                    claimed[cy, cx] |= m
+            acc = np.empty(c_n, np.float64)
+            yv = np.empty(c_n, np.float64)
+            field_at = field.ctypes.data
+            field_bytes = field.shape[2] * field.shape[3] * field.itemsize
+            opened = tag + np.uint32(1)
+            # The same walk as the claims pass: one loop with a pass flag measured 6% slower.
+            for i in range(h):
+                for b in range(nb_):
+                    if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                        continue
+                    for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                        cx0 = np.int64(cell0[i, j, 0])
+                        if cx0 < 0:
+                            continue
+                        cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                        if j + AHEAD < w:
+                            _fetch_cells(cell0, i, j + AHEAD, wa, field_at, field_bytes)
+                        if max(cy0, lo) >= min(cy0 + ncy, hi):
+                            continue
+                        acc[:] = 0.0
+                        for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                            dy = cy - cy0
+                            oy, r0, r1 = _span(edges[i, j, 2], edges[i, j, 3], cy, k)
+                            for cx in range(cx0, cx0 + ncx):
+                                if restrict and barred[cy, cx]:
+                                    continue
+                                ox, s0, s1 = _span(edges[i, j, 0], edges[i, j, 1], cx, k)
+                                a = ox * oy
+                                if a <= 0.0:
+                                    continue
+                                if stamp[cy, cx] != opened:
+                                    stamp[cy, cx] = opened
+                                    _open_cell(cy, cx, field, k, key, off_rem, cover, icov, claimed,
+                                               conflict, sy, yv, c_n)
+                                a_eff = a * icov[cy, cx]
+                                mine = np.uint64(0)
+                                if has_field:
+                                    mine = _claim(masks, r0, r1, s0, s1, k) & ~conflict[cy, cx]
+                                n = _popcount(mine)
+                                if n:
+                                    _sum_values(field, cy, cx, mine, yv)
+                                    scale = math.sqrt(a_eff / n)
+                                else:
+                                    base = off_piece + np.uint64(
+                                        ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
+                                    for c in range(c_n):
+                                        yv[c] = normal(key, base + np.uint64(c))
+                                    scale = math.sqrt(a_eff)
+                                for c in range(c_n):
+                                    v = yv[c] * scale
+                                    sy[cy, cx, c] += v
+                                    acc[c] += v
+                        for c in range(c_n):
+                            ybuf[i, j, slot, c] = acc[c]
+            if dense:
+                for cy in range(lo, hi):
+                    for cx in range(wa):
+                        if stamp[cy, cx] == opened:
+                            for c in range(c_n):
+                                d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
+            else:
+                done = tag + np.uint32(2)
+                for i in range(h):
+                    for b in range(nb_):
+                        if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
+                            continue
+                        for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
+                            cx0 = np.int64(cell0[i, j, 0])
+                            if cx0 < 0:
+                                continue
+                            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
+                            for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
+                                for cx in range(cx0, cx0 + ncx):
+                                    if stamp[cy, cx] == opened:
+                                        stamp[cy, cx] = done
+                                        for c in range(c_n):
+                                            d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
     def gather(edges, cell0, icov, d, ybuf, band_of, restrict, barred, key, off_fresh, anchored,
