@@ -413,7 +413,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
 
     @nb.njit(parallel=True, cache=True)
     def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
-                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows, stamp, tag, dense):
+                off_rem, cover, icov, claimed, conflict, sy, ybuf, d, rows, stamp, tag):
         """Everything that scatters into the source rows, in bands ``[rows[p], rows[p + 1])``,
         pixels in raster order, in three walks over each band's pieces.
 
@@ -427,12 +427,11 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
            :]`` (a box spans at most two bands, of different parity) and per cell into ``sy``.
            A cell's first piece also opens the cell (:func:`_open_cell`): its rescaling and the
            part no pre-image covers, while its field values are in cache.
-        3. ``d = x - sum(Y)`` per cell, so that a piece is ``a d + Y``: a sweep over the band's
-           cells when most are sources (``dense``), else a third walk over the pieces.
+        3. ``d = x - sum(Y)`` per opened cell, so that a piece is ``a d + Y``.
 
-        ``stamp`` ``(Ha, Wa)`` tells which walk last saw a cell: ``tag`` (claimed), ``tag + 1``
-        (opened), ``tag + 2`` (done); a cell no walk of this pass has seen is reset at its first
-        claim, so only the cells a pass uses are touched. Cells ``barred`` (with ``restrict``) are
+        ``stamp`` ``(Ha, Wa)`` tells which walk last saw a cell: ``tag`` (claimed) or ``tag + 1``
+        (opened); a cell no walk of this pass has seen is reset at its first claim, so the walks
+        touch only the cells a pass uses. Cells ``barred`` (with ``restrict``) are
         not sources.
         """
         # Each band owns a fixed range of source rows, so no two threads write one cell, and every
@@ -528,29 +527,12 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                     acc[c] += v
                         for c in range(c_n):
                             ybuf[i, j, slot, c] = acc[c]
-            if dense:
-                for cy in range(lo, hi):
-                    for cx in range(wa):
-                        if stamp[cy, cx] == opened:
-                            for c in range(c_n):
-                                d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
-            else:
-                done = tag + np.uint32(2)
-                for i in range(h):
-                    for b in range(nb_):
-                        if reach[i, b, 0] >= hi or reach[i, b, 1] <= lo:
-                            continue
-                        for j in range(b * BLOCK, min((b + 1) * BLOCK, w)):
-                            cx0 = np.int64(cell0[i, j, 0])
-                            if cx0 < 0:
-                                continue
-                            cy0, ncx, ncy = cell0[i, j, 1], cell0[i, j, 2], cell0[i, j, 3]
-                            for cy in range(max(cy0, lo), min(cy0 + ncy, hi)):
-                                for cx in range(cx0, cx0 + ncx):
-                                    if stamp[cy, cx] == opened:
-                                        stamp[cy, cx] = done
-                                        for c in range(c_n):
-                                            d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
+            # A sweep of the band's stamps: cheap even when few cells are sources (loose pass).
+            for cy in range(lo, hi):
+                for cx in range(wa):
+                    if stamp[cy, cx] == opened:
+                        for c in range(c_n):
+                            d[cy, cx, c] = xa[c, cy, cx] - sy[cy, cx, c]
 
     @nb.njit(parallel=True, cache=True)
     def gather(edges, cell0, icov, d, ybuf, band_of, restrict, barred, key, off_fresh, anchored,
@@ -717,13 +699,13 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
     restrict = barred is not None
     cells = barred if restrict else _NO_CELLS
     cl = ws.claims
-    # Three stamps per pass; wrapping to 0 would meet stamps of the first passes, so restart.
-    ws.tag = ws.tag + 3 if ws.tag < 2**32 - 8 else 3
-    if ws.tag == 3:
+    # Two stamps per pass; wrapping to 0 would meet stamps of the first passes, so restart.
+    ws.tag = ws.tag + 2 if ws.tag < 2**32 - 8 else 2
+    if ws.tag == 2:
         ws.stamp[:] = 0
     scatter(ws.edges, ws.cell0, ws.reach, field, k, value_masks(k), xa, restrict, cells, key,
             np.uint64(base), off_rem, ws.cover, ws.icov, cl[0], cl[1], ws.sy, ws.ybuf, ws.d,
-            ws.rows, ws.stamp, np.uint32(ws.tag), role == ANCHORED)
+            ws.rows, ws.stamp, np.uint32(ws.tag))
     gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
            off_fresh, role == ANCHORED, out, keep, traced)
     return int(off_fresh) - base + h * w * c_n
