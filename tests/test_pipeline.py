@@ -209,6 +209,25 @@ def test_control_a_video_gets_the_frames_and_masks_on_the_latent_grid(tmp_path: 
         assert float(renewed.float().mean()) > 0.9
 
 
+def test_a_method_that_ignores_flows_gets_none_estimated(clip: Path, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """control-a-video reads the frames, not the flows: without a preview no flow is estimated,
+    and the noise is the one made when a preview's flows are estimated beside it."""
+    opts = NoiseOptions(method="control-a-video", seed=3)
+    shown = video_to_noise(clip, tmp_path / "a.safetensors", opts, preview=tmp_path / "p.mp4")
+    assert shown.seconds["flow"] > 0
+
+    def no_flow(*args: object) -> None:
+        raise AssertionError("a flow was estimated for a method that ignores flows")
+
+    monkeypatch.setattr("warpnoise.pipeline.make_estimator", lambda *a, **k: no_flow)
+    res = video_to_noise(clip, tmp_path / "b.safetensors", opts)
+    assert res.seconds["flow"] == 0 and res.frames == 5
+    assert torch.equal(load_noise(res.output)[0], load_noise(shown.output)[0])
+    with pytest.raises(AssertionError, match="flow was estimated"):
+        video_to_noise(clip, tmp_path / "c.safetensors", NoiseOptions(method="persistent"))
+
+
 def test_control_a_video_frames_cannot_come_from_an_option(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="takes its frames from the input video"):
         video_to_noise(clip, tmp_path / "n.safetensors",

@@ -60,7 +60,7 @@ from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import ClipInfo, FrameSource, VideoWriter, read_frames
 from .io.video import _check_selection as check_selection
-from .methods import DEFAULT_METHOD, check_options, methods, needs_frames
+from .methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
 from .rng import check_device, check_seed, derive_seed, make_generator
 from .viz import preview_frame
 from .warper import NoiseWarper
@@ -264,9 +264,11 @@ def video_to_noise(
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
-        if estimator is not None:
+        if estimator is not None and (uses_flows(options.method) or writer is not None):
             steps = _estimated_steps(estimator, source, seconds)
             stack.enter_context(_spare_one_thread())
+        elif estimator is not None:  # the method reads the frames itself, and no flow
+            steps = _still_steps(t, h, w)
         else:
             steps = _file_steps(flow_file, source if writer is not None else None, seconds)
         steps = stack.enter_context(contextlib.closing(steps))
@@ -423,6 +425,15 @@ def _file_steps(flows: FlowReader, source: Iterable[np.ndarray] | None,
     # A frame count that changed since the pre-pass is caught by the writer (frames missing).
     for frame, (b, f) in zip(frames, pairs, strict=False):
         yield frame, b, f
+
+
+def _still_steps(frames: int, height: int, width: int) -> Iterator[Step]:
+    """Steps for a method that ignores flows (:func:`warpnoise.methods.uses_flows`): zero flows
+    of the frame size, which the warper still checks, and no frames (nothing decodes them)."""
+    zero = torch.zeros(2, height, width)
+    yield None, None, None
+    for _ in range(frames - 1):
+        yield None, zero, zero
 
 
 def _timed_iter(items: Iterable[Any], seconds: dict[str, float], stage: str) -> Iterator[Any]:

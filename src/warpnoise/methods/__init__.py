@@ -30,6 +30,7 @@ from .base import (
     get_method,
     needs_frames,
     register,
+    uses_flows,
 )
 
 DEFAULT_METHOD = "persistent"
@@ -51,4 +52,4 @@ sys.modules[__name__].__class__ = _CallableModule
 
 
 __all__ = ["DEFAULT_METHOD", "WarpMethod", "WarpState", "check_options", "get_method", "methods",
-           "needs_frames", "register"]
+           "needs_frames", "register", "uses_flows"]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["REGISTRY", "WarpMethod", "WarpState", "check_options", "get_method", "needs_frames",
-           "register"]
+           "register", "uses_flows"]
 
 
 @dataclass
@@ -35,7 +35,8 @@ class WarpMethod(Protocol):
     A method that needs the video itself (Control-A-Video masks by frame differences) keeps this
     protocol: it takes the frames as its ``frames=`` option and sets the class attribute
     ``needs_frames = True``, which tells the callers that hold the frames to pass them
-    (:func:`needs_frames`).
+    (:func:`needs_frames`). A method that ignores the flows ``step`` receives sets
+    ``uses_flows = False``, so that callers need not estimate them (:func:`uses_flows`).
     """
 
     def init(self, noise: Tensor, generator: torch.Generator) -> WarpState: ...
@@ -81,6 +82,12 @@ def get_method(name: str, **options: object) -> WarpMethod:
 def needs_frames(name: str) -> bool:
     """Whether the method registered as ``name`` takes the video's frames as ``frames=``."""
     return bool(getattr(REGISTRY.get(name), "needs_frames", False))
+
+
+def uses_flows(name: str) -> bool:
+    """Whether method ``name`` reads the flows its ``step`` receives (all but those that set
+    ``uses_flows = False``); callers that estimate flows only for the method may skip them."""
+    return bool(getattr(REGISTRY.get(name), "uses_flows", True))
 
 
 def check_options(name: str, **options: object) -> None:

@@ -16,7 +16,9 @@ How it plugs in. The method needs the video itself, not its flows, and its norma
 the whole clip before the first frame. It keeps the :class:`~warpnoise.methods.base.WarpMethod`
 protocol as it is: it takes the frames as a constructor option (``frames=``) and ignores the flows
 that ``step`` receives, and it declares ``needs_frames = True`` so that the callers that hold the
-frames (:func:`warpnoise.pipeline.video_to_noise`, the demo, ``warpnoise edit``) pass them. The
+frames (:func:`warpnoise.pipeline.video_to_noise`, the demo, ``warpnoise edit``) pass them, and
+``uses_flows = False`` so that ``warpnoise noise`` estimates no flows for it (unless a preview
+shows them). The
 frames are read twice: once at construction for the global maximum (a streaming pre-pass, one
 frame pair in memory), then one frame per ``step``. A re-iterable source (an array, a list, or an
 object whose ``__iter__`` re-opens the video) is therefore required; a one-shot iterator is refused.
@@ -114,6 +116,7 @@ class ControlAVideo:
     """
 
     needs_frames: ClassVar[bool] = True
+    uses_flows: ClassVar[bool] = False
 
     def __init__(self, frames: Any = None, tau: float = 0.1, block: int = 1) -> None:
         if frames is None:
