@@ -164,26 +164,13 @@ class Persistent:
         c, h, w = noise.shape
         size = (h, w, field_size(self.k), c)
         triton = _use_triton(noise.device) if reuse is None else _on_triton(reuse.workspace)
-        if triton:
-            return _anchor_triton(noise, size, generator, reuse)
-        if not _use_kernel(noise.device):
+        if not triton and not _use_kernel(noise.device):
             return PersistentState(
                 noise, noise.clone(), torch.randn(size, generator=generator, device=noise.device),
                 pixel_grid(h, w, device=noise.device, dtype=torch.float64),
                 torch.ones(h, w, dtype=torch.bool, device=noise.device), 0,
                 _all_links(h, w, noise.device), noise.clone())
-        from ..kernels.boxes import Workspace
-
-        if reuse is None:  # the first anchor: make the buffers every later anchor reuses
-            anchor, field, ws = torch.empty(c, h, w), torch.empty(size), Workspace.empty(c, h, w)
-        else:
-            anchor, field, ws = reuse.anchor, reuse.field, reuse.workspace
-        anchor.copy_(noise)
-        torch.randn(size, generator=generator, out=field)
-        ws.reset()
-        return PersistentState(noise, anchor, field, torch.from_numpy(ws.maps[0]),
-                               torch.from_numpy(ws.traced[0]), 0, torch.from_numpy(ws.links),
-                               torch.from_numpy(ws.keep[0]), ws)
+        return _anchor_compiled(noise, size, generator, reuse, triton)
 
     def init(self, noise: Tensor, generator: torch.Generator) -> PersistentState:
         return self._anchor(noise, generator)
@@ -251,23 +238,30 @@ def _have_triton() -> bool:
     return True
 
 
-def _anchor_triton(noise: Tensor, size: tuple[int, ...], generator: torch.Generator,
-                   reuse: PersistentState | None) -> PersistentState:
-    """A new anchor for the Triton path, in the buffers of the previous one if any."""
-    from ..kernels.triton_boxes import Workspace
-
+def _anchor_compiled(noise: Tensor, size: tuple[int, ...], generator: torch.Generator,
+                     reuse: PersistentState | None, triton: bool) -> PersistentState:
+    """A new anchor for a compiled path (the numba kernel, or Triton when ``triton``), in the
+    buffers of the previous anchor if any: the first anchor makes every buffer later ones reuse."""
     c, h, w = noise.shape
     if reuse is None:
-        dev = noise.device
-        anchor, field = torch.empty(c, h, w, device=dev), torch.empty(size, device=dev)
-        ws = Workspace.empty(c, h, w, dev)
+        if triton:
+            from ..kernels.triton_boxes import Workspace as TritonWorkspace
+
+            ws: Any = TritonWorkspace.empty(c, h, w, noise.device)
+        else:
+            from ..kernels.boxes import Workspace
+
+            ws = Workspace.empty(c, h, w)
+        anchor = torch.empty(c, h, w, device=noise.device)
+        field = torch.empty(size, device=noise.device)
     else:
         anchor, field, ws = reuse.anchor, reuse.field, reuse.workspace
     anchor.copy_(noise)
     torch.randn(size, generator=generator, out=field)
     ws.reset()
-    return PersistentState(noise, anchor, field, ws.maps[0], ws.traced[0], 0, ws.links,
-                           ws.keep[0], ws)
+    view = torch.as_tensor  # the numba workspace's numpy arrays, shared; Triton's are tensors
+    return PersistentState(noise, anchor, field, view(ws.maps[0]), view(ws.traced[0]), 0,
+                           view(ws.links), view(ws.keep[0]), ws)
 
 
 def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
