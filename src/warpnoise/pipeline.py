@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .diffusion.degradation import degrade
+from .diffusion.degradation import degradation_map, degrade, read_degradation_map
 from .diffusion.latents import LatentPreset, arrange_latents, check_video, latent_preset
 from .estimate import (
     FLOW_METHODS,
@@ -106,6 +106,7 @@ class NoiseOptions:
     device: str = "cpu"  # where the warper runs ("cuda" if available); output is on the CPU
     latent: str | None = None  # a warpnoise.diffusion.PRESETS name: write that pipeline's latents=
     degradation: float = 0.0  # Go-with-the-Flow's γ, fresh noise from derive_seed(seed, ...)
+    degradation_map: str | None = None  # a per-pixel γ file instead (read_degradation_map)
 
     def check(self) -> None:
         """Raise ValueError naming the first bad option; nothing is read or written."""
@@ -132,6 +133,10 @@ class NoiseOptions:
         if (not isinstance(self.degradation, (int, float)) or isinstance(self.degradation, bool)
                 or not 0 <= self.degradation <= 1):
             raise ValueError(f"degradation must be a number in [0, 1], got {self.degradation!r}")
+        if self.degradation_map is not None:
+            if self.degradation:
+                raise ValueError("give --degradation or --degradation-map, not both")
+            read_degradation_map(self.degradation_map)
         if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
             raise ValueError(f"--flow {self.flow!r} is neither a flow method "
                              f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
@@ -243,6 +248,8 @@ def video_to_noise(
                              f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
         if flow_file is not None:
             _check_flow_file(flow_file, options.flow, info)
+        gamma = options.degradation if options.degradation_map is None else _gamma_map(
+            options.degradation_map, (h, w), (h // s, w // s))
         r = 1 if preset is None else preset.temporal
         shape = ((t - 1) // r + 1, channels, h // s, w // s)
         warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
@@ -259,7 +266,7 @@ def video_to_noise(
 
         def emit(i: int, noise: Tensor) -> None:
             if i % r == 0:  # temporal compression keeps every r-th frame (unit variance)
-                sink.write(degrade(noise, options.degradation, generator=deg_gen))
+                sink.write(degrade(noise, gamma, generator=deg_gen))
 
         writer = None
         if preview is not None:
@@ -293,6 +300,17 @@ def video_to_noise(
         shape = sink.latents_shape
     return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
+
+
+def _gamma_map(path: str, frame: tuple[int, int], grid: tuple[int, int]) -> Tensor:
+    """The per-pixel γ of ``path`` area-averaged to the noise ``grid``; the map must have the
+    frames' aspect ratio (within 1%), so that it lands where it was drawn."""
+    m = read_degradation_map(path)
+    (mh, mw), (h, w) = m.shape, frame
+    if abs(mw * h - mh * w) > 0.01 * mh * w:
+        raise ValueError(f"degradation map {path!r} is {mw}x{mh}, the frames are {w}x{h}: give "
+                         "a map with the frames' aspect ratio")
+    return degradation_map(m, 1.0, 0.0, grid)
 
 
 def _method_options(o: NoiseOptions, frames: Any, block: int) -> dict[str, Any]:
@@ -460,11 +478,13 @@ def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int,
         "flow": o.flow if o.flow in FLOW_METHODS else str(Path(o.flow).resolve()),
         "dis_preset": o.dis_preset, "source": str(Path(input).resolve()),
         "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
-        "frames": str(t), "dtype": o.dtype, "degradation": str(o.degradation),
+        "frames": str(t), "dtype": o.dtype,
+        "degradation": str(o.degradation) if o.degradation_map is None else "per-pixel map",
         "degradation_seed": str(derive_seed(o.seed, "degradation")),
         "occlusion": OCCLUSION_RULE if occlusion else "none (no forward flows)",
         "warpnoise_version": __version__,
-    }
+    } | ({} if o.degradation_map is None else
+         {"degradation_map": str(Path(o.degradation_map).resolve())})
 
 
 @dataclass

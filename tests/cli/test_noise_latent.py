@@ -73,6 +73,52 @@ def test_degradation_without_latent_degrades_every_frame(clip: tuple, tmp_path: 
     torch.testing.assert_close(noise, expect, rtol=0, atol=1e-5)
 
 
+def test_degradation_map_degrades_each_pixel_by_its_own_gamma(clip: tuple,
+                                                               tmp_path: Path) -> None:
+    """A (4, 6) .npy of γ over the 48x32 frames, noise at --downsample 8 (a 6x4 grid): every
+    frame is degrade(frame, map) with the file's seed-derived stream, γ = 0 pixels unchanged."""
+    import numpy as np
+
+    folder, flows, backward = clip
+    gamma = np.linspace(0.0, 1.0, 24, dtype=np.float32).reshape(4, 6)
+    np.save(tmp_path / "g.npy", gamma)
+    out = tmp_path / "n.safetensors"
+    code, _, stderr = run("noise", folder, "-o", out, "--flow", flows, "--degradation-map",
+                          tmp_path / "g.npy", "--downsample", "8", "-q")
+    assert code == 0, stderr
+    noise, meta = load_noise(out)
+    pixel = block_integrate(warp_noise(backward, 4, "persistent", seed=0,
+                                       forward_flows=-backward), 8)
+    gen = torch.Generator().manual_seed(derive_seed(0, "degradation"))
+    g = torch.from_numpy(gamma)
+    expect = torch.stack([degrade(f, g, generator=gen) for f in pixel])
+    torch.testing.assert_close(noise, expect, rtol=0, atol=1e-5)
+    assert torch.equal(noise[..., 0, 0], pixel[..., 0, 0])  # γ = 0 keeps the warped noise
+    assert meta["degradation"] == "per-pixel map"
+    assert meta["degradation_map"] == str((tmp_path / "g.npy").resolve())
+
+
+@pytest.mark.parametrize("gamma, extra, match", [
+    ([[0.5, 1.5]], [], r"values in \[0.5, 1.5\]"),
+    ([[0.5] * 6] * 2, [], "aspect ratio"),
+    ([[0.5] * 6] * 4, ["--degradation", "0.2"], "not both"),
+    (None, [], "does not exist"),
+])
+def test_bad_degradation_maps_exit_2_and_write_nothing(clip: tuple, tmp_path: Path, gamma: list,
+                                                       extra: list, match: str) -> None:
+    import numpy as np
+
+    folder, flows, _ = clip
+    if gamma is not None:
+        np.save(tmp_path / "g.npy", np.array(gamma, np.float32))
+    out = tmp_path / "o.safetensors"
+    code, _, stderr = run("noise", folder, "-o", out, "--flow", flows, "--downsample", "8",
+                          "--degradation-map", tmp_path / "g.npy", "-q", *extra)
+    assert code == 2, stderr
+    assert re.search(match, stderr) and "Traceback" not in stderr and len(stderr.splitlines()) == 1
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("extra, match", [
     (["--latent", "wan3"], "unknown latent model"),
     (["--latent", "ltx-video", "--frames", "5"], r"8k\+1 frames"),

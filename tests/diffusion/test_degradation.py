@@ -105,3 +105,25 @@ def test_degradation_map_area_averages_the_mask_to_the_latent_grid() -> None:
     torch.testing.assert_close(g, torch.tensor([[0.2, 0.7], [0.7, 0.45]]))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         degradation_map(mask * 2, 0.2, 0.7)
+
+
+def test_read_degradation_map_scales_8_and_16_bit_images_and_checks_values(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    from warpnoise.diffusion.degradation import read_degradation_map
+
+    ramp = np.array([[0, 51, 255]], np.uint8)
+    cv2.imwrite(str(tmp_path / "g8.png"), ramp)
+    cv2.imwrite(str(tmp_path / "g16.png"), ramp.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "rgb.png"), np.repeat(ramp[..., None], 3, axis=2))
+    for name in ("g8.png", "g16.png", "rgb.png"):
+        torch.testing.assert_close(read_degradation_map(tmp_path / name),
+                                   torch.tensor([[0.0, 0.2, 1.0]]))
+    np.save(tmp_path / "nan.npy", np.array([[0.1, np.nan]]))
+    np.save(tmp_path / "rank3.npy", np.zeros((2, 2, 2)))
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    for name, match in [("nan.npy", "NaN"), ("rank3.npy", r"must be \(H, W\)"),
+                        ("junk.png", "cannot read"), ("missing.png", "does not exist")]:
+        with pytest.raises(ValueError, match=match):
+            read_degradation_map(tmp_path / name)

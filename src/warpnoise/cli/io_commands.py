@@ -151,6 +151,10 @@ def noise_command(
         "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1]: Q <- ((1-γ)Q + γζ) / "
         "sqrt((1-γ)²+γ²), ζ fresh N(0,1) from the seed; 0 = warped noise, 1 = fresh noise.",
         rich_help_panel=_LATENT)] = 0.0,
+    degradation_map: Annotated[Path | None, typer.Option(
+        "--degradation-map", help="A per-pixel γ instead of --degradation: a grayscale image "
+        "(black 0, white 1; 8 or 16 bits) or a .npy of (H, W) values in [0, 1], with the frames' "
+        "aspect ratio; area-averaged to the noise grid.", rich_help_panel=_LATENT)] = None,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -175,7 +179,8 @@ def noise_command(
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
         stride=stride, method_options=_method_options(option or []), device=device,
-        latent=latent, degradation=degradation)
+        latent=latent, degradation=degradation,
+        degradation_map=None if degradation_map is None else str(degradation_map))
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds

@@ -56,6 +56,7 @@ __all__ = [
     "load_denoiser",
     "load_edit_model",
     "noise_to",
+    "read_degradation_map",
     "sdedit",
     "sdedit_timesteps",
     "split_latents",

@@ -17,13 +17,17 @@ N(0, 1), because the formula normalises value by value.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..rng import make_generator
 
-__all__ = ["check_degradation", "degradation_map", "degrade"]
+__all__ = ["check_degradation", "degradation_map", "degrade", "read_degradation_map"]
 
 
 def check_degradation(gamma: float | Tensor) -> None:
@@ -107,3 +111,48 @@ def degradation_map(mask: Tensor, inside: float, outside: float,
     if size is not None and tuple(size) != tuple(m.shape):
         m = F.interpolate(m[None, None], size=tuple(size), mode="area")[0, 0]
     return outside + (inside - outside) * m
+
+
+def read_degradation_map(path: str | os.PathLike) -> Tensor:
+    """A per-pixel γ read from a file (``warpnoise noise --degradation-map``).
+
+    Convention:
+        A grayscale image (8 or 16 bits; colour images are converted to gray) maps black to
+        γ = 0 and white to γ = 1; a ``.npy`` file holds the ``(H, W)`` γ values themselves.
+        Returns ``(H, W)`` float32 in [0, 1]; resample it to the noise grid with
+        :func:`degradation_map` (``inside=1, outside=0``).
+
+    Raises:
+        ValueError: a missing or unreadable file, not one channel of ``(H, W)``, values outside
+            [0, 1] or not finite.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"degradation map {str(p)!r} does not exist")
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"cannot read degradation map {str(p)!r} as .npy: {e}") from None
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(f"degradation map {str(p)!r} holds {arr.dtype}, not numbers")
+        gamma = arr.astype(np.float32)
+    else:
+        import cv2
+
+        img = cv2.imread(str(p), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise ValueError(f"cannot read degradation map {str(p)!r} as an image (PNG, JPEG, "
+                             "TIFF, ...) or .npy")
+        if img.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"degradation map {str(p)!r} is a {img.dtype} image; use 8 or 16 "
+                             "bits, or a .npy of float values")
+        gamma = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
+    if gamma.ndim != 2 or min(gamma.shape) < 1:
+        raise ValueError(f"degradation map {str(p)!r} must be (H, W), got shape {gamma.shape}")
+    g = torch.from_numpy(np.ascontiguousarray(gamma))
+    try:
+        check_degradation(g)
+    except ValueError as e:
+        raise ValueError(f"degradation map {str(p)!r}: {e}") from None
+    return g
