@@ -85,11 +85,25 @@ def test_half_precision_noise_keeps_its_dtype() -> None:
 @pytest.mark.parametrize("gamma, match", [
     (1.5, r"\[0, 1\]"), (-0.1, r"\[0, 1\]"), (float("nan"), r"\[0, 1\]"),
     (torch.full((5, 5), 0.5), "does not broadcast"), (torch.tensor([float("nan")]), "NaN"),
+    (torch.full((3, 2, 4, 8, 8), 0.5), "does not broadcast"),  # would grow the noise
     ("0.5", "number"),
 ])
 def test_bad_gamma_is_refused(gamma: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         degrade(torch.zeros(2, 4, 8, 8), gamma, seed=0)  # type: ignore[arg-type]
+
+
+def test_a_map_costs_no_slow_import() -> None:
+    """A first map used to cost 0.7 s: torch.broadcast_shapes imports sympy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom warpnoise.diffusion import degrade\n"
+            "degrade(torch.zeros(2, 4, 4), torch.zeros(4, 4), seed=0)\n"
+            "print('sympy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_something_to_draw_needs_a_seed_or_generator() -> None:
