@@ -18,10 +18,10 @@ protocol as it is: it takes the frames as a constructor option (``frames=``) and
 that ``step`` receives, and it declares ``needs_frames = True`` so that the callers that hold the
 frames (:func:`warpnoise.pipeline.video_to_noise`, the demo, ``warpnoise edit``) pass them, and
 ``uses_flows = False`` so that ``warpnoise noise`` estimates no flows for it (unless a preview
-shows them). The
-frames are read twice: once at construction for the global maximum (a streaming pre-pass, one
-frame pair in memory), then one frame per ``step``. A re-iterable source (an array, a list, or an
-object whose ``__iter__`` re-opens the video) is therefore required; a one-shot iterator is refused.
+shows them). The frames are read twice: once at construction for the global maximum (a
+streaming pre-pass, one frame pair in memory), then one frame per ``step``. A re-iterable source
+(an array, a list, or an object whose ``__iter__`` re-opens the video) is therefore required; a
+one-shot iterator is refused.
 
 Convention:
     ``frames``: ``(T, H_f, W_f, C)`` channels last (what :func:`warpnoise.io.video.read_frames`
