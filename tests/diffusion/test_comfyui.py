@@ -186,13 +186,18 @@ def test_preview_panels_are_capped_so_long_clips_stay_small() -> None:
 
 
 def test_frame_guided_methods_get_the_images_as_frames() -> None:
-    """control-a-video is offered by the node: it reads the IMAGE batch itself, so a static
-    clip keeps its noise and a changed region is drawn afresh."""
+    """control-a-video is offered by the node: it reads the IMAGE batch itself (no flow is
+    estimated for it), so a static clip keeps its noise and a changed region is drawn afresh."""
     images = torch.rand(1, 32, 48, 3, generator=torch.Generator().manual_seed(0)).repeat(5, 1, 1, 1)
     images[3:, :16, :16] = 1.0 - images[3:, :16, :16]  # a region changes at frame 3
-    n = latent_noise_from_images(images, "sd", estimator=flow_estimator("dis-ultrafast"),
-                                 method="control-a-video")
+    def no_flow(*args: object) -> None:
+        raise AssertionError("a flow was estimated for a method that ignores flows")
+
+    n = latent_noise_from_images(images, "sd", estimator=no_flow, method="control-a-video")
+    shown = latent_noise_from_images(images, "sd", estimator=flow_estimator("dis-ultrafast"),
+                                     method="control-a-video", preview=True)
     x = n.frames
+    assert torch.equal(x, shown.frames)  # the same noise as with the preview's flows
     assert x.shape == (5, 4, 4, 6)
     assert torch.equal(x[1], x[0]) and torch.equal(x[2], x[0])
     changed = torch.zeros(4, 6, dtype=torch.bool)

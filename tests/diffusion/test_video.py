@@ -40,6 +40,20 @@ def test_prefetch_capped_by_memory_still_edits_reproducibly(monkeypatch: pytest.
     np.testing.assert_array_equal(one, again)
 
 
+def test_a_method_that_ignores_flows_gets_none_estimated(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """control-a-video edits the same with no flow estimated as with given zero flows."""
+    opts = EditOptions(method="control-a-video", steps=2, strength=0.5)
+    zero = torch.zeros(2, 2, 16, 16)
+    given = edit_frames(frames(), opts, flows=(zero, zero)).frames
+
+    def no_flow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a flow was estimated for a method that ignores flows")
+
+    monkeypatch.setattr("warpnoise.estimate.estimate_flows", no_flow)
+    np.testing.assert_array_equal(edit_frames(frames(), opts).frames, given)
+
+
 @pytest.mark.parametrize("bad, match", [
     (frames(1), "at least 2 frames"),
     (frames(3, 12), "divisible by 8"),

@@ -47,7 +47,7 @@ from torch import Tensor
 from ..estimate import PairEstimator, make_estimator
 from ..field import block_integrate
 from ..io.noisefile import LATENTS_FORMAT, load_latents, load_noise
-from ..methods import DEFAULT_METHOD, needs_frames
+from ..methods import DEFAULT_METHOD, needs_frames, uses_flows
 from ..rng import derive_seed, make_generator
 from ..viz import preview_frame
 from ..warper import NoiseWarper
@@ -263,12 +263,14 @@ def latent_noise_from_images(
     rows: list[np.ndarray] = []
     prev = frame_rgb8(images[0], (w, h))
     flow = None
+    # A method that ignores flows gets zero flows: none is estimated unless the preview shows it.
+    still = None if uses_flows(method) or preview else torch.zeros(2, h, w)
     max_speed = 1.0
     noise = warper.noise
     for i in range(t):
         if i > 0:
             cur = frame_rgb8(images[i], (w, h))
-            flow, fwd = estimator(prev, cur)
+            flow, fwd = estimator(prev, cur) if still is None else (still, still)
             noise = warper.step(flow, fwd)
             prev = cur
         if keeps_frame(p, i):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..estimate import check_flow_options
-from ..methods import DEFAULT_METHOD, check_options, methods, needs_frames
+from ..methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
 from ..rng import check_seed
 from .noise import WarpedNoiseSampler
 from .pipelines import SCHEDULERS, EditModel, make_scheduler
@@ -152,8 +152,9 @@ def edit_frames(
     warped along flows estimated on the (upsampled) input at pixel resolution, unless
     ``flows=(backward, forward)`` ``(T-1, 2, H, W)`` at output resolution are given, then
     integrated to the model's latent grid; frame-guided noise (``control-a-video``) gets those
-    frames. The scheduler is ``options.scheduler`` built from the model's config (default DDIM
-    with ``eta``, 1: fresh warped noise enters at every step, through ``variance_noise``).
+    frames, and no flow is estimated for it. The scheduler is ``options.scheduler`` built from
+    the model's config (default DDIM with ``eta``, 1: fresh warped noise enters at every step,
+    through ``variance_noise``).
 
     Raises:
         ValueError: bad options, fewer than 2 frames, or a size the model cannot take.
@@ -187,7 +188,10 @@ def edit_frames(
     strength = default_strength if options.strength is None else options.strength
     steps = default_steps if options.steps is None else options.steps
     seconds: dict[str, float] = {}
-    if flows is None:
+    if flows is None and not uses_flows(options.method):  # the method ignores flows: zeros
+        backward = torch.zeros(x.shape[0] - 1, 2, h, w)
+        forward = backward
+    elif flows is None:
         def flow_progress(done: int, total: int) -> None:
             if progress is not None:
                 progress("flow", done, total)
