@@ -39,7 +39,10 @@ from ..flow import FB_ALPHA, FB_BETA
 from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks
 from .hashing import normal
 
-BANDS = 4  # source-row bands of the scatters, run in parallel (the bits do not depend on it)
+#: Source-row bands of the scatters, run in parallel: as many threads can share the scatters. A
+#: constant, not the thread count, so the bits do not depend on the machine (a pixel whose box
+#: straddles two bands sums its pieces in two parts, so another count rounds differently).
+BANDS = 16
 BLOCK = 32  # pixels per row block whose reach in source rows is recorded
 _SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
 _NO_FLOW = np.zeros((1, 1), np.float32)  # stands in for absent forward flows
@@ -435,7 +438,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
         not sources.
         """
         # Each band owns a fixed range of source rows, so no two threads write one cell, and every
-        # cell takes its pieces in raster order: the bits do not depend on the bands or threads.
+        # cell takes its pieces in raster order: the bits do not depend on the threads.
         # (One function, not a band function called here: numba cannot cache a kernel that
         # calls another closure, and would compile this one again in every process.)
         for p in nb.prange(len(rows) - 1):
