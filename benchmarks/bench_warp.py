@@ -3,7 +3,9 @@
 Each method warps 4-channel noise under a rotation of 1 degree per frame about the frame centre, a
 sequence long enough to include its re-anchoring; a repetition's cost per frame is its total time
 over its frames, and a process's figure is the median over repetitions. The floor is
-``torch.randn(4, H, W)`` timed in the same run, interleaved with the methods.
+``torch.randn(4, H, W)`` timed in the same run, just before every repetition: a repetition's
+ratio is to that floor, so that the load of a shared machine, which drifts, cancels; the table's
+floor is the median of those.
 
     python benchmarks/bench_warp.py [--sizes 256 512] [--methods persistent integral ...]
                                     [--option upsample=4 ...] [--forward] [--processes 5]
@@ -64,7 +66,10 @@ def floor_ms(h: int, w: int, device: torch.device, reps: int = 30) -> float:
 
 
 def method_ms(method: str, h: int, w: int, device: torch.device,
-              options: dict[str, float] | None = None, forward: bool = False) -> float:
+              options: dict[str, float] | None = None, forward: bool = False
+              ) -> tuple[float, float, float]:
+    """Medians over repetitions of the ms per frame, of the floor timed just before each, and of
+    each repetition's ratio to its floor."""
     frames, reps = SLOW.get(method, FAST)
     flows = [rotation_flow(h, w, 1.0, device)]
     if forward:
@@ -78,15 +83,17 @@ def method_ms(method: str, h: int, w: int, device: torch.device,
         extra["frames"] = [a, b] * (1 + reps * frames)  # two arrays, many references
     warper = warpnoise.NoiseWarper(4, h, w, method=method, seed=0, device=device, **extra)
     warper.step(*flows)  # compile kernels, warm caches
-    per_frame = []
+    per_frame, floors = [], []
     for _ in range(reps):
+        floors.append(floor_ms(h, w, device, reps=10))
         sync(device)
         t = time.perf_counter()
         for _ in range(frames):
             warper.step(*flows)
         sync(device)
-        per_frame.append((time.perf_counter() - t) / frames)
-    return statistics.median(per_frame) * 1e3
+        per_frame.append((time.perf_counter() - t) / frames * 1e3)
+    ratios = [ms / f for ms, f in zip(per_frame, floors, strict=True)]
+    return statistics.median(per_frame), statistics.median(floors), statistics.median(ratios)
 
 
 def _option(text: str) -> tuple[str, float]:
@@ -98,14 +105,12 @@ def _option(text: str) -> tuple[str, float]:
 
 def measure(methods: list[str], sizes: list[int], device: torch.device,
             options: dict[str, float], forward: bool) -> dict[str, dict[str, list[float]]]:
-    """``{method: {size: [ms, floor_ms]}}`` measured in this process."""
+    """``{method: {size: [ms, floor_ms, ratio]}}`` measured in this process."""
     out: dict[str, dict[str, list[float]]] = {}
     for method in methods:
         for s in sizes:
-            f0 = floor_ms(s, s, device)
-            ms = method_ms(method, s, s, device, options, forward)
-            f1 = floor_ms(s, s, device)
-            out.setdefault(method, {})[str(s)] = [ms, statistics.median([f0, f1])]
+            out.setdefault(method, {})[str(s)] = list(method_ms(method, s, s, device, options,
+                                                                forward))
     return out
 
 
@@ -154,7 +159,7 @@ def main() -> None:
         cells = []
         for s in map(str, args.sizes):
             ms = statistics.median(r[method][s][0] for r in runs)
-            ratios = [r[method][s][0] / r[method][s][1] for r in runs]
+            ratios = [r[method][s][2] for r in runs]
             ratio = statistics.median(ratios)
             cells.append(f"{ms:.1f} | {ratio:.1f}" + (f" | {max(ratios) / ratio:.2f}"
                                                       if spread else ""))
