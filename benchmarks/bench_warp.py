@@ -18,6 +18,10 @@ residual mask; the pre-pass over the clip, at construction, is not timed).
 does, so methods that use them run their occlusion test. ``--processes N`` measures in N fresh
 processes, one after another (a warm process hides the allocation and compile costs a user pays),
 and reports the median over processes of each figure and the max/median spread of the ratio.
+
+To compare two versions on the same day, run this script against the other one's source:
+``git worktree add /tmp/old COMMIT`` and ``PYTHONPATH=/tmp/old/src python benchmarks/bench_warp.py
+...`` (its fresh processes inherit the path). Versions from before frame-guided methods work too.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ import torch
 
 import warpnoise
 from warpnoise.flow import pixel_grid
-from warpnoise.methods import needs_frames
+
+try:
+    from warpnoise.methods import needs_frames
+except ImportError:  # a version from before frame-guided methods (see the docstring)
+
+    def needs_frames(method: str) -> bool:
+        return False
 
 SLOW = {"integral": (3, 3), "bridge": (4, 5)}  # (frames, repetitions) for costly methods
 FAST = (32, 5)
