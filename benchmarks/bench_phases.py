@@ -117,8 +117,8 @@ def main() -> None:
         done = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--json"],
                               capture_output=True, text=True)
         if done.returncode:
-            raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr else
-                             f"process {k + 1} failed")
+            lines = done.stderr.strip().splitlines()
+            raise SystemExit(lines[-1] if lines else f"process {k + 1} failed")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"process {k + 1}/{args.processes} done", file=sys.stderr, flush=True)
     s = args.size
