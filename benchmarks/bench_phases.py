@@ -30,14 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from bench_warp import FAST, floor_ms, rotation_flow  # the same scene and floor
+from bench_warp import FAST, floor_ms, rotation_flow, run_fresh  # the same scene and floor
 
 import warpnoise
 
@@ -112,15 +110,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(measure(args.size)))
         return
-    runs = []
-    for k in range(args.processes):
-        done = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--json"],
-                              capture_output=True, text=True)
-        if done.returncode:
-            lines = done.stderr.strip().splitlines()
-            raise SystemExit(lines[-1] if lines else f"process {k + 1} failed")
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"process {k + 1}/{args.processes} done", file=sys.stderr, flush=True)
+    runs = run_fresh(__file__, ["--size", str(args.size)], args.processes)
     s = args.size
     print(f"persistent, 4x{s}x{s}, rotation 1°/frame, forward flows on, threads "
           f"{torch.get_num_threads()}, median over {args.processes} process(es)")

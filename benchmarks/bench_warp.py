@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -124,18 +125,26 @@ def measure(methods: list[str], sizes: list[int], device: torch.device,
     return out
 
 
+def run_fresh(script: str, argv: list[str], n: int) -> list[Any]:
+    """Run ``script`` with ``argv`` and ``--json`` in ``n`` new processes, one after another, and
+    return what each printed last (JSON). A failed process ends the run with its last error line."""
+    runs = []
+    for k in range(n):
+        done = subprocess.run([sys.executable, script, *argv, "--json"], capture_output=True,
+                              text=True)
+        if done.returncode:
+            lines = done.stderr.strip().splitlines()
+            raise SystemExit(lines[-1] if lines else f"process {k + 1} failed")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"process {k + 1}/{n} done", file=sys.stderr, flush=True)
+    return runs
+
+
 def fresh_processes(args: argparse.Namespace) -> list[dict[str, dict[str, list[float]]]]:
     """Run this script ``args.processes`` times in new processes (``--json``), in turn."""
     argv = ["--sizes", *map(str, args.sizes), "--methods", *args.methods, "--device", args.device]
     argv += [f"--option={o}" for o in args.option] + (["--forward"] if args.forward else [])
-    runs = []
-    n = args.processes
-    for k in range(n):
-        done = subprocess.run([sys.executable, __file__, *argv, "--json"], check=True,
-                              capture_output=True, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"process {k + 1}/{n} done", file=sys.stderr, flush=True)
-    return runs
+    return run_fresh(__file__, argv, args.processes)
 
 
 def main() -> None:
