@@ -72,6 +72,7 @@ __all__ = [
     "NoiseResult",
     "Progress",
     "Step",
+    "check_frame_shape",
     "flows_to_noise",
     "source_flows",
     "validate_noise_file",
@@ -237,7 +238,7 @@ def video_to_noise(
         info = _scan(source, progress)
         seconds["decode"] = time.perf_counter() - t_start
         t, h, w = info.frames, info.height, info.width
-        _check_frame_shape(options, t, h, w)
+        check_frame_shape(options, t, h, w)
         if flow_file is not None:
             _check_flow_file(flow_file, options.flow, info)
         occlusion = estimator is not None or bool(flow_file and flow_file.has_forward)
@@ -288,7 +289,7 @@ def flows_to_noise(
     _check_outputs(output, preview)
     _check_latent_output(options, output)
     t, h, w = frame_shape
-    _check_frame_shape(options, t, h, w)
+    check_frame_shape(options, t, h, w)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0} | (seconds or {})
     own = _metadata(None, options, frame_shape, occlusion=True)
@@ -311,7 +312,7 @@ def _check_latent_output(options: NoiseOptions, output: str | os.PathLike) -> No
                          f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
 
 
-def _check_frame_shape(options: NoiseOptions, t: int, h: int, w: int) -> None:
+def check_frame_shape(options: NoiseOptions, t: int, h: int, w: int) -> None:
     """The latent preset's frame and size rules, and the block size dividing the frame."""
     preset = None if options.latent is None else latent_preset(options.latent)
     s = options.downsample if preset is None else preset.spatial
