@@ -34,7 +34,7 @@ def test_example_motion_gives_noise_animation_and_masks_the_sampler_takes() -> N
 
 def test_camera_widgets_without_motion_text() -> None:
     image = torch.rand(1, 48, 64, 3)
-    noise, latent, animation, masks = run_node(FromMotion, image=image, frames=9, zoom=1.2,
-                                               model="sd")
+    _, latent, animation, masks = run_node(FromMotion, image=image, frames=9, zoom=1.2,
+                                           model="sd")
     assert tuple(latent["samples"].shape) == (9, 4, 6, 8)
     assert animation.shape == (9, 48, 64, 3) and float(masks.max()) == 0.0
