@@ -22,7 +22,7 @@ import numpy as np
 
 from .scene import Scene
 
-__all__ = ["AnimationFrame", "coverage", "draw_outlines", "outlines", "render"]
+__all__ = ["COLOURS", "AnimationFrame", "coverage", "draw_outlines", "outlines", "render"]
 
 _SUPERSAMPLE = 4
 _INPAINT_RADIUS = 5
