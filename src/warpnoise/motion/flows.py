@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .scene import BACKGROUND, Scene, _apply
+from .scene import BACKGROUND, Scene, _apply, apply_grid
 
 __all__ = ["BACKGROUND", "FlowStep", "flows", "positions"]
 
@@ -53,13 +53,16 @@ class FlowStep:
         return self.owner[None] == torch.arange(layers, dtype=torch.int8)[:, None, None]
 
 
-def _moved(sc: Scene, owner: np.ndarray, grid: np.ndarray, t_from: int, t_to: int) -> np.ndarray:
+def _moved(sc: Scene, owner: np.ndarray, t_from: int, t_to: int) -> np.ndarray:
     """Where each pixel of frame ``t_from`` is seen in frame ``t_to``, by its owner's map."""
-    out = _apply(sc.step_map(BACKGROUND, t_from, t_to), grid)
+    out = apply_grid(sc.step_map(BACKGROUND, t_from, t_to), sc.height, sc.width)
+    flat, grid = out.reshape(2, -1), None
     for k in range(len(sc.layers)):
-        sel = owner == k
-        if sel.any():  # whole-frame maps and a select: faster than gathering the pixels
-            np.copyto(out, _apply(sc.step_map(k, t_from, t_to), grid), where=sel[None])
+        idx = np.flatnonzero(owner == k)
+        if idx.size:
+            if grid is None:
+                grid = apply_grid(np.eye(3), sc.height, sc.width).reshape(2, -1)
+            flat[:, idx] = _apply(sc.step_map(k, t_from, t_to), grid[:, idx])
     return out
 
 
@@ -69,18 +72,17 @@ def flows(sc: Scene, *, dtype: torch.dtype = torch.float32,
 
     Positions are computed in float64 (NumPy) and the flows cast to ``dtype`` on ``device``.
     """
-    ys, xs = np.mgrid[0:sc.height, 0:sc.width].astype(np.float64)
-    grid = np.stack([xs, ys])
-    prev_owner = sc.owner(grid, 0)
+    grid = apply_grid(np.eye(3), sc.height, sc.width)
+    prev_owner = sc.owner_grid(0)
     for t in range(1, sc.frames):
-        owner = sc.owner(grid, t)
-        src = _moved(sc, owner, grid, t, t - 1)
+        owner = sc.owner_grid(t)
+        src = _moved(sc, owner, t, t - 1)
         # A pixel's source is its own point in frame t-1; it was seen there only if the same
         # layer owned that point then (a layer in front may have hidden it, or it was uncovered).
         hidden = sc.owner(src, t - 1) != owner
         src[0][hidden] = -float(sc.width)
         src[1][hidden] = grid[1][hidden]
-        fwd = _moved(sc, prev_owner, grid, t - 1, t)
+        fwd = _moved(sc, prev_owner, t - 1, t)
         yield FlowStep(t, _tensor(src - grid, dtype, device), _tensor(fwd - grid, dtype, device),
                        torch.from_numpy(owner), torch.from_numpy(hidden))
         prev_owner = owner

@@ -115,9 +115,25 @@ def _layer_maps(layer: Layer, frames: int, anchor: np.ndarray) -> np.ndarray:
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """``m`` applied to points ``(2, ...)`` (homogeneous division included)."""
     x, y = pts[0], pts[1]
-    w = m[2, 0] * x + m[2, 1] * y + m[2, 2]
-    return np.stack([(m[0, 0] * x + m[0, 1] * y + m[0, 2]) / w,
-                     (m[1, 0] * x + m[1, 1] * y + m[1, 2]) / w])
+    out = np.empty(pts.shape, dtype=np.float64)
+    out[0] = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+    out[1] = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    if m[2, 0] != 0 or m[2, 1] != 0 or m[2, 2] != 1:  # projective: divide
+        out /= m[2, 0] * x + m[2, 1] * y + m[2, 2]
+    return out
+
+
+def apply_grid(m: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(2, H, W)``: ``m`` applied to every pixel centre, by broadcasting a row and a column
+    (the lattice makes each coordinate a sum of the two)."""
+    xs = np.arange(width, dtype=np.float64)[None, :]
+    ys = np.arange(height, dtype=np.float64)[:, None]
+    out = np.empty((2, height, width), dtype=np.float64)
+    out[0] = m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])
+    out[1] = m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])
+    if m[2, 0] != 0 or m[2, 1] != 0 or m[2, 2] != 1:
+        out /= m[2, 0] * xs + (m[2, 1] * ys + m[2, 2])
+    return out
 
 
 def _inside_polygon(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -175,14 +191,9 @@ class LayerShape:
 
     def contains(self, pts: np.ndarray) -> np.ndarray:
         """Boolean ``(...)``: which first-frame points ``(2, ...)`` lie in the layer."""
-        lo, hi = self.bounds
-        near = ((pts[0] >= lo[0]) & (pts[0] <= hi[0]) & (pts[1] >= lo[1])
-                & (pts[1] <= hi[1]))
-        out = np.zeros(near.shape, dtype=bool)
-        cand = pts[:, near]  # only points in the bounding box are tested
-        out[near] = (_inside_polygon(self.polygon, cand) if self.polygon is not None
-                     else _bilinear(self.mask, cand) >= 0.5)
-        return out
+        if self.polygon is not None:
+            return _inside_polygon(self.polygon, pts)
+        return _bilinear(self.mask, pts) >= 0.5
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -218,12 +229,39 @@ class Scene:
         """``(...)`` int8: the layer seen at points ``(2, ...)`` of frame t (front-most covering
         it, :data:`BACKGROUND` if none)."""
         out = np.full(pts.shape[1:], BACKGROUND, dtype=np.int8)
-        picture = _apply(np.linalg.inv(self.camera[t]), pts)
+        flat_out, flat = out.reshape(-1), pts.reshape(2, -1)
         for k in reversed(range(len(self.layers))):  # front layers written last, so they win
-            own = self.layers[k].contains(_apply(np.linalg.inv(self.layers[k].motion[t]),
-                                                 picture))
-            out[own] = k
+            # Only points in the layer's bounding box in frame t are mapped back and tested.
+            lo, hi = self.frame_bounds(k, t)
+            idx = np.flatnonzero((flat[0] >= lo[0]) & (flat[0] <= hi[0]) & (flat[1] >= lo[1])
+                                 & (flat[1] <= hi[1]))
+            back = _apply(np.linalg.inv(self.placement(k, t)), flat[:, idx])
+            flat_out[idx[self.layers[k].contains(back)]] = k
         return out
+
+    def owner_grid(self, t: int) -> np.ndarray:
+        """``(H, W)`` int8: :meth:`owner` of every pixel centre of frame t (only the pixels in
+        each layer's bounding box are mapped back and tested)."""
+        out = np.full((self.height, self.width), BACKGROUND, dtype=np.int8)
+        for k in reversed(range(len(self.layers))):
+            lo, hi = self.frame_bounds(k, t)
+            x0, y0 = max(int(np.ceil(lo[0])), 0), max(int(np.ceil(lo[1])), 0)
+            x1, y1 = min(int(hi[0]) + 1, self.width), min(int(hi[1]) + 1, self.height)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            shift = np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1.0]])
+            back = apply_grid(np.linalg.inv(self.placement(k, t)) @ shift, y1 - y0, x1 - x0)
+            box = out[y0:y1, x0:x1]
+            box[self.layers[k].contains(back)] = k
+        return out
+
+    def frame_bounds(self, layer: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``layer``'s bounding box in frame t, ``(min x, min y), (max x, max y)``, with a
+        pixel's margin."""
+        lo, hi = self.layers[layer].bounds
+        corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+        q = _apply(self.placement(layer, t), corners.T)
+        return q.min(axis=1) - 1.0, q.max(axis=1) + 1.0
 
 
 def _mask_image(path: Path, where: str, size: tuple[int, int]) -> np.ndarray:
