@@ -334,5 +334,22 @@ def scene(spec: Motion, size: tuple[int, int] | None = None,
                   else _centroid(polygon, mask))
         layers.append(LayerShape(layer.name or f"layer{k}", polygon, mask, anchor,
                                  _layer_maps(layer, spec.frames, anchor), outline))
-    return Scene(w, h, spec.frames, spec.fps, _camera_maps(spec.camera, spec.frames, centre),
-                 tuple(layers), spec)
+    camera = _camera_maps(spec.camera, spec.frames, centre)
+    _check_projective(camera, w, h)
+    return Scene(w, h, spec.frames, spec.fps, camera, tuple(layers), spec)
+
+
+def _check_projective(camera: np.ndarray, w: int, h: int) -> None:
+    """A homography must keep the frame on one side of its horizon: every corner of frame t must
+    come from a finite point of the picture (else the frame would show the sky beyond it)."""
+    if np.allclose(camera[:, 2, :2], 0.0):
+        return
+    corners = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1],
+                        [-0.5, h - 0.5, 1]]).T
+    for t in range(len(camera)):
+        w_back = (np.linalg.inv(camera[t]) @ corners)[2]
+        # The denominator is linear over the (convex) frame: one sign at the corners, no zero.
+        if not (np.all(w_back > 1e-9) or np.all(w_back < -1e-9)):
+            raise MotionError(f"camera.keyframes: the homography at frame {t} maps part of the "
+                              "frame through infinity (a horizon inside the frame); use a "
+                              "smaller tilt")
