@@ -39,13 +39,13 @@ def motion_command(
     image: Annotated[Path, typer.Argument(
         help="The first frame: an image (png, jpg, ...) or a video (its first frame).",
         show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Output folder: noise.safetensors, animation.mp4, "
+        "mask_<k>_<name>.mp4 per layer, preview.mp4 (with --preview).")],
     motion: Annotated[Path | None, typer.Argument(
         help="Motion file (JSON): camera keyframes and layers to cut and drag. See "
         "docs/motion.md; an example: warpnoise/data/motion_example.json.",
         show_default=False)] = None,
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Output folder: noise.safetensors, animation.mp4, "
-        "mask_<k>_<name>.mp4 per layer, preview.mp4 (with --preview).")] = Path("motion_out"),
     frames: Annotated[int | None, typer.Option(
         "--frames", help="Number of frames (overrides the motion file's; default 49 for the "
         "ready-made moves).")] = None,

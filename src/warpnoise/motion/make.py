@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..methods import DEFAULT_METHOD
 from ..pipeline import NoiseOptions, NoiseResult, Progress, check_frame_shape, flows_to_noise
 from ..warper import NoiseWarper
 from .flows import flows
-from .render import AnimationFrame, draw_outlines, render
+from .render import AnimationFrame, draw_outlines, outlines, render
 from .scene import Scene, scene
 from .spec import Motion
 
@@ -67,8 +67,6 @@ def leaving_frames(sc: Scene) -> dict[str, list[int]]:
     """Per layer name, the frames in which its whole outline lies outside the frame (it is not
     seen there; nothing of it is carried, and pixels it brings back in get fresh noise)."""
     out: dict[str, list[int]] = {}
-    from .render import outlines
-
     for t in range(sc.frames):
         for k, pts in enumerate(outlines(sc, t)):
             p = np.concatenate(pts)
@@ -176,7 +174,7 @@ def write(
                 yield shown, (None if step is None else step.backward), (
                     None if step is None else step.forward)
 
-        opts = NoiseOptions(**{**options.__dict__, "preview_fps": sc.fps})
+        opts = replace(options, preview_fps=sc.fps)
         res = flows_to_noise(steps(), out / "noise.safetensors", opts,
                              (sc.frames, sc.height, sc.width), meta,
                              preview=out / "preview.mp4" if preview else None, progress=progress)
