@@ -107,5 +107,5 @@ def test_homography_that_puts_the_horizon_in_the_frame_is_refused() -> None:
     # Frame row y = 50 (row 100 halfway, at frame 1) would come from infinitely far away.
     hom = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.02, 1.0]]
     spec = {"frames": 3, "camera": {"keyframes": [{"frame": 2, "homography": hom}]}}
-    with pytest.raises(motion.MotionError, match="camera.keyframes: the homography at frame 1 "):
+    with pytest.raises(motion.MotionError, match=r"camera\.keyframes: the homography at frame 1 "):
         motion.scene(motion.parse(spec), (W, H))
