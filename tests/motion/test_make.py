@@ -87,7 +87,7 @@ def test_uncovered_background_is_independent_of_the_layer() -> None:
         assert abs(float(c)) <= 0.02, float(c)
 
 
-def _zoom_transport(previous: torch.Tensor, z: float, samples: int = 4) -> torch.Tensor:
+def _zoom_transport(previous: torch.Tensor, z: float, samples: int = 8) -> torch.Tensor:
     """Exact ∫-noise transport of a zoom by ``z`` about the frame centre: E[G_t(x) | G_{t-1}]
     = sum_y |Omega(x) ∩ y| G_{t-1}(y) / sqrt|Omega(x)|, Omega(x) the pixel's square mapped back
     (side 1/z), its overlaps counted with ``samples``² points."""
@@ -123,7 +123,8 @@ def test_camera_zoom_passes_the_affine_transport_check(zoom: float) -> None:
         num += float((g * p).sum())
         den += float((p * p).sum())
         assert exactness_failures(x[t]) == []
-    # Exact transport: the regression of the noise on its prediction has slope 1; fresh noise 0.
+    # Exact transport: the regression of the noise on its prediction has slope 1 (the default
+    # method, whose field has a finite resolution, measures 0.96 at zoom 1.04); fresh noise 0.
     assert 0.9 <= num / den <= 1.1, num / den
 
 
