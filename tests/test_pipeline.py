@@ -332,3 +332,27 @@ def test_flow_file_with_a_preview_decodes_the_frames_in_step(clip: Path, tmp_pat
     from warpnoise.io.video import read_frames
 
     np.testing.assert_array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))
+
+
+def test_flows_to_noise_writes_the_warp_of_the_given_flows(tmp_path: Path) -> None:
+    from warpnoise.pipeline import flows_to_noise
+    from warpnoise.warper import warp_noise
+
+    b = torch.zeros(3, 2, 16, 24)
+    b[:, 0] = -0.6
+    steps = [(None, None, None)] + [(None, b[i], -b[i]) for i in range(3)]
+    res = flows_to_noise(iter(steps), tmp_path / "n.safetensors", NoiseOptions(seed=3),
+                         (4, 16, 24), {"flow": "given", "seed": "overridden?"})
+    x, meta = load_noise(res.output)
+    assert torch.equal(x, warp_noise(b, 4, seed=3, forward_flows=-b))
+    assert meta["flow"] == "given" and meta["seed"] == "3" and "source" not in meta
+    assert set(res.seconds) >= {"flow", "warp", "write", "total"}
+
+
+def test_flows_to_noise_checks_the_latent_rules_before_writing(tmp_path: Path) -> None:
+    from warpnoise.pipeline import flows_to_noise
+
+    with pytest.raises(ValueError, match="4k\\+1"):
+        flows_to_noise(iter([]), tmp_path / "n.safetensors", NoiseOptions(latent="wan2.1"),
+                       (6, 16, 16), {})
+    assert list(tmp_path.iterdir()) == []

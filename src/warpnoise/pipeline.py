@@ -71,6 +71,9 @@ __all__ = [
     "NoiseOptions",
     "NoiseResult",
     "Progress",
+    "Step",
+    "check_frame_shape",
+    "flows_to_noise",
     "source_flows",
     "validate_noise_file",
     "video_to_flows",
@@ -221,17 +224,13 @@ def video_to_noise(
     """
     options.check()
     _check_outputs(output, preview)
-    preset = None if options.latent is None else latent_preset(options.latent)
-    if preset is not None and Path(output).suffix.lower() != ".safetensors":
-        raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
-                         f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
+    _check_latent_output(options, output)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
     # Build the estimator first: a RAFT setup error should not wait for the pre-pass.
     estimator = None if options.flow not in FLOW_METHODS else make_estimator(
         options.flow, preset=options.dis_preset, raft_weights=options.raft_weights)
     source = _source(input, options)
-    max_speed = 1.0
     with contextlib.ExitStack() as stack:
         # A flow file's headers are read and checked before the clip is decoded.
         flow_file = None if estimator is not None else stack.enter_context(
@@ -239,25 +238,111 @@ def video_to_noise(
         info = _scan(source, progress)
         seconds["decode"] = time.perf_counter() - t_start
         t, h, w = info.frames, info.height, info.width
-        s = options.downsample if preset is None else preset.spatial
-        channels = options.channels if preset is None else preset.channels
-        if preset is not None:
-            check_video(preset, t, h, w)
-        if h % s or w % s:
-            raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
-                             f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+        check_frame_shape(options, t, h, w)
         if flow_file is not None:
             _check_flow_file(flow_file, options.flow, info)
-        gamma = options.degradation if options.degradation_map is None else _gamma_map(
-            options.degradation_map, (h, w), (h // s, w // s))
-        r = 1 if preset is None else preset.temporal
-        shape = ((t - 1) // r + 1, channels, h // s, w // s)
-        warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
-                             device=options.device, **_method_options(options, source, s))
         occlusion = estimator is not None or bool(flow_file and flow_file.has_forward)
         meta = _metadata(input, options, (t, h, w), occlusion)
-        # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
-        deg_gen = make_generator(int(meta["degradation_seed"]))
+        if estimator is not None and (uses_flows(options.method) or preview is not None):
+            steps = _estimated_steps(estimator, source, seconds)
+            stack.enter_context(_spare_one_thread())
+        elif estimator is not None:  # the method reads the frames itself, and no flow
+            steps = _still_steps(t, h, w)
+        else:
+            steps = _file_steps(flow_file, source if preview is not None else None, seconds)
+        return _warp_steps(stack, steps, output, options, (t, h, w), meta, source, seconds,
+                           t_start, preview, progress)
+
+
+def flows_to_noise(
+    steps: Iterable[Step],
+    output: str | os.PathLike,
+    options: NoiseOptions,
+    frame_shape: tuple[int, int, int],
+    metadata: dict[str, str],
+    *,
+    preview: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    seconds: dict[str, float] | None = None,
+) -> NoiseResult:
+    """Warp noise along flows that come from elsewhere (e.g. exact flows of an authored motion)
+    and write it as :func:`video_to_noise` does: same files, latents, degradation and preview.
+
+    Convention:
+        ``steps`` yields ``frame_shape[0]`` tuples ``(frame, backward, forward)``: the first
+        ``(frame_0, None, None)``, then frame t's ``(H, W, 3)`` uint8 RGB frame (or None when no
+        ``preview`` is asked), its backward flow ``(2, H, W)`` and frame t-1's forward flow
+        ``(2, H, W)`` (or None), dx then dy in pixels. ``frame_shape`` is ``(T, H, W)``.
+        ``metadata`` is recorded in the file beside the options' own (method, seed, channels,
+        degradation and its seed, frame size and count), which it may not override. The time
+        spent producing each step is added to ``seconds["flow"]``.
+
+    Raises:
+        ValueError: bad options (:meth:`NoiseOptions.check`, except ``flow``), a method that reads
+            video frames, a frame size or count the latent preset refuses, or a bad flow when its
+            step is reached (nothing is written then).
+    """
+    options.check()
+    if needs_frames(options.method):
+        raise ValueError(f"method {options.method!r} reads video frames; flows given directly "
+                         "need a method that follows flows")
+    _check_outputs(output, preview)
+    _check_latent_output(options, output)
+    t, h, w = frame_shape
+    check_frame_shape(options, t, h, w)
+    t_start = time.perf_counter()
+    seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0} | (seconds or {})
+    own = _metadata(None, options, frame_shape, occlusion=True)
+    # What describes a video and its flow estimate is the caller's to say.
+    own = {k: v for k, v in own.items() if k not in _VIDEO_KEYS}
+    meta = {k: str(v) for k, v in metadata.items()} | own
+    with contextlib.ExitStack() as stack:
+        timed = _timed_iter(steps, seconds, "flow")
+        return _warp_steps(stack, timed, output, options, frame_shape, meta, None, seconds,
+                           t_start, preview, progress)
+
+
+#: Metadata of :func:`video_to_noise` that describes the video and its flow estimate.
+_VIDEO_KEYS = ("flow", "dis_preset", "source", "start", "stride", "occlusion")
+
+
+def _check_latent_output(options: NoiseOptions, output: str | os.PathLike) -> None:
+    if options.latent is not None and Path(output).suffix.lower() != ".safetensors":
+        raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
+                         f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
+
+
+def check_frame_shape(options: NoiseOptions, t: int, h: int, w: int) -> None:
+    """The latent preset's frame and size rules, and the block size dividing the frame."""
+    preset = None if options.latent is None else latent_preset(options.latent)
+    s = options.downsample if preset is None else preset.spatial
+    if preset is not None:
+        check_video(preset, t, h, w)
+    if h % s or w % s:
+        raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
+                         f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+
+
+def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str | os.PathLike,
+                options: NoiseOptions, frame_shape: tuple[int, int, int], meta: dict[str, str],
+                frames: Any, seconds: dict[str, float], t_start: float,
+                preview: str | os.PathLike | None, progress: Progress | None) -> NoiseResult:
+    """The loop shared by :func:`video_to_noise` and :func:`flows_to_noise`: warp each step,
+    integrate, degrade, write (and preview); files are finalised when ``stack`` closes."""
+    t, h, w = frame_shape
+    preset = None if options.latent is None else latent_preset(options.latent)
+    s = options.downsample if preset is None else preset.spatial
+    channels = options.channels if preset is None else preset.channels
+    gamma = options.degradation if options.degradation_map is None else _gamma_map(
+        options.degradation_map, (h, w), (h // s, w // s))
+    r = 1 if preset is None else preset.temporal
+    shape = ((t - 1) // r + 1, channels, h // s, w // s)
+    warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
+                         device=options.device, **_method_options(options, frames, s))
+    # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
+    deg_gen = make_generator(int(meta["degradation_seed"]))
+    max_speed = 1.0
+    with stack:
         # Frames go to disk as they are made: a long clip never sits in memory as noise (the
         # latents tensor, a small fraction of it, is arranged whole at the end).
         sink: Any = stack.enter_context(
@@ -271,14 +356,7 @@ def video_to_noise(
         writer = None
         if preview is not None:
             writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
-        if estimator is not None and (uses_flows(options.method) or writer is not None):
-            steps = _estimated_steps(estimator, source, seconds)
-            stack.enter_context(_spare_one_thread())
-        elif estimator is not None:  # the method reads the frames itself, and no flow
-            steps = _still_steps(t, h, w)
-        else:
-            steps = _file_steps(flow_file, source if writer is not None else None, seconds)
-        steps = stack.enter_context(contextlib.closing(steps))
+        steps = stack.enter_context(contextlib.closing(iter(steps)))  # type: ignore[type-var]
         for i, (frame, b, f) in enumerate(steps):
             noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(
                 warper.noise if b is None else warper.step(b, f), s))
@@ -469,14 +547,15 @@ def _timed_iter(items: Iterable[Any], seconds: dict[str, float], stage: str) -> 
 _END = object()
 
 
-def _metadata(input: str | os.PathLike, o: NoiseOptions, frame_shape: tuple[int, int, int],
+def _metadata(input: str | os.PathLike | None, o: NoiseOptions, frame_shape: tuple[int, int, int],
               occlusion: bool) -> dict[str, str]:
     t, h, w = frame_shape
     return {
         "method": o.method, "method_options": json.dumps(o.method_options, sort_keys=True),
         "seed": str(o.seed), "channels": str(o.channels), "downsample": str(o.downsample),
         "flow": o.flow if o.flow in FLOW_METHODS else str(Path(o.flow).resolve()),
-        "dis_preset": o.dis_preset, "source": str(Path(input).resolve()),
+        "dis_preset": o.dis_preset,
+        "source": "" if input is None else str(Path(input).resolve()),
         "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
         "frames": str(t), "dtype": o.dtype,
         "degradation": str(o.degradation) if o.degradation_map is None else "per-pixel map",

@@ -160,12 +160,17 @@ def run_node(cls: type, **inputs: Any) -> tuple[Any, ...]:
 
 
 def output_problems(kind: str, value: Any) -> list[str]:
-    """What is wrong with ``value`` as a ComfyUI ``kind`` (IMAGE, LATENT or NOISE)."""
+    """What is wrong with ``value`` as a ComfyUI ``kind`` (IMAGE, MASK, LATENT or NOISE)."""
     if kind == "IMAGE":
         ok = (isinstance(value, torch.Tensor) and value.ndim == 4 and value.shape[-1] == 3
               and value.dtype == torch.float32 and value.device.type == "cpu"
               and float(value.min()) >= 0 and float(value.max()) <= 1)
         return [] if ok else [f"IMAGE must be [B, H, W, 3] float32 in [0, 1], got {value!r:.80}"]
+    if kind == "MASK":
+        ok = (isinstance(value, torch.Tensor) and value.ndim == 3
+              and value.dtype == torch.float32 and value.device.type == "cpu"
+              and float(value.min()) >= 0 and float(value.max()) <= 1)
+        return [] if ok else [f"MASK must be [B, H, W] float32 in [0, 1], got {value!r:.80}"]
     if kind == "LATENT":
         ok = isinstance(value, dict) and isinstance(value.get("samples"), torch.Tensor)
         return [] if ok else ["LATENT must be a dict with a 'samples' tensor"]

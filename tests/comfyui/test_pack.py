@@ -39,7 +39,7 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_pack_imports_by_path_as_comfyui_does_with_comfyui_absent(tmp_path: Path) -> None:
     out = run_python(LOAD_LIKE_COMFYUI.format(path=str(PACK)), tmp_path)
     assert out.returncode == 0, out.stderr
-    nodes = "['WarpnoiseLoadNoiseFile', 'WarpnoiseNoiseFromVideo']"
+    nodes = "['WarpnoiseLoadNoiseFile', 'WarpnoiseNoiseFromMotion', 'WarpnoiseNoiseFromVideo']"
     assert out.stdout.strip() == f"{nodes} {nodes} []"
 
 
