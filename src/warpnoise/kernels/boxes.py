@@ -751,3 +751,38 @@ def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.nda
     traced = np.empty((h, w), np.bool_)
     integrate(ws, ax, ay, ANCHORED, xa, field, k, None, key, 0, out, ws.keep[0], traced, ws.links)
     return out, traced
+
+
+def _dispatchers(channels: int) -> dict[str, Any]:
+    """The compiled functions a step with ``channels`` channels runs."""
+    scatter, gather = _KERNELS.get(channels, _KERNELS[0])
+    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather}
+
+
+def _cached(dispatcher: Any) -> bool | None:
+    """Whether numba's on-disk cache holds ``dispatcher`` compiled from this source for this
+    machine (None: the cache cannot be read). Reads numba's index as numba does when it loads
+    (an index from another source file version reads as empty), without compiling."""
+    try:
+        cache = dispatcher._cache
+        index = cache._cache_file._load_index()
+        codegen = dispatcher.targetctx.codegen()
+        return any(cache._index_key(key[0], codegen) == key for key in index)
+    except Exception:  # numba internals: report "unknown" rather than fail
+        return None
+
+
+def cache_status(channels: int) -> bool | None:
+    """Whether every kernel a ``channels``-channel step runs is in numba's on-disk cache, so a new
+    process loads it instead of compiling (None: unknown). Four channels have their own compiled
+    copy of the two channel loops; every other count shares one."""
+    states = [_cached(d) for d in _dispatchers(channels).values()]
+    if None in states:
+        return None
+    return all(states)
+
+
+def cache_dir() -> str:
+    """Where numba keeps this module's compiled kernels (``NUMBA_CACHE_DIR`` if set, else the
+    package's ``__pycache__``)."""
+    return str(advance._cache._cache_path)
