@@ -330,5 +330,5 @@ def test_auto_falls_back_to_torch_when_a_triton_launch_fails(monkeypatch, no_fai
         got = torch.stack([warper.step(b, f) for b, f in flows])
     assert torch.equal(got, _torch_frames(h, w, flows, seed=4))
     explicit = warpnoise.NoiseWarper(4, h, w, seed=4, backend="triton")
-    with pytest.raises(BackendError, match="triton kernels failed on cpu.*backend='auto'"):
+    with pytest.raises(BackendError, match=r"triton kernels failed on cpu.*backend='auto'"):
         explicit.step(*flows[0])

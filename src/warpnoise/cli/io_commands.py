@@ -185,6 +185,8 @@ def noise_command(
     writes frame by frame, holding a few frames and flows whatever the clip's length (see
     README, "Long videos: memory").
     """
+    from ..diagnostics import compile_notice
+    from ..diffusion.latents import latent_preset
     from ..pipeline import NoiseOptions, video_to_noise
 
     opts = NoiseOptions(
@@ -195,6 +197,12 @@ def noise_command(
         device=device,
         latent=latent, degradation=degradation,
         degradation_map=None if degradation_map is None else str(degradation_map))
+    opts.check()
+    notice = None if quiet else compile_notice(method, channels if latent is None else
+                                               latent_preset(latent).channels, device,
+                                               opts.method_options)
+    if notice is not None:
+        typer.echo(notice, err=True)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
