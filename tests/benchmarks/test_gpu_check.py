@@ -1,0 +1,45 @@
+"""``benchmarks/gpu_check.py``: it exits 0 with a message without CUDA, and its determinism and
+agreement checks work (Triton interpreted on the CPU, at small sizes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_exits_0_with_a_message_without_cuda() -> None:
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_check.py")], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device here" in done.stdout
+
+
+@pytest.fixture
+def gpu_check(monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("triton")
+    from warpnoise.methods import persistent
+
+    monkeypatch.setattr(persistent, "TRITON_ON_CPU", True)
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gpu_check
+
+    return gpu_check
+
+
+def test_triton_determinism_check_passes_on_the_interpreter(gpu_check) -> None:
+    ok, detail = gpu_check.determinism(torch.device("cpu"), (4, 24, 24), frames=2)
+    assert ok and "bit-identical" in detail
+
+
+def test_agreement_check_reports_the_worst_anchored_difference(gpu_check) -> None:
+    ok, detail = gpu_check.agreement(torch.device("cpu"), (4, 24, 24), frames=2)
+    worst = float(detail.split("both drew on the anchor ")[1].split(";")[0])
+    assert worst < 1e-4, detail  # the same anchor: anchored pixels agree to float32 rounding
+    assert "of all values within 1e-4" in detail and "mean/std triton" in detail
