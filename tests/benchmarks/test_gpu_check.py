@@ -38,8 +38,11 @@ def test_triton_determinism_check_passes_on_the_interpreter(gpu_check) -> None:
     assert ok and "bit-identical" in detail
 
 
-def test_agreement_check_reports_the_worst_anchored_difference(gpu_check) -> None:
-    ok, detail = gpu_check.agreement(torch.device("cpu"), (4, 24, 24), frames=2)
-    worst = float(detail.split("both drew on the anchor ")[1].split(";")[0])
-    assert worst < 1e-4, detail  # the same anchor: anchored pixels agree to float32 rounding
-    assert "of all values within 1e-4" in detail and "mean/std triton" in detail
+def test_agreement_check_compares_both_backends_from_one_anchor(gpu_check) -> None:
+    """The same anchor on both paths: the same anchored pixels, values strongly correlated
+    (shared anchor noise and field) but not all equal (fresh draws differ by design)."""
+    ok, detail = gpu_check.agreement(torch.device("cpu"), (4, 32, 32), frames=2)
+    assert ok and "anchored pixels identical" in detail, detail
+    corr = float(detail.split("correlation ")[1].split(",")[0])
+    share = float(detail.split("; ")[1].split("%")[0])
+    assert corr > 0.5 and 0 < share < 100, detail

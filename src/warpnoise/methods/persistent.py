@@ -64,7 +64,9 @@ count. On CUDA, Triton kernels (:mod:`warpnoise.kernels.triton_boxes`) run the s
 the device, their geometry bit-identical to the numba kernel's and their sums integer atomics (same
 seed, same bits); the step itself never waits for the device, and the two host syncs per frame are
 the warper's flow check (NaN/inf) and the traced-pixel count that decides re-anchoring. Other
-devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`). Memory: the field
+devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`); so does a
+sequence whose compiled kernels fail on its first step, with a warning (``backend="auto"``, see
+:mod:`warpnoise.backends`). Memory: the field
 takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with k=2), independent of the
 sequence length.
 
