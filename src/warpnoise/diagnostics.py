@@ -3,8 +3,8 @@ kernels ahead of use (``warpnoise warmup``).
 
 :func:`report` collects the versions of warpnoise and the packages it uses, the devices, which
 backend the default method runs on each device and why (:func:`warpnoise.methods.persistent.
-backend_for`), whether its numba kernels are in the on-disk cache for 4 and for other channel
-counts, video decoding support and the cache folders. :func:`warm_up` runs a few small steps of
+backend_for`), whether its numba kernels are in the on-disk cache, the Triton cache, video
+decoding support and the cache folders. :func:`warm_up` runs a few small steps of
 the default method on each device so that numba (CPU) and Triton (CUDA) compile their kernels
 and write them to their caches; later processes load them instead of compiling.
 """
@@ -29,8 +29,8 @@ __all__ = ["PACKAGES", "WarmupResult", "compile_notice", "devices", "report", "w
 PACKAGES = {"warpnoise": "warpnoise", "torch": "torch", "numpy": "numpy", "numba": "numba",
             "triton": "triton", "opencv": "opencv-python-headless", "av": "av",
             "safetensors": "safetensors", "diffusers": "diffusers", "ray": "ray"}
-#: Channel counts :func:`warm_up` compiles for by default: on the CPU 4 has its own compiled copy
-#: and every other count shares one; Triton compiles each count apart (16: Wan, HunyuanVideo).
+#: Channel counts :func:`warm_up` compiles for by default: on the CPU every count shares one
+#: compiled copy (the second only loads it); Triton compiles each count apart (16: Wan, ...).
 CHANNELS = (4, 16)
 
 
@@ -83,8 +83,7 @@ def _numba_kernels() -> dict[str, Any]:
         return {"installed": False}
     from .kernels import boxes
 
-    cached = {"4": boxes.cache_status(4), "other": boxes.cache_status(16)}
-    return {"installed": True, "cache_dir": boxes.cache_dir(), "cached": cached}
+    return {"installed": True, "cache_dir": boxes.cache_dir(), "cached": boxes.cache_status()}
 
 
 def _triton_cache_dir() -> str | None:
@@ -179,7 +178,7 @@ def compile_notice(method: str, channels: int, device: torch.device | str,
 
         if boxes.cache_status(channels) is not False:
             return None
-        return (f"warpnoise: compiling the CPU kernels for {channels} channels (once; about a "
+        return ("warpnoise: compiling the CPU kernels (once, for every channel count; about a "
                 "minute; `warpnoise warmup` does it ahead of time) ...")
     if backend == "triton" and _triton_kernels().get("cache_entries") == 0:
         return (f"warpnoise: compiling the Triton kernels for {channels} channels (once per GPU "

@@ -75,8 +75,8 @@ def test_kernel_and_torch_paths_agree(motion: str) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3, 5])
 def test_other_channel_counts_match_the_four_channel_kernel(channels: int) -> None:
-    """Four channels take a specialised copy of the kernel; other counts the generic one. Where
-    nothing is drawn fresh (quarter-pixel translation) both give the same values."""
+    """Every channel count runs the same kernel, its channel loops sized by the arrays. Where
+    nothing is drawn fresh (quarter-pixel translation) each channel gets the same values."""
     h = w = 64
     anchor, field = _setup(h, w)
     g = pixel_grid(h, w, dtype=torch.float64) - torch.tensor([0.25, 0.5]).double()[:, None, None]

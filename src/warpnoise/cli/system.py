@@ -34,10 +34,9 @@ def _doctor_text(r: dict[str, Any]) -> list[str]:
         lines.append(f"  {d['device']} ({desc}): {d['backend']} ({d['why']})")
     nb, tr = r["kernels"]["numba"], r["kernels"]["triton"]
     if nb["installed"]:
-        cached = nb["cached"]
-        lines.append(f"numba kernels cached: 4 channels {_yes(cached['4'])}, other channel "
-                     f"counts {_yes(cached['other'])} (`warpnoise warmup` compiles both); "
-                     f"cache {nb['cache_dir']}")
+        hint = "" if nb["cached"] else " (`warpnoise warmup` compiles them)"
+        lines.append(f"numba kernels cached: {_yes(nb['cached'])}, for every channel count"
+                     f"{hint}; cache {nb['cache_dir']}")
     else:
         lines.append("numba kernels: numba not installed (the CPU runs the slower torch path)")
     if tr["installed"]:
@@ -78,7 +77,7 @@ def doctor_command(
 def warmup_command(
     channels: Annotated[list[int] | None, typer.Option(
         "--channels", "-c", help="Channel counts to compile for, repeatable (default 4 and 16; "
-        "on the CPU 4 has its own kernels and every other count shares one).")] = None,
+        "on the CPU every count shares one compiled set, Triton compiles each apart).")] = None,
     device: Annotated[list[str] | None, typer.Option(
         "--device", help="Devices to compile for, repeatable (default: cpu and every CUDA "
         "device).")] = None,
