@@ -186,7 +186,8 @@ def main() -> None:
     runs = []
     for r in range(args.processes):
         runs.append(repetition(args.src, not args.no_warmup))
-        print(f"repetition {r + 1}/{args.processes} done", file=sys.stderr, flush=True)
+        print(f"repetition {r + 1}/{args.processes}: {json.dumps(runs[-1])}", file=sys.stderr,
+              flush=True)
     print(f"src: {args.src}; median of {args.processes} repetitions, fresh processes, empty "
           "numba caches; seconds")
     print("| scenario | seconds (median) | all runs |")
