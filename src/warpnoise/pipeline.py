@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
+from .backends import check_available
 from .diffusion.degradation import degradation_map, degrade, read_degradation_map
 from .diffusion.latents import LatentPreset, arrange_latents, check_video, latent_preset
 from .estimate import (
@@ -128,6 +129,8 @@ class NoiseOptions:
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
         check_seed(self.seed)
         check_device(self.device)
+        if "backend" in self.method_options:  # a method with compiled kernels (backends.py)
+            check_available(self.method_options["backend"], self.device)
         if self.latent is not None:
             p = latent_preset(self.latent)
             if self.channels not in (4, p.channels) or self.downsample not in (1, p.spatial):

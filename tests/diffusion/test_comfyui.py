@@ -204,3 +204,22 @@ def test_frame_guided_methods_get_the_images_as_frames() -> None:
     changed[:2, :2] = True
     assert not torch.equal(x[3][:, changed], x[2][:, changed])
     assert torch.equal(x[3][:, ~changed], x[2][:, ~changed])
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_first_run_announces_the_kernel_compilation(cached: bool, monkeypatch, capsys) -> None:
+    """A ComfyUI console shows why the first run waits (numba compiling), and when it is over;
+    nothing once the kernels are cached."""
+    from warpnoise.diffusion.comfyui import custom_preset
+    from warpnoise.kernels import boxes
+
+    monkeypatch.setattr(boxes, "cache_status", lambda channels=4: cached)
+    images = torch.rand(2, 32, 48, 3)
+    latent_noise_from_images(images, custom_preset(4, 8, 1),
+                             estimator=flow_estimator("dis-ultrafast"))
+    err = capsys.readouterr().err
+    if cached:
+        assert "compiling" not in err
+    else:
+        assert "compiling the CPU kernels" in err and "warpnoise warmup" in err
+        assert "kernels ready" in err

@@ -75,8 +75,8 @@ def test_kernel_and_torch_paths_agree(motion: str) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3, 5])
 def test_other_channel_counts_match_the_four_channel_kernel(channels: int) -> None:
-    """Four channels take a specialised copy of the kernel; other counts the generic one. Where
-    nothing is drawn fresh (quarter-pixel translation) both give the same values."""
+    """Every channel count runs the same kernel, its channel loops sized by the arrays. Where
+    nothing is drawn fresh (quarter-pixel translation) each channel gets the same values."""
     h = w = 64
     anchor, field = _setup(h, w)
     g = pixel_grid(h, w, dtype=torch.float64) - torch.tensor([0.25, 0.5]).double()[:, None, None]
@@ -187,3 +187,148 @@ def test_loose_pixels_carry_their_noise(path: str, monkeypatch) -> None:
     b_ = torch.cat([y.flatten() for _, y in carried])
     assert a.numel() > 5000
     assert torch.allclose(a, b_, atol=1e-5)
+
+
+# Backends: the choice, the explicit request, and the fall back of "auto" to the torch path.
+
+
+@pytest.fixture
+def no_failures():
+    from warpnoise import backends
+
+    backends.forget_failures()
+    yield
+    backends.forget_failures()
+
+
+def _torch_frames(h: int, w: int, flows: list, seed: int, **options) -> torch.Tensor:
+    warper = warpnoise.NoiseWarper(4, h, w, seed=seed, backend="torch", **options)
+    return torch.stack([warper.step(b, f) for b, f in flows])
+
+
+def _layered_flows(h: int, w: int, frames: int) -> list:
+    return [F.layered(h, w, t, size=h // 3, dx=2.6, top=h // 3, left=4)[:2]
+            for t in range(1, frames + 1)]
+
+
+def test_explicit_torch_backend_stays_on_the_torch_path_through_anchors() -> None:
+    h = w = 32
+    warper = warpnoise.NoiseWarper(4, h, w, seed=1, backend="torch", anchor_every=2)
+    for _ in range(5):
+        warper.step(F.translation(h, w, 0.4, 0.2))
+        assert warper._state.workspace is None
+
+
+def test_numba_backend_is_the_automatic_choice_on_the_cpu() -> None:
+    h = w = 32
+    flows = _layered_flows(h, w, 3)
+    frames = []
+    for backend in ("auto", "numba"):
+        warper = warpnoise.NoiseWarper(4, h, w, seed=2, backend=backend)
+        assert persistent._path(warper._state) == "numba"
+        frames.append(torch.stack([warper.step(b, f) for b, f in flows]))
+    assert torch.equal(frames[0], frames[1])
+    assert persistent.backend_for(torch.device("cpu"))[0] == "numba"
+
+
+@pytest.mark.parametrize("backend", ["triton", "numba"])
+def test_unavailable_backend_is_refused_before_any_work(backend: str) -> None:
+    device = "cpu" if backend == "triton" else "meta"
+    with pytest.raises(ValueError, match=f"backend '{backend}' runs on"):
+        persistent.backend_for(torch.device(device), backend)
+    with pytest.raises(ValueError, match="backend must be one of auto, numba, triton, torch"):
+        warpnoise.NoiseWarper(4, 8, 8, backend="cuda")
+    if backend == "triton":
+        with pytest.raises(ValueError, match="backend 'triton' runs on CUDA"):
+            warpnoise.NoiseWarper(4, 8, 8, backend="triton")
+
+
+def _failing_numba_step(monkeypatch: pytest.MonkeyPatch, fail_at: int = 1) -> list[int]:
+    """Make the numba step raise from its ``fail_at``-th call on, as a kernel that fails to
+    compile would; returns the list of calls."""
+    from warpnoise.kernels import boxes
+
+    calls: list[int] = []
+    real = boxes.step
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) >= fail_at:
+            raise RuntimeError("Failed in nopython mode pipeline (step: simulated)")
+        return real(*args)
+
+    monkeypatch.setattr(boxes, "step", step)
+    return calls
+
+
+def test_auto_falls_back_to_torch_when_numba_kernels_fail(monkeypatch, no_failures) -> None:
+    """The first step's failure warns once and the sequence continues on the torch path: the
+    same bits as ``backend="torch"`` from the same seed (anchor, field and keys are drawn alike),
+    so the noise is as exact as the torch path's. The next warper skips the failed path."""
+    from warpnoise.backends import BackendFallbackWarning
+
+    _failing_numba_step(monkeypatch)
+    h = w = 32
+    flows = _layered_flows(h, w, 4)
+    warper = warpnoise.NoiseWarper(4, h, w, seed=3, anchor_every=2)
+    with pytest.warns(BackendFallbackWarning, match="numba kernels failed.*simulated.*torch path"):
+        got = torch.stack([warper.step(b, f) for b, f in flows])
+    assert warper._state.workspace is None
+    assert torch.equal(got, _torch_frames(h, w, flows, seed=3, anchor_every=2))
+    reason = persistent.backend_for(torch.device("cpu"))
+    assert reason[0] == "torch" and "failed earlier" in reason[1]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = warpnoise.NoiseWarper(4, h, w, seed=3)
+        assert again._state.workspace is None
+
+
+def test_explicit_backend_failure_raises(monkeypatch, no_failures) -> None:
+    from warpnoise.backends import BackendError
+
+    _failing_numba_step(monkeypatch)
+    warper = warpnoise.NoiseWarper(4, 16, 16, seed=0, backend="numba")
+    with pytest.raises(BackendError, match=r"numba kernels failed on cpu .*simulated.*doctor"):
+        warper.step(torch.zeros(2, 16, 16))
+
+
+def test_failure_after_the_first_step_is_not_hidden(monkeypatch, no_failures) -> None:
+    """Past the first step the compiled buffers may be half written: no silent hand-over."""
+    from warpnoise.backends import BackendError
+
+    _failing_numba_step(monkeypatch, fail_at=2)
+    warper = warpnoise.NoiseWarper(4, 16, 16, seed=0)
+    warper.step(torch.zeros(2, 16, 16))
+    with pytest.raises(BackendError, match="numba kernels failed"):
+        warper.step(torch.zeros(2, 16, 16))
+
+
+def test_auto_falls_back_to_torch_when_a_triton_launch_fails(monkeypatch, no_failures) -> None:
+    """A Triton kernel that fails to launch mid-step (after earlier kernels wrote the links):
+    the warning names the cause, the torch path continues from the anchor with the same bits as
+    ``backend="torch"``; an explicit ``backend="triton"`` raises instead."""
+    pytest.importorskip("triton")
+    from warpnoise.backends import BackendError, BackendFallbackWarning
+    from warpnoise.kernels import triton_boxes as T
+
+    monkeypatch.setattr(persistent, "TRITON_ON_CPU", True)
+    real = T._Interpreted.__getitem__
+
+    def launch(self, grid):
+        if self.kernel.fn.__name__ == "_boxes_kernel":
+            raise RuntimeError("Triton Error [CUDA]: device kernel image is invalid (simulated)")
+        return real(self, grid)
+
+    monkeypatch.setattr(T._Interpreted, "__getitem__", launch)
+    h = w = 16
+    flows = _layered_flows(h, w, 2)
+    warper = warpnoise.NoiseWarper(4, h, w, seed=4)
+    assert persistent._path(warper._state) == "triton"
+    with pytest.warns(BackendFallbackWarning, match="triton kernels failed.*image is invalid"):
+        got = torch.stack([warper.step(b, f) for b, f in flows])
+    assert torch.equal(got, _torch_frames(h, w, flows, seed=4))
+    explicit = warpnoise.NoiseWarper(4, h, w, seed=4, backend="triton")
+    with pytest.raises(BackendError, match=r"triton kernels failed on cpu.*backend='auto'"):
+        explicit.step(*flows[0])

@@ -69,6 +69,15 @@ def _method_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _with_backend(options: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The method options with ``--backend`` (``auto`` is the methods' default: left out)."""
+    if backend == "auto":
+        return options
+    if "backend" in options:
+        raise ValueError("give --backend or --option backend=..., not both")
+    return {**options, "backend": backend}
+
+
 @app.command("flow")
 @handle_errors
 def flow_command(
@@ -141,6 +150,10 @@ def noise_command(
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
     ] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="Kernels of the persistent method: auto (Triton on CUDA, numba on the "
+        "CPU; if they fail on the first frame, a warning and the torch path), numba, triton or "
+        "torch (an explicit choice fails instead of falling back).")] = "auto",
     latent: Annotated[str | None, typer.Option(
         "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
         f"(.safetensors, tensor 'latents'): {', '.join(_latent_models())}. Sets channels and "
@@ -172,15 +185,24 @@ def noise_command(
     writes frame by frame, holding a few frames and flows whatever the clip's length (see
     README, "Long videos: memory").
     """
+    from ..diagnostics import compile_notice
+    from ..diffusion.latents import latent_preset
     from ..pipeline import NoiseOptions, video_to_noise
 
     opts = NoiseOptions(
         method=method, channels=channels, downsample=downsample, flow=flow,
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_method_options(option or []), device=device,
+        stride=stride, method_options=_with_backend(_method_options(option or []), backend),
+        device=device,
         latent=latent, degradation=degradation,
         degradation_map=None if degradation_map is None else str(degradation_map))
+    opts.check()
+    notice = None if quiet else compile_notice(method, channels if latent is None else
+                                               latent_preset(latent).channels, device,
+                                               opts.method_options)
+    if notice is not None:
+        typer.echo(notice, err=True)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..diagnostics import compile_notice
 from ..estimate import PairEstimator, make_estimator
 from ..field import block_integrate
 from ..io.noisefile import LATENTS_FORMAT, load_latents, load_noise
@@ -257,6 +260,11 @@ def latent_noise_from_images(
     options = dict(method_options or {})
     if needs_frames(method) and "frames" not in options:
         options["frames"] = _Frames(images, (w, h))
+    # The first run compiles the kernels (a minute on the CPU): say so rather than wait silently.
+    notice = compile_notice(method, p.channels, device, options)
+    if notice is not None:
+        print(notice, file=sys.stderr, flush=True)
+    started = time.perf_counter()
     warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device, **options)
     gen = make_generator(derive_seed(seed, "degradation"))
     kept: list[Tensor] = []
@@ -273,6 +281,9 @@ def latent_noise_from_images(
             flow, fwd = estimator(prev, cur) if still is None else (still, still)
             noise = warper.step(flow, fwd)
             prev = cur
+            if notice is not None and i == 1:
+                print(f"warpnoise: kernels ready ({time.perf_counter() - started:.0f} s)",
+                      file=sys.stderr, flush=True)
         if keeps_frame(p, i):
             lat = degrade(block_integrate(noise, p.spatial).cpu(), degradation, generator=gen)
             kept.append(lat)

@@ -16,11 +16,11 @@ Phases 2-4 run once for the anchored pixels (source: the anchor and its persiste
 field) and, when there are any, once for the loose pixels (source: the previous frame's loose
 noise, with fresh bridge increments). Every array a step writes lives in a :class:`Workspace`
 made once per frame size and reused, so a step allocates nothing but the noise it returns (fresh
-pages cost more than the warp on virtual machines). The inner loops run over channels, and four
-channels get a specialised copy of the hot loops. The scatters run in bands of source rows, in
-parallel; each band visits, in raster order, only the blocks of pixels whose boxes reach it, so
-every cell receives its contributions in the same order and results are bit-identical for any
-thread count.
+pages cost more than the warp on virtual machines). The inner loops run over channels, their
+count read from the arrays: one compiled copy serves every channel count. The scatters run in
+bands of source rows, in parallel; each band visits, in raster order, only the blocks of pixels
+whose boxes reach it, so every cell receives its contributions in the same order and results are
+bit-identical for any thread count.
 """
 
 from __future__ import annotations
@@ -410,9 +410,9 @@ def _open_cell(cy: int, cx: int, field, k: int, key: np.uint64, off_rem: np.uint
 
 def _channel_kernels(channels: int) -> tuple[Any, Any]:
     """The scatter and gather kernels, with the channel count fixed at compile time (``0``: read
-    from the arrays). Loops over channels unroll and vectorise when their length is a constant,
-    so the usual latent width, 4, gets its own compiled copy; numba caches the copies apart, as
-    their closures differ, and compiles only the one a caller uses."""
+    from the arrays). Loops over channels unroll and vectorise when their length is a constant;
+    numba caches the copies apart, as their closures differ. Only the generic copy is used
+    (:data:`_KERNELS`); the benchmark of the first run builds a fixed one to compare."""
 
     @nb.njit(parallel=True, cache=True)
     def scatter(edges, cell0, reach, field, k, masks, xa, restrict, barred, key, off_piece,
@@ -597,7 +597,11 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
     return scatter, gather
 
 
-_KERNELS = {4: _channel_kernels(4), 0: _channel_kernels(0)}
+#: The compiled scatter and gather by channel count (0: any). A copy with four channels fixed at
+#: compile time ran 4% faster at 4 x 256^2 (``benchmarks/bench_first_run.py --specialisation``)
+#: but costs a second compile (about 23 CPU seconds, a minute on a busy machine) the first time a
+#: process meets another channel count: every count shares the generic copy.
+_KERNELS = {0: _channel_kernels(0)}
 
 
 @dataclass
@@ -751,3 +755,38 @@ def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.nda
     traced = np.empty((h, w), np.bool_)
     integrate(ws, ax, ay, ANCHORED, xa, field, k, None, key, 0, out, ws.keep[0], traced, ws.links)
     return out, traced
+
+
+def _dispatchers(channels: int) -> dict[str, Any]:
+    """The compiled functions a step with ``channels`` channels runs."""
+    scatter, gather = _KERNELS.get(channels, _KERNELS[0])
+    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather}
+
+
+def _cached(dispatcher: Any) -> bool | None:
+    """Whether numba's on-disk cache holds ``dispatcher`` compiled from this source for this
+    machine (None: the cache cannot be read). Reads numba's index as numba does when it loads
+    (an index from another source file version reads as empty), without compiling."""
+    try:
+        cache = dispatcher._cache
+        index = cache._cache_file._load_index()
+        codegen = dispatcher.targetctx.codegen()
+        return any(cache._index_key(key[0], codegen) == key for key in index)
+    except Exception:  # numba internals: report "unknown" rather than fail
+        return None
+
+
+def cache_status(channels: int = 4) -> bool | None:
+    """Whether every kernel a ``channels``-channel step runs is in numba's on-disk cache, so a new
+    process loads it instead of compiling (None: unknown). Every count shares the same kernels
+    (:data:`_KERNELS`)."""
+    states = [_cached(d) for d in _dispatchers(channels).values()]
+    if None in states:
+        return None
+    return all(states)
+
+
+def cache_dir() -> str:
+    """Where numba keeps this module's compiled kernels (``NUMBA_CACHE_DIR`` if set, else the
+    package's ``__pycache__``)."""
+    return str(advance._cache._cache_path)

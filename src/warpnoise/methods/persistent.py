@@ -64,7 +64,9 @@ count. On CUDA, Triton kernels (:mod:`warpnoise.kernels.triton_boxes`) run the s
 the device, their geometry bit-identical to the numba kernel's and their sums integer atomics (same
 seed, same bits); the step itself never waits for the device, and the two host syncs per frame are
 the warper's flow check (NaN/inf) and the traced-pixel count that decides re-anchoring. Other
-devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`). Memory: the field
+devices, and CUDA without triton, run the torch path (:func:`integrate_boxes`); so does a
+sequence whose compiled kernels fail on its first step, with a warning (``backend="auto"``, see
+:mod:`warpnoise.backends`). Memory: the field
 takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with k=2), independent of the
 sequence length.
 
@@ -82,7 +84,6 @@ when more than ``max_fresh`` of the frame no longer draws on it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..backends import check_backend, choose, have_numba, run_compiled
 from ..flow import FB_ALPHA, FB_BETA, bilinear_corners, inside_frame, pixel_grid
 from ..kernels import (
     ANCHORED,
@@ -105,7 +107,8 @@ from ..kernels import (
 from .base import WarpState, register
 from .integral import check_anchor_options, needs_anchor
 
-__all__ = ["JUMP", "Persistent", "PersistentState", "advance", "box_edges", "integrate_boxes"]
+__all__ = ["JUMP", "Persistent", "PersistentState", "advance", "backend_for", "box_edges",
+           "integrate_boxes"]
 
 _KEY_RANGE = 2**62
 
@@ -149,56 +152,62 @@ class Persistent:
             the fastest (``benchmarks/bench_warp.py``).
         anchor_every: renew the anchor after this many frames (default 64).
         max_fresh: renew it sooner once this fraction of the frame no longer draws on it.
+        backend: ``"auto"`` (default: Triton on CUDA, numba on the CPU, the torch path
+            elsewhere; compiled kernels that fail on the first step fall back to the torch path
+            with a warning), or ``"numba"``, ``"triton"`` or ``"torch"`` to insist on one
+            (:mod:`warpnoise.backends`). Every backend gives exact noise; the bits differ
+            between backends.
     """
 
-    def __init__(self, upsample: int = 2, anchor_every: int = 64, max_fresh: float = 0.25) -> None:
+    def __init__(self, upsample: int = 2, anchor_every: int = 64, max_fresh: float = 0.25,
+                 backend: str = "auto") -> None:
         check_anchor_options(upsample, anchor_every, max_fresh)
         if upsample > MAX_UPSAMPLE:
             raise ValueError(f"persistent supports upsample <= {MAX_UPSAMPLE}, got {upsample}")
         self.k = upsample
         self.anchor_every = anchor_every
         self.max_fresh = max_fresh
+        self.backend = check_backend(backend)
 
     def _anchor(self, noise: Tensor, generator: torch.Generator,
                 reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape
         size = (h, w, field_size(self.k), c)
-        triton = _use_triton(noise.device) if reuse is None else _on_triton(reuse.workspace)
-        if not triton and not _use_kernel(noise.device):
+        path = backend_for(noise.device, self.backend)[0] if reuse is None else _path(reuse)
+        if path == "torch":
             return PersistentState(
                 noise, noise.clone(), torch.randn(size, generator=generator, device=noise.device),
                 pixel_grid(h, w, device=noise.device, dtype=torch.float64),
                 torch.ones(h, w, dtype=torch.bool, device=noise.device), 0,
                 _all_links(h, w, noise.device), noise.clone())
-        return _anchor_compiled(noise, size, generator, reuse, triton)
+        return _anchor_compiled(noise, size, generator, reuse, path == "triton")
 
     def init(self, noise: Tensor, generator: torch.Generator) -> PersistentState:
         return self._anchor(noise, generator)
 
     def step(self, state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> PersistentState:
+        # On the Triton path the key stays on the device: no host sync.
         key = torch.randint(0, _KEY_RANGE, (1,), generator=generator, device=generator.device)
-        if state.workspace is None:
-            noise, acc_map, traced, links, keep = _step_torch(state, backward_flow, forward_flow,
-                                                              int(key.item()), self.k)
-        elif _on_triton(state.workspace):  # the key stays on the device: no host sync
-            noise, acc_map, traced, keep = _step_triton(state, backward_flow, forward_flow, key,
-                                                        self.k)
-            links = state.links
+        path = _path(state)
+        args = (backward_flow, forward_flow, key, self.k)
+        if path == "torch":
+            new = _step_torch(state, *args)
         else:
-            noise, acc_map, traced, keep = _step_kernel(state, backward_flow, forward_flow,
-                                                        int(key.item()), self.k)
-            links = state.links
-        noise = noise.to(state.noise.dtype)
-        age = state.age + 1
-        if needs_anchor(age, traced, self.anchor_every, self.max_fresh):
-            return self._anchor(noise, generator, state)
-        return PersistentState(noise, state.anchor, state.field, acc_map, traced, age, links,
-                               keep, state.workspace)
+            compiled = _step_triton if path == "triton" else _step_kernel
+            # From an anchor the torch path can take over: the state is the anchor's noise and
+            # field. Later the compiled buffers may be half written by the failed step.
+            fallback = None if state.age else lambda: _step_torch(_torch_anchor(state), *args)
+            new = run_compiled("persistent", path, self.backend, state.noise.device,
+                               lambda: compiled(state, *args), fallback)
+        if needs_anchor(new.age, new.traced, self.anchor_every, self.max_fresh):
+            return self._anchor(new.noise, generator, new)
+        return new
 
 
 def _use_kernel(device: torch.device) -> bool:
-    return device.type == "cpu" and _have_numba()
+    """Whether ``"auto"`` may run the numba kernels on ``device`` (tests switch them off)."""
+    return device.type == "cpu" and have_numba()
 
 
 #: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
@@ -207,35 +216,43 @@ TRITON_ON_CPU = False
 USE_TRITON = True
 
 
+def backend_for(device: torch.device, requested: str = "auto") -> tuple[str, str]:
+    """The backend ``persistent`` runs on ``device`` and why (:func:`warpnoise.backends.choose`):
+    CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
+    :data:`TRITON_ON_CPU`); the CPU runs numba; MPS, CUDA without triton and the CPU without numba
+    take the torch path. Read when a warper starts: a sequence stays on the path it started on,
+    unless its compiled kernels fail on the first step (then the torch path takes over)."""
+    backend, reason = choose("persistent", requested, device, use_triton=USE_TRITON,
+                             triton_on_cpu=TRITON_ON_CPU)
+    if requested == "auto" and backend == "numba" and not _use_kernel(device):
+        return "torch", "the numba kernels are switched off"
+    return backend, reason
+
+
 def _use_triton(device: torch.device) -> bool:
-    """CUDA runs the Triton kernels when triton imports (and the CPU, interpreted, with
-    :data:`TRITON_ON_CPU`); MPS, CUDA without triton and the CPU without numba take the torch
-    path. Read when a warper starts: a sequence stays on the path it started on."""
-    on = device.type == "cuda" or (device.type == "cpu" and TRITON_ON_CPU)
-    return USE_TRITON and on and _have_triton()
+    """Whether ``"auto"`` runs the Triton kernels on ``device``."""
+    return backend_for(device)[0] == "triton"
 
 
-def _on_triton(workspace: Any) -> bool:
-    """Whether a state's workspace is the Triton path's (device tensors, not numpy arrays)."""
-    return workspace is not None and isinstance(workspace.maps, Tensor)
+def _path(state: PersistentState) -> str:
+    """The backend a state belongs to: its workspace holds the numba kernel's numpy arrays or the
+    Triton kernels' device tensors; the torch path has none."""
+    ws = state.workspace
+    if ws is None:
+        return "torch"
+    return "triton" if isinstance(ws.maps, Tensor) else "numba"
 
 
-@functools.cache
-def _have_numba() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@functools.cache
-def _have_triton() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _torch_anchor(state: PersistentState) -> PersistentState:
+    """A compiled path's anchor state (age 0) as the torch path's: every pixel at its own centre,
+    anchored and linked, the same anchor noise and field (which the torch path only reads)."""
+    _, h, w = state.anchor.shape
+    dev = state.anchor.device
+    return PersistentState(
+        state.noise, state.anchor, state.field,
+        pixel_grid(h, w, device=dev, dtype=torch.float64),
+        torch.ones(h, w, dtype=torch.bool, device=dev), 0, _all_links(h, w, dev),
+        state.noise.clone())
 
 
 def _anchor_compiled(noise: Tensor, size: tuple[int, ...], generator: torch.Generator,
@@ -265,7 +282,7 @@ def _anchor_compiled(noise: Tensor, size: tuple[int, ...], generator: torch.Gene
 
 
 def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
-                 key: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                 key: Tensor, k: int) -> PersistentState:
     """The CUDA path: the whole step in Triton kernels, in the state's workspace."""
     from ..kernels.triton_boxes import step
 
@@ -273,11 +290,12 @@ def _step_triton(state: PersistentState, backward_flow: Tensor, forward_flow: Te
     f = None if forward_flow is None else forward_flow.float().contiguous()
     out = step(ws, backward_flow.float().contiguous(), f, state.anchor, state.field, k, key)
     cur = ws.current
-    return out, ws.maps[cur], ws.traced[cur], ws.keep[cur]
+    return PersistentState(out.to(state.noise.dtype), state.anchor, state.field, ws.maps[cur],
+                           ws.traced[cur], state.age + 1, state.links, ws.keep[cur], ws)
 
 
 def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
-                 key: int, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                 key: Tensor, k: int) -> PersistentState:
     """The CPU path: the whole step in numba kernels, in the state's workspace."""
     from ..kernels.boxes import step
 
@@ -285,18 +303,19 @@ def _step_kernel(state: PersistentState, backward_flow: Tensor, forward_flow: Te
     b = backward_flow.numpy()
     f = None if forward_flow is None else forward_flow.numpy()
     out = step(ws, b[0], b[1], None if f is None else f[0], None if f is None else f[1],
-               state.anchor.numpy(), state.field.numpy(), k, np.uint64(key))
+               state.anchor.numpy(), state.field.numpy(), k, np.uint64(int(key.item())))
     cur = ws.current
-    return (torch.from_numpy(out), torch.from_numpy(ws.maps[cur]),
-            torch.from_numpy(ws.traced[cur]), torch.from_numpy(ws.keep[cur]))
+    return PersistentState(torch.from_numpy(out).to(state.noise.dtype), state.anchor, state.field,
+                           torch.from_numpy(ws.maps[cur]), torch.from_numpy(ws.traced[cur]),
+                           state.age + 1, state.links, torch.from_numpy(ws.keep[cur]), ws)
 
 
 def _step_torch(state: PersistentState, backward_flow: Tensor, forward_flow: Tensor | None,
-                key: int, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                key: Tensor, k: int) -> PersistentState:
     """The torch path (any device): the same phases as the kernel's ``step``, fresh draws from a
     generator seeded by ``key`` (so the bits differ from the CPU kernel's, not the law)."""
     gen = torch.Generator(device=state.noise.device)
-    gen.manual_seed(key)
+    gen.manual_seed(int(key.item()))
     acc_map, src, role = advance(state.acc_map, state.traced, state.links, backward_flow,
                                  forward_flow)
     anchored = role == ANCHORED
@@ -310,7 +329,8 @@ def _step_torch(state: PersistentState, backward_flow: Tensor, forward_flow: Ten
         noise = torch.where(has, carried.float(), noise)
         links |= loose_links
     keep = torch.where(traced, 0.0, noise)
-    return noise, acc_map, traced, links, keep
+    return PersistentState(noise.to(state.noise.dtype), state.anchor, state.field, acc_map,
+                           traced, state.age + 1, links, keep)
 
 
 def _all_links(h: int, w: int, device: torch.device) -> Tensor:
