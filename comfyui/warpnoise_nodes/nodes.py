@@ -78,12 +78,13 @@ def _frame_callback(total: int) -> Callable[[int, int], None] | None:
     return on_frame
 
 
-def _input_folders() -> list[str]:
+def _input_folder() -> str | None:
+    """ComfyUI's input folder, the only place the Load node reads; None outside ComfyUI."""
     try:
         import folder_paths
     except ImportError:
-        return []
-    return [folder_paths.get_input_directory()]
+        return None
+    return str(folder_paths.get_input_directory())
 
 
 def _preview_image(rows: Any) -> torch.Tensor:
@@ -190,8 +191,9 @@ class WarpnoiseLoadNoiseFile:
         return {
             "required": {
                 "path": ("STRING", {"default": "noise.safetensors",
-                                    "tooltip": "A file path, absolute or relative to ComfyUI's "
-                                               "input folder."}),
+                                    "tooltip": "A noise file in ComfyUI's input folder, "
+                                               "e.g. clip.safetensors or noise/clip.safetensors; "
+                                               "files outside it are refused."}),
                 **_shared_inputs(),
                 "seed": _seed_input("Seeds the degradation (the file's warp seed gives the bits "
                                     "of warpnoise noise --degradation)."),
@@ -204,16 +206,17 @@ class WarpnoiseLoadNoiseFile:
     @classmethod
     def IS_CHANGED(cls, path: str, **kwargs: Any) -> str:
         # Rerun when the file changes, not only when the widgets do.
-        p = resolve_input_path(path, _input_folders())
         try:
-            st = os.stat(p)
+            st = os.stat(resolve_input_path(path, _input_folder()))
+        except ValueError:
+            return "refused"  # the run itself reports why
         except OSError:
             return "missing"  # the run itself reports the missing file
         return f"{st.st_mtime_ns}:{st.st_size}"
 
     def load(self, path: str, model: str, degradation: float, layout: str, seed: int,
              temporal_compression: int) -> tuple[Any, ...]:
-        noise = load_latent_noise(resolve_input_path(path, _input_folders()), model,
+        noise = load_latent_noise(resolve_input_path(path, _input_folder()), model,
                                   temporal=temporal_compression, degradation=degradation,
                                   seed=seed)
         return (WarpedNoise(noise, seed=seed, layout=layout), {"samples": arrange(noise, layout)})

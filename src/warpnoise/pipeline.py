@@ -55,7 +55,7 @@ from .estimate import (
     make_estimator,
 )
 from .field import block_integrate
-from .io.atomic import check_writable
+from .io.atomic import check_outputs
 from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import ClipInfo, FrameSource, VideoWriter, read_frames
@@ -184,17 +184,23 @@ def _check_flow_file(reader: FlowReader, path: str, info: ClipInfo) -> None:
                          f"are {info.width}x{info.height} (use --size to match)")
 
 
-def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
-    out = check_writable(output)
+def _check_outputs(input: str | os.PathLike, output: str | os.PathLike,
+                   preview: str | os.PathLike | None, o: NoiseOptions) -> None:
+    """The outputs' suffixes, that they can be written, and that none is an input file."""
+    out = Path(output)
+    check_outputs({"output": out, "--preview": preview}, _inputs(input, o))
     if out.suffix.lower() not in NOISE_EXTENSIONS:
         raise ValueError(f"output {str(out)!r} must end in .safetensors, or .npy for "
                          "Go-with-the-Flow's [T, H, W, C] float16 layout")
-    if preview is not None:
-        pv = check_writable(preview)
-        if pv.suffix.lower() != ".mp4":
-            raise ValueError(f"preview {str(pv)!r} must be an .mp4 file")
-        if pv.resolve() == out.resolve():
-            raise ValueError("the preview and the output are the same file")
+    if preview is not None and Path(preview).suffix.lower() != ".mp4":
+        raise ValueError(f"preview {str(preview)!r} must be an .mp4 file")
+
+
+def _inputs(input: str | os.PathLike, o: NoiseOptions) -> dict[str, Any]:
+    """Every file the options make a run read, named as the CLI names them."""
+    return {"the input video": input,
+            "--flow": None if o.flow in FLOW_METHODS else o.flow,
+            "--degradation-map": o.degradation_map, "--raft-weights": o.raft_weights}
 
 
 def video_to_noise(
@@ -220,7 +226,7 @@ def video_to_noise(
             then).
     """
     options.check()
-    _check_outputs(output, preview)
+    _check_outputs(input, output, preview, options)
     preset = None if options.latent is None else latent_preset(options.latent)
     if preset is not None and Path(output).suffix.lower() != ".safetensors":
         raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
@@ -517,10 +523,11 @@ def video_to_flows(
     """
     check_flow_options(options.flow, options.dis_preset, options.raft_weights)
     check_selection(options.size, options.scale, options.start, options.frames, options.stride)
-    out = check_writable(output)
+    out = Path(output)
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
                          "both backward and forward flows)")
+    check_outputs({"output": out}, _inputs(input, options))
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "write": 0.0}
     estimator = make_estimator(options.flow, preset=options.dis_preset,

@@ -182,6 +182,24 @@ def test_load_node_finds_files_in_comfyuis_input_folder_and_reruns_when_they_cha
         run_node(cls, path="missing.safetensors")
 
 
+def test_load_node_refuses_files_outside_comfyuis_input_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseLoadNoiseFile"]
+    inside = tmp_path / "input"
+    (inside / "clips").mkdir(parents=True)
+    fake_comfyui(monkeypatch, inside, stop_after=99)
+    save_noise(tmp_path / "private.safetensors", torch.randn(5, 16, 4, 6))
+    save_noise(inside / "clips" / "n.safetensors", torch.randn(5, 16, 4, 6))
+    monkeypatch.chdir(tmp_path)  # ComfyUI's working folder holds a file of the same name
+    assert run_node(cls, path="clips/n.safetensors", model="wan2.1")[1]["samples"].shape[2] == 2
+    with pytest.raises(ValueError, match=r"input/private\.safetensors. does not exist"):
+        run_node(cls, path="private.safetensors", model="wan2.1")  # not the working folder's
+    for bad in (str(tmp_path / "private.safetensors"), "../private.safetensors"):
+        with pytest.raises(ValueError, match="outside ComfyUI's input folder"):
+            run_node(cls, path=bad, model="wan2.1")
+        assert cls.IS_CHANGED(path=bad, model="wan2.1") == "refused"
+
+
 def test_width_and_height_go_together() -> None:
     cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
     with pytest.raises(ValueError, match="both width and height"):

@@ -232,17 +232,16 @@ def stats_command(
     plus 16 bytes per pixel and frame for the flows).
     """
     from ..io import jsontext
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_outputs
     from ..io.flowfile import load_flows
     from ..io.noisefile import load_noise
     from ..pipeline import source_flows
     from ..report import check_radius, covariance_maps, noise_report
 
     check_radius(radius)
-    if plot is not None:
-        check_writable(plot)
-        if plot.suffix.lower() != ".png":
-            raise ValueError(f"--plot {str(plot)!r} must be a .png file")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ValueError(f"--plot {str(plot)!r} must be a .png file")
+    check_outputs({"--plot": plot}, {"the noise file": noise, "--flows": flows})
     x, meta = load_noise(noise)
     if plot is not None:
         check_radius(radius, *x.shape[2:])
