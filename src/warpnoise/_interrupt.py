@@ -31,8 +31,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "as_interrupt", "deferred_interrupts", "interrupt_in_chain", "last_signal",
-           "native_interrupts", "signals_as_interrupts"]
+__all__ = ["Terminated", "as_interrupt", "deferred_interrupts", "interrupt_in_chain",
+           "kept_signal_handlers", "last_signal", "native_interrupts", "signals_as_interrupts"]
 
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # signals raised as interrupts by signals_as_interrupts, in order
@@ -71,6 +71,30 @@ def signals_as_interrupts() -> Iterator[None]:
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def kept_signal_handlers() -> Iterator[None]:
+    """Undo what a library's start-up does to SIGINT and SIGTERM: the handlers of before the
+    block are re-installed after it (a Python handler set again also replaces a native one the
+    library put in, like the crash reporter of Ray's core worker that dumps stacks on SIGTERM),
+    and a ``sys.exit(SIGTERM)`` by a handler the library set for the block (Ray's ``ray.init``)
+    becomes :class:`Terminated`. Outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in _DEFERRED}
+    try:
+        yield
+    except SystemExit as e:
+        if e.code != signal.SIGTERM:
+            raise
+        _received.append(signal.SIGTERM)
+        raise Terminated from None
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
 
 
 def interrupt_in_chain(err: BaseException) -> KeyboardInterrupt | None:
