@@ -155,6 +155,10 @@ def noise_command(
         "--degradation-map", help="A per-pixel γ instead of --degradation: a grayscale image "
         "(black 0, white 1; 8 or 16 bits) or a .npy of (H, W) values in [0, 1], with the frames' "
         "aspect ratio; area-averaged to the noise grid.", rich_help_panel=_LATENT)] = None,
+    record_source_path: Annotated[bool, typer.Option(
+        "--record-source-path", help="Store the full paths of the input video and flow/map "
+        "files in the noise file's metadata (default: file names only, so a shared file does "
+        "not reveal your folders).")] = False,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -180,7 +184,8 @@ def noise_command(
         seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
         stride=stride, method_options=_method_options(option or []), device=device,
         latent=latent, degradation=degradation,
-        degradation_map=None if degradation_map is None else str(degradation_map))
+        degradation_map=None if degradation_map is None else str(degradation_map),
+        record_source_path=record_source_path)
     with progress_bar(quiet) as progress:
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
@@ -213,7 +218,9 @@ def stats_command(
         show_default=False)],
     flows: Annotated[Path | None, typer.Option(
         "--flows", help="Flow file of the clip (from `warpnoise flow`) for the temporal check. "
-        "Default: re-estimate from the source video named in the noise file, if it exists.")
+        "Default: re-estimate from the source video named in the noise file, if it is found "
+        "(a recorded full path, or the file name beside the noise file or in the current "
+        "folder).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(
@@ -251,7 +258,7 @@ def stats_command(
         backward, forward = load_flows(flows)
         flow_note = f"flows from {flows}"
     elif x.shape[0] > 1:
-        found = source_flows(meta)
+        found = source_flows(meta, near=noise)
         if found is not None:
             backward, forward, flow_note = found
     report = noise_report(x, backward, forward)
@@ -303,6 +310,11 @@ def _print_report(path: Path, meta: dict[str, str], report: Any, flow_note: str,
     if len(failing) > 5:
         console.print(f"... and {len(failing) - 5} more failing frames", highlight=False)
     console.print(f"temporal check: {flow_note}", highlight=False)
+    if meta:
+        console.print("[bold]metadata[/]", highlight=False)
+        width = max(map(len, meta))
+        for key in sorted(meta):
+            console.print(f"  {key:<{width}}  {meta[key]}", highlight=False, markup=False)
     for line in report.verdict():
         ok = ": yes" in line
         console.print(("[green]" if ok else "[yellow]" if "not checked" in line else "[red]")
