@@ -344,3 +344,14 @@ def test_flow_file_with_a_preview_decodes_the_frames_in_step(clip: Path, tmp_pat
     from warpnoise.io.video import read_frames
 
     np.testing.assert_array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))
+
+
+@pytest.mark.parametrize("method", ["random", "fixed"])
+def test_methods_that_ignore_flows_estimate_none(clip: Path, tmp_path: Path, method: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def estimated(*args: object, **kwargs: object) -> None:
+        raise AssertionError("flows were estimated for a method that ignores them")
+
+    monkeypatch.setattr("warpnoise.pipeline._estimated_steps", estimated)
+    res = video_to_noise(clip, tmp_path / "n.safetensors", NoiseOptions(method=method))
+    assert res.shape == (5, 4, 48, 64) and res.seconds["flow"] == 0.0
