@@ -152,3 +152,15 @@ def test_help_and_no_arguments_still_print_the_help() -> None:
         proc = subprocess.run(_cli(*args), capture_output=True, text=True, env=_cli_env(),
                               timeout=120)
         assert proc.returncode == code and "Usage" in proc.stdout + proc.stderr, args
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough "
+                 "memory: you tried to allocate 1099511627776 bytes."),
+    RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB"),
+])
+def test_an_allocation_failure_is_a_user_error_with_exit_2(error: BaseException) -> None:
+    code, err = _exit_of(error)
+    assert code == 2
+    assert err.startswith("warpnoise: error: not enough memory") and len(err.splitlines()) == 1

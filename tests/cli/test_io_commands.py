@@ -76,11 +76,12 @@ def test_flow_file_feeds_noise_and_stats(clip: Path, tmp_path: Path) -> None:
 
 def test_npy_output_is_gwtf_layout(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "noises.npy"
-    code, _, _ = run("noise", clip, "-o", out, "--method", "random", "--downsample", "8",
-                     "--channels", "16", "-q")
+    code, stdout, _ = run("noise", clip, "-o", out, "--method", "random", "--downsample", "8",
+                          "--channels", "16", "-q")
     assert code == 0
     arr = np.load(out)
     assert arr.shape == (4, 6, 8, 16) and arr.dtype == np.float16
+    assert "noise (4, 6, 8, 16) float16 [T, H, W, C]" in stdout  # the shape as stored
     assert run("stats", out)[0] == 0
 
 

@@ -125,7 +125,7 @@ def test_bad_degradation_maps_exit_2_and_write_nothing(clip: tuple, tmp_path: Pa
     (["--latent", "ltx-video", "--frames", "5"], r"8k\+1 frames"),
     (["--latent", "wan2.2-ti2v-5b"], "multiples of 32"),
     (["--latent", "wan2.1", "--channels", "8"], "drop --channels"),
-    (["--latent", "wan2.1", "--frames", "8"], r"4k\+1 frames.*got 8: use 5 or 9"),
+    (["--latent", "wan2.1", "--frames", "8"], r"4k\+1 frames.*got 8: use 5 \(--frames 5\)"),
     (["--degradation", "1.5"], r"\[0, 1\]"),
     (["--degradation", "-0.5"], r"\[0, 1\]"),
 ])

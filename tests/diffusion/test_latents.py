@@ -202,3 +202,9 @@ def test_bad_presets_and_shapes_are_refused() -> None:
         latents_for(torch.zeros(5, 16, 20, 20), "wan2.1", grid="pixel")
     with pytest.raises(ValueError, match=r"\(F, 16, h, w\)"):
         arrange_latents(torch.zeros(2, 4, 2, 2), "wan2.1")
+
+
+def test_frame_rule_suggests_only_a_count_the_clip_has() -> None:
+    # A 24-frame clip cannot give 25 frames: --frames can only keep fewer.
+    with pytest.raises(ValueError, match=r"got 24: use 21 \(--frames 21\)$"):
+        check_video("cogvideox", 24, 480, 720)

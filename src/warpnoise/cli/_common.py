@@ -77,6 +77,16 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _is_allocation_failure(e: BaseException) -> bool:
+    """MemoryError, or torch's allocator refusing a size (CPU or CUDA): the input's size, which
+    the user chose, not a bug."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("DefaultCPUAllocator: not enough memory" in text
+                                            or "out of memory" in text.lower())
+
+
 def _os_error_line(e: OSError) -> str:
     """``<reason>: <path>`` (the path the OS named), e.g. ``Permission denied: 'out/n.npy'``."""
     if e.filename is None:
@@ -141,11 +151,12 @@ def run_cli(load: Callable[[], typer.Typer]) -> int:
 def handle_errors(fn: F) -> F:
     """Decorate a command: map exceptions to exit codes and one-line messages.
 
-    ValueError, and OS errors about a path (missing, not a folder, permission denied, read-only
-    or full file system) -> exit 2; KeyboardInterrupt -> exit 130 and SIGTERM -> exit 143 after
-    cleanup, also when compiled code wrapped the interrupt in a ``SystemError`` (see
-    :mod:`warpnoise._interrupt`); anything else -> exit 1 (traceback only with
-    ``WARPNOISE_DEBUG=1``). ``typer.Exit`` and ``SystemExit`` pass through.
+    ValueError, OS errors about a path (missing, not a folder, permission denied, read-only
+    or full file system) and allocation failures (a size too large for the memory) -> exit 2;
+    KeyboardInterrupt -> exit 130 and SIGTERM -> exit 143 after cleanup, also when compiled
+    code wrapped the interrupt in a ``SystemError`` (see :mod:`warpnoise._interrupt`); anything
+    else -> exit 1 (traceback only with ``WARPNOISE_DEBUG=1``). ``typer.Exit`` and
+    ``SystemExit`` pass through.
     """
 
     @functools.wraps(fn)
@@ -166,6 +177,9 @@ def handle_errors(fn: F) -> F:
                 _interrupted(interrupt)
             if isinstance(e, ValueError):
                 fail(_one_line(e), EXIT_USAGE)
+            if _is_allocation_failure(e):
+                fail(f"not enough memory for this size ({_one_line(e)}); try a smaller --size "
+                     "or --frames", EXIT_USAGE)
             if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS)
                                            or e.errno in _USER_ERRNOS):
                 fail(_os_error_line(e), EXIT_USAGE)
@@ -183,7 +197,8 @@ def progress_bar(quiet: bool = False) -> Iterator[Callable[[str, int, int], None
     """Yield a ``progress(stage, done, total)`` callback drawing Rich bars on stderr.
 
     One bar per stage (created on its first call; ``total == 0`` means unknown), each with the
-    count, the rate in frames/s, elapsed and remaining time. ``quiet`` yields a no-op.
+    count, the rate in frames/s, elapsed and remaining time; nothing is drawn before the first
+    call. ``quiet`` yields a no-op.
     """
     if quiet:
         yield lambda stage, done, total: None
@@ -212,10 +227,17 @@ def progress_bar(quiet: bool = False) -> Iterator[Callable[[str, int, int], None
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bars.start()
         if stage not in tasks:
             tasks[stage] = bars.add_task(_STAGE_LABELS.get(stage, stage), total=total or None)
         bars.update(tasks[stage], completed=done, total=total or None)
 
-    with bars:
+    # Started on the first update: an error found before any work prints its one line alone
+    # (a started, empty display leaves a blank line on stderr).
+    try:
         yield update
-    sys.stderr.flush()
+    finally:
+        if tasks:
+            bars.stop()
+        sys.stderr.flush()

@@ -190,12 +190,16 @@ def noise_command(
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
     steps = max(result.frames - 1, 1)
-    kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    shape = tuple(result.shape)
+    kind = dtype
+    if output.suffix.lower() == ".npy":  # stored channels last: say the shape as stored
+        t, c, h, w = shape
+        shape, kind = (t, h, w, c), "float16 [T, H, W, C]"
     what = "noise"
     if latent is not None:
         what = f"{latent} latents="
     typer.echo(
-        f"wrote {result.output}: {what} {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        f"wrote {result.output}: {what} {shape} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
     def rate(stage: str) -> str:
         return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,8 @@ def _shrink(row: np.ndarray, width: int) -> np.ndarray:
 
 def _comfy_hint(e: ValueError) -> ValueError:
     # check_video's hints name the command line's options; say what a ComfyUI user changes.
-    msg = str(e).replace("(--frames)", "(trim the IMAGE batch, e.g. with Get Image from Batch)")
+    msg = re.sub(r"\(--frames \d+\)", "(trim the IMAGE batch, e.g. with Get Image from Batch)",
+                 str(e))
     return ValueError(msg.replace("(--size)", "(set the node's width and height)"))
 
 
