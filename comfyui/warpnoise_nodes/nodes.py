@@ -7,6 +7,7 @@ inside the calls, guarded, so the pack imports and runs without ComfyUI.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ try:
     import torch
 
     from warpnoise import DEFAULT_METHOD, methods
-    from warpnoise.diffusion import PRESETS
+    from warpnoise.diffusion import PRESETS, latent_preset
     from warpnoise.diffusion.comfyui import (
         FLOWS,
         LAYOUTS,
@@ -38,18 +39,33 @@ except ImportError as e:  # ComfyUI logs this message when it skips the pack
 CATEGORY = "sampling/noise/warpnoise"
 MODELS = ["custom", *PRESETS]
 SEED_MAX = SEED_LIMIT - 1
+LOG = logging.getLogger("warpnoise_nodes")
 _MODEL_TIP = ("The video model whose latent the noise is for (channels, spatial and temporal "
-              "compression, frame and size rules). 'custom' uses the three numbers below.")
+              "compression, frame and size rules). 'custom' uses channels, spatial_compression "
+              "and temporal_compression below.")
+_LOAD_MODEL_TIP = ("The video model whose latent the noise is for (temporal compression: which "
+                   "frames of the file are kept). 'custom' keeps every temporal_compression-th "
+                   "frame.")
 _LAYOUT_TIP = ("How the noise is laid out. auto: ComfyUI's own latents ([B, C, T, H, W] for video "
-               "models, frames as the batch for image models); the NOISE output then also "
-               "accepts [B, T, C, H, W]. diffusers: the model's diffusers latents= tensor.")
+               "models, frames as the batch for image models). B,T,C,H,W and the others force "
+               "a layout. diffusers: the model's diffusers latents= tensor.")
+#: Seconds per 832x480 frame on a CPU, measured for the README's method table: methods this slow
+#: are flagged where the method is chosen.
+_SLOW_METHODS = {"integral": "about 3-12 s per frame", "bridge": "about 0.5 s per frame"}
+_METHOD_TIP = ("Warping method. persistent (default): exact and fast. Slow: "
+               + "; ".join(f"{m} {t}" for m, t in _SLOW_METHODS.items())
+               + " at 832x480 on a CPU. random, fixed, pyoco-*, control-a-video: the papers' "
+               "baselines (they do not follow the motion).")
+_SIZE_TIP = ("Resize frames to this {} first (0: keep). Rounded down to the model's multiple "
+             "(16 for Wan, 32 for Wan 2.2 TI2V and LTX-Video), with a note in the console.")
 _DEGRADATION_TIP = ("Go-with-the-Flow's degradation: ((1-g)Q + g*fresh)/sqrt((1-g)^2+g^2), "
                     "still exactly N(0,1). 0 keeps the warped noise; 0.5 for Go-with-the-Flow "
                     "LoRAs (0.2-0.7 by task).")
 
 
 def _seed_input(tip: str) -> tuple[str, dict[str, Any]]:
-    return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True,
+    # "fixed": a new node keeps its seed across queues instead of re-warping with a new one.
+    return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": "fixed",
                     "tooltip": tip})
 
 
@@ -91,6 +107,17 @@ def _preview_image(rows: Any) -> torch.Tensor:
     return torch.from_numpy(rows).float() / 255.0
 
 
+def _snap_size(width: int, height: int, preset: Any) -> tuple[int, int]:
+    """``width x height`` rounded down to the model's size multiple (at least one multiple),
+    logged when it changes: the widget's arrows step by 16, some models need 32."""
+    m = latent_preset(preset).size_multiple
+    w, h = max(m, width // m * m), max(m, height // m * m)
+    if (w, h) != (width, height):
+        LOG.warning("warpnoise: %dx%d snapped to %dx%d (%s needs multiples of %d)", width,
+                    height, w, h, latent_preset(preset).title, m)
+    return w, h
+
+
 class WarpnoiseNoiseFromVideo:
     """Warped noise from a video: NOISE for SamplerCustomAdvanced, the same noise as LATENT,
     and a preview (input | flow | noise per latent frame)."""
@@ -118,18 +145,17 @@ class WarpnoiseNoiseFromVideo:
                                                 "4k+1 for Wan/CogVideoX/HunyuanVideo, 8k+1 for "
                                                 "LTX-Video)."}),
                 "model": shared["model"],
-                "method": (methods(), {"default": DEFAULT_METHOD,
-                                       "tooltip": "Warping method; persistent is exact and fast."}),
+                "method": (methods(), {"default": DEFAULT_METHOD, "tooltip": _METHOD_TIP}),
                 "seed": _seed_input("Seeds the warped noise and its degradation."),
                 "degradation": shared["degradation"],
                 "flow": (list(FLOWS), {"default": "dis-medium",
                                        "tooltip": "Optical flow estimator (OpenCV DIS presets, "
                                                   "Farneback, or RAFT from raft_weights)."}),
                 "layout": shared["layout"],
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
-                                  "tooltip": "Resize frames to this width first (0: keep)."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
-                                   "tooltip": "Resize frames to this height first (0: keep)."}),
+                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
+                                  "tooltip": _SIZE_TIP.format("width")}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
+                                   "tooltip": _SIZE_TIP.format("height")}),
                 "channels": ("INT", {"default": 16, "min": 1, "max": 256,
                                      "tooltip": "custom model only: latent channels."}),
                 "spatial_compression": ("INT", {"default": 8, "min": 1, "max": 64,
@@ -160,6 +186,8 @@ class WarpnoiseNoiseFromVideo:
         if (width == 0) != (height == 0):
             raise ValueError(f"set both width and height, or neither (0 keeps the frames' size); "
                              f"got {width}x{height}")
+        if width:
+            width, height = _snap_size(width, height, preset)
         noise = latent_noise_from_images(
             images, preset, estimator=flow_estimator(flow, raft_weights, device),
             method=method, seed=seed, degradation=degradation,
@@ -195,6 +223,7 @@ class WarpnoiseLoadNoiseFile:
                                                "e.g. clip.safetensors or noise/clip.safetensors; "
                                                "files outside it are refused."}),
                 **_shared_inputs(),
+                "model": (MODELS, {"default": "wan2.1", "tooltip": _LOAD_MODEL_TIP}),
                 "seed": _seed_input("Seeds the degradation (the file's warp seed gives the bits "
                                     "of warpnoise noise --degradation)."),
                 "temporal_compression": ("INT", {"default": 4, "min": 1, "max": 16,
