@@ -49,13 +49,13 @@ _LOAD_MODEL_TIP = ("The video model whose latent the noise is for (temporal comp
 _LAYOUT_TIP = ("How the noise is laid out. auto: ComfyUI's own latents ([B, C, T, H, W] for video "
                "models, frames as the batch for image models). B,T,C,H,W and the others force "
                "a layout. diffusers: the model's diffusers latents= tensor.")
-#: Seconds per 832x480 frame on a CPU, measured for the README's method table: methods this slow
-#: are flagged where the method is chosen.
-_SLOW_METHODS = {"integral": "about 3-12 s per frame", "bridge": "about 0.5 s per frame"}
-_METHOD_TIP = ("Warping method. persistent (default): exact and fast. Slow: "
+#: Methods too slow to pick by accident, with their cost for Wan 2.1's 16 channels at 832x480 on
+#: a CPU (integral: measured in ComfyUI; bridge: 140x randn in benchmarks/bench_warp.py).
+_SLOW_METHODS = {"integral": "about 12 s per frame", "bridge": "a few s per frame"}
+_METHOD_TIP = ("Warping method. persistent (default): exact and fast. SLOW at 832x480 on a CPU: "
                + "; ".join(f"{m} {t}" for m, t in _SLOW_METHODS.items())
-               + " at 832x480 on a CPU. random, fixed, pyoco-*, control-a-video: the papers' "
-               "baselines (they do not follow the motion).")
+               + ". random, fixed, pyoco-*, control-a-video: the papers' baselines (they do "
+               "not follow the motion).")
 _SIZE_TIP = ("Resize frames to this {} first (0: keep). Rounded down to the model's multiple "
              "(16 for Wan, 32 for Wan 2.2 TI2V and LTX-Video), with a note in the console.")
 _DEGRADATION_TIP = ("Go-with-the-Flow's degradation: ((1-g)Q + g*fresh)/sqrt((1-g)^2+g^2), "
