@@ -41,7 +41,7 @@ def test_noise_file_has_shape_dtype_and_metadata(clip: Path, tmp_path: Path) -> 
     assert info["shape"] == (5, 3, 48, 64) and info["dtype"] == "float32"
     assert (meta["method"], meta["seed"], meta["flow"], meta["frame_size"]) == (
         "random", "7", "dis", "64x48")
-    assert meta["source"] == str(clip.resolve()) and "warpnoise_version" in meta
+    assert meta["source"] == clip.name and "warpnoise_version" in meta
     assert ("noise", 4, 4) in calls and any(c[0] == "decode" for c in calls)
 
 
@@ -104,13 +104,25 @@ def test_preview_is_input_flow_noise_side_by_side(clip: Path, tmp_path: Path) ->
 
 
 def test_source_flows_re_estimates_from_the_metadata(clip: Path, tmp_path: Path) -> None:
-    video_to_noise(clip, tmp_path / "n.safetensors", NoiseOptions(method="random"))
+    video_to_noise(clip, tmp_path / "n.safetensors", NoiseOptions(method="random",
+                                                                  record_source_path=True))
     _, meta = load_noise(tmp_path / "n.safetensors")
     found = source_flows(meta)
     assert found is not None
     b, f, note = found
     assert b.shape == (4, 2, 48, 64) and f is not None and "re-estimated" in note
     assert source_flows(meta | {"source": str(tmp_path / "gone.mp4")}) is None
+
+
+def test_source_flows_finds_a_source_named_beside_the_noise_file(clip: Path,
+                                                                 tmp_path: Path) -> None:
+    out = clip.parent / "n.safetensors"
+    video_to_noise(clip, out, NoiseOptions(method="random"))
+    _, meta = load_noise(out)
+    assert meta["source"] == clip.name
+    assert source_flows(meta, near=out) is not None
+    assert source_flows(meta, near=tmp_path / "elsewhere.safetensors") is None
+    out.unlink()
 
 
 def test_bundled_sample_runs_end_to_end(tmp_path: Path) -> None:
@@ -356,3 +368,14 @@ def test_flows_to_noise_checks_the_latent_rules_before_writing(tmp_path: Path) -
         flows_to_noise(iter([]), tmp_path / "n.safetensors", NoiseOptions(latent="wan2.1"),
                        (6, 16, 16), {})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("method", ["random", "fixed"])
+def test_methods_that_ignore_flows_estimate_none(clip: Path, tmp_path: Path, method: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def estimated(*args: object, **kwargs: object) -> None:
+        raise AssertionError("flows were estimated for a method that ignores them")
+
+    monkeypatch.setattr("warpnoise.pipeline._estimated_steps", estimated)
+    res = video_to_noise(clip, tmp_path / "n.safetensors", NoiseOptions(method=method))
+    assert res.shape == (5, 4, 48, 64) and res.seconds["flow"] == 0.0

@@ -74,6 +74,51 @@ def test_fresh_noise_each_frame_does_not_move() -> None:
     assert rep.summary["temporal_corr_motion_median"] < MOTION_THRESHOLD
 
 
+def _partly_moving(t: int = 4, c: int = 4, h: int = 96, w: int = 96
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A video whose right third scrolls right by 2 px a frame while the rest stands still, as in
+    a real clip with a static background: noise that follows it, and its flows (and a mask of
+    the moving pixels)."""
+    m0 = 2 * w // 3
+    moving = torch.zeros(h, w, dtype=torch.bool)
+    moving[:, m0:] = True
+    frames = [_iid(1, c, h, w, seed=0)[0]]
+    for i in range(1, t):
+        nxt = frames[-1].clone()
+        nxt[..., m0 + 2:] = frames[-1][..., m0:-2]
+        nxt[..., m0:m0 + 2] = _iid(1, c, h, 2, seed=50 + i)[0]  # what enters the moving part
+        frames.append(nxt)
+    backward = torch.zeros(t - 1, 2, h, w)
+    backward[:, 0, moving] = -2.0
+    return torch.stack(frames), backward, moving
+
+
+def test_noise_that_follows_a_partly_moving_video_moves() -> None:
+    noise, backward, _ = _partly_moving()
+    rep = noise_report(noise, backward)
+    assert rep.moves is True
+    assert rep.summary["moving_corr_motion_median"] > 0.9  # 2 of 32 columns enter fresh
+    assert abs(rep.summary["moving_corr_static_median"]) < 0.05
+
+
+@pytest.mark.parametrize("kind", ["fixed", "fresh where it moves"])
+def test_noise_that_sticks_does_not_pass_as_moving(kind: str) -> None:
+    """Fixed noise, or noise redrawn where the video moves (a frame-difference mask like
+    Control-A-Video's), correlates highly along the motion over a static background: the
+    moving pixels must tell it apart."""
+    noise, backward, moving = _partly_moving()
+    if kind == "fixed":
+        stuck = noise[:1].expand_as(noise).clone()
+    else:
+        stuck = noise[:1].repeat(noise.shape[0], 1, 1, 1)
+        fresh = _iid(noise.shape[0], h=noise.shape[2], w=noise.shape[3], seed=9)
+        stuck[:, :, moving] = fresh[:, :, moving]
+    rep = noise_report(stuck, backward)
+    assert rep.summary["temporal_corr_motion_median"] > MOTION_THRESHOLD  # the old criterion
+    assert rep.moves is False
+    assert any("sticks" in line for line in rep.verdict())
+
+
 def test_occluded_pixels_are_excluded_and_counted() -> None:
     noise, backward = _scrolling()
     # A forward flow that disagrees everywhere in the left half: those pixels are disoccluded.

@@ -7,6 +7,7 @@ inside the calls, guarded, so the pack imports and runs without ComfyUI.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ try:
     import torch
 
     from warpnoise import DEFAULT_METHOD, methods
-    from warpnoise.diffusion import PRESETS
+    from warpnoise.diffusion import PRESETS, latent_preset
     from warpnoise.diffusion.comfyui import (
         FLOWS,
         LAYOUTS,
@@ -38,18 +39,33 @@ except ImportError as e:  # ComfyUI logs this message when it skips the pack
 CATEGORY = "sampling/noise/warpnoise"
 MODELS = ["custom", *PRESETS]
 SEED_MAX = SEED_LIMIT - 1
+LOG = logging.getLogger("warpnoise_nodes")
 _MODEL_TIP = ("The video model whose latent the noise is for (channels, spatial and temporal "
-              "compression, frame and size rules). 'custom' uses the three numbers below.")
+              "compression, frame and size rules). 'custom' uses channels, spatial_compression "
+              "and temporal_compression below.")
+_LOAD_MODEL_TIP = ("The video model whose latent the noise is for (temporal compression: which "
+                   "frames of the file are kept). 'custom' keeps every temporal_compression-th "
+                   "frame.")
 _LAYOUT_TIP = ("How the noise is laid out. auto: ComfyUI's own latents ([B, C, T, H, W] for video "
-               "models, frames as the batch for image models); the NOISE output then also "
-               "accepts [B, T, C, H, W]. diffusers: the model's diffusers latents= tensor.")
+               "models, frames as the batch for image models). B,T,C,H,W and the others force "
+               "a layout. diffusers: the model's diffusers latents= tensor.")
+#: Methods too slow to pick by accident, with their cost for Wan 2.1's 16 channels at 832x480 on
+#: a CPU (integral: measured in ComfyUI; bridge: 140x randn in benchmarks/bench_warp.py).
+_SLOW_METHODS = {"integral": "about 12 s per frame", "bridge": "a few s per frame"}
+_METHOD_TIP = ("Warping method. persistent (default): exact and fast. SLOW at 832x480 on a CPU: "
+               + "; ".join(f"{m} {t}" for m, t in _SLOW_METHODS.items())
+               + ". random, fixed, pyoco-*, control-a-video: the papers' baselines (they do "
+               "not follow the motion).")
+_SIZE_TIP = ("Resize frames to this {} first (0: keep). Rounded down to the model's multiple "
+             "(16 for Wan, 32 for Wan 2.2 TI2V and LTX-Video), with a note in the console.")
 _DEGRADATION_TIP = ("Go-with-the-Flow's degradation: ((1-g)Q + g*fresh)/sqrt((1-g)^2+g^2), "
                     "still exactly N(0,1). 0 keeps the warped noise; 0.5 for Go-with-the-Flow "
                     "LoRAs (0.2-0.7 by task).")
 
 
 def _seed_input(tip: str) -> tuple[str, dict[str, Any]]:
-    return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True,
+    # "fixed": a new node keeps its seed across queues instead of re-warping with a new one.
+    return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": "fixed",
                     "tooltip": tip})
 
 
@@ -78,16 +94,28 @@ def _frame_callback(total: int) -> Callable[[int, int], None] | None:
     return on_frame
 
 
-def _input_folders() -> list[str]:
+def _input_folder() -> str | None:
+    """ComfyUI's input folder, the only place the Load node reads; None outside ComfyUI."""
     try:
         import folder_paths
     except ImportError:
-        return []
-    return [folder_paths.get_input_directory()]
+        return None
+    return str(folder_paths.get_input_directory())
 
 
 def _preview_image(rows: Any) -> torch.Tensor:
     return torch.from_numpy(rows).float() / 255.0
+
+
+def _snap_size(width: int, height: int, preset: Any) -> tuple[int, int]:
+    """``width x height`` rounded down to the model's size multiple (at least one multiple),
+    logged when it changes: the widget's arrows step by 16, some models need 32."""
+    m = latent_preset(preset).size_multiple
+    w, h = max(m, width // m * m), max(m, height // m * m)
+    if (w, h) != (width, height):
+        LOG.warning("warpnoise: %dx%d snapped to %dx%d (%s needs multiples of %d)", width,
+                    height, w, h, latent_preset(preset).title, m)
+    return w, h
 
 
 class WarpnoiseNoiseFromVideo:
@@ -117,18 +145,17 @@ class WarpnoiseNoiseFromVideo:
                                                 "4k+1 for Wan/CogVideoX/HunyuanVideo, 8k+1 for "
                                                 "LTX-Video)."}),
                 "model": shared["model"],
-                "method": (methods(), {"default": DEFAULT_METHOD,
-                                       "tooltip": "Warping method; persistent is exact and fast."}),
+                "method": (methods(), {"default": DEFAULT_METHOD, "tooltip": _METHOD_TIP}),
                 "seed": _seed_input("Seeds the warped noise and its degradation."),
                 "degradation": shared["degradation"],
                 "flow": (list(FLOWS), {"default": "dis-medium",
                                        "tooltip": "Optical flow estimator (OpenCV DIS presets, "
                                                   "Farneback, or RAFT from raft_weights)."}),
                 "layout": shared["layout"],
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
-                                  "tooltip": "Resize frames to this width first (0: keep)."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
-                                   "tooltip": "Resize frames to this height first (0: keep)."}),
+                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
+                                  "tooltip": _SIZE_TIP.format("width")}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
+                                   "tooltip": _SIZE_TIP.format("height")}),
                 "channels": ("INT", {"default": 16, "min": 1, "max": 256,
                                      "tooltip": "custom model only: latent channels."}),
                 "spatial_compression": ("INT", {"default": 8, "min": 1, "max": 64,
@@ -159,6 +186,8 @@ class WarpnoiseNoiseFromVideo:
         if (width == 0) != (height == 0):
             raise ValueError(f"set both width and height, or neither (0 keeps the frames' size); "
                              f"got {width}x{height}")
+        if width:
+            width, height = _snap_size(width, height, preset)
         noise = latent_noise_from_images(
             images, preset, estimator=flow_estimator(flow, raft_weights, device),
             method=method, seed=seed, degradation=degradation,
@@ -190,9 +219,11 @@ class WarpnoiseLoadNoiseFile:
         return {
             "required": {
                 "path": ("STRING", {"default": "noise.safetensors",
-                                    "tooltip": "A file path, absolute or relative to ComfyUI's "
-                                               "input folder."}),
+                                    "tooltip": "A noise file in ComfyUI's input folder, "
+                                               "e.g. clip.safetensors or noise/clip.safetensors; "
+                                               "files outside it are refused."}),
                 **_shared_inputs(),
+                "model": (MODELS, {"default": "wan2.1", "tooltip": _LOAD_MODEL_TIP}),
                 "seed": _seed_input("Seeds the degradation (the file's warp seed gives the bits "
                                     "of warpnoise noise --degradation)."),
                 "temporal_compression": ("INT", {"default": 4, "min": 1, "max": 16,
@@ -204,16 +235,17 @@ class WarpnoiseLoadNoiseFile:
     @classmethod
     def IS_CHANGED(cls, path: str, **kwargs: Any) -> str:
         # Rerun when the file changes, not only when the widgets do.
-        p = resolve_input_path(path, _input_folders())
         try:
-            st = os.stat(p)
+            st = os.stat(resolve_input_path(path, _input_folder()))
+        except ValueError:
+            return "refused"  # the run itself reports why
         except OSError:
             return "missing"  # the run itself reports the missing file
         return f"{st.st_mtime_ns}:{st.st_size}"
 
     def load(self, path: str, model: str, degradation: float, layout: str, seed: int,
              temporal_compression: int) -> tuple[Any, ...]:
-        noise = load_latent_noise(resolve_input_path(path, _input_folders()), model,
+        noise = load_latent_noise(resolve_input_path(path, _input_folder()), model,
                                   temporal=temporal_compression, degradation=degradation,
                                   seed=seed)
         return (WarpedNoise(noise, seed=seed, layout=layout), {"samples": arrange(noise, layout)})

@@ -15,33 +15,99 @@ safe to interrupt:
 :func:`deferred_interrupts` holds SIGINT and SIGTERM for the length of one warper call and then
 delivers them; :func:`native_interrupts` turns a ``SystemError`` that still wraps an interrupt
 (from another signal, or a kernel called outside a deferred block) back into the interrupt.
+
+:func:`signals_as_interrupts` is what a program (the ``warpnoise`` command) installs once, first:
+SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, and a system call that a
+signal broke (``EINTR`` from C code such as FFmpeg opening a FIFO) counts as that signal's
+interrupt in :func:`interrupt_in_chain`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "deferred_interrupts", "interrupt_in_chain", "native_interrupts"]
+__all__ = ["Terminated", "as_interrupt", "deferred_interrupts", "interrupt_in_chain",
+           "kept_signal_handlers", "last_signal", "native_interrupts", "signals_as_interrupts"]
 
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []  # signals raised as interrupts by signals_as_interrupts, in order
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that ``finally`` blocks and atomic writers clean up."""
 
 
+def last_signal() -> int | None:
+    """The last signal :func:`signals_as_interrupts` turned into an interrupt, or None."""
+    return _received[-1] if _received else None
+
+
+def as_interrupt(signum: int | None) -> KeyboardInterrupt:
+    """The interrupt a signal stands for: :class:`Terminated` for SIGTERM, else
+    ``KeyboardInterrupt``."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise as_interrupt(signum)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """For the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`; the
+    previous handlers are restored after. Outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.signal(s, _raise_interrupt) for s in _DEFERRED}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def kept_signal_handlers() -> Iterator[None]:
+    """Undo what a library's start-up does to SIGINT and SIGTERM: the handlers of before the
+    block are re-installed after it (a Python handler set again also replaces a native one the
+    library put in, like the crash reporter of Ray's core worker that dumps stacks on SIGTERM),
+    and a ``sys.exit(SIGTERM)`` by a handler the library set for the block (Ray's ``ray.init``)
+    becomes :class:`Terminated`. Outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in _DEFERRED}
+    try:
+        yield
+    except SystemExit as e:
+        if e.code != signal.SIGTERM:
+            raise
+        _received.append(signal.SIGTERM)
+        raise Terminated from None
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
 def interrupt_in_chain(err: BaseException) -> KeyboardInterrupt | None:
     """The ``KeyboardInterrupt`` that ``err`` is or was caused by (its ``__cause__`` /
-    ``__context__`` chain), or None."""
+    ``__context__`` chain), or None. An ``OSError`` with ``EINTR`` after a signal that
+    :func:`signals_as_interrupts` handled stands for that signal's interrupt."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         if isinstance(current, KeyboardInterrupt):
             return current
+        if isinstance(current, OSError) and current.errno == errno.EINTR and _received:
+            return as_interrupt(_received[-1])
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None

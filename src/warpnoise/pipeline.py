@@ -56,7 +56,7 @@ from .estimate import (
     make_estimator,
 )
 from .field import block_integrate
-from .io.atomic import check_writable
+from .io.atomic import check_outputs
 from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import ClipInfo, FrameSource, VideoWriter, read_frames
@@ -111,6 +111,7 @@ class NoiseOptions:
     latent: str | None = None  # a warpnoise.diffusion.PRESETS name: write that pipeline's latents=
     degradation: float = 0.0  # Go-with-the-Flow's γ, fresh noise from derive_seed(seed, ...)
     degradation_map: str | None = None  # a per-pixel γ file instead (read_degradation_map)
+    record_source_path: bool = False  # metadata names input files by full path, not name only
 
     def check(self) -> None:
         """Raise ValueError naming the first bad option; nothing is read or written."""
@@ -190,17 +191,23 @@ def _check_flow_file(reader: FlowReader, path: str, info: ClipInfo) -> None:
                          f"are {info.width}x{info.height} (use --size to match)")
 
 
-def _check_outputs(output: str | os.PathLike, preview: str | os.PathLike | None) -> None:
-    out = check_writable(output)
+def _check_outputs(input: str | os.PathLike | None, output: str | os.PathLike,
+                   preview: str | os.PathLike | None, o: NoiseOptions) -> None:
+    """The outputs' suffixes, that they can be written, and that none is an input file."""
+    out = Path(output)
+    check_outputs({"output": out, "--preview": preview}, _inputs(input, o))
     if out.suffix.lower() not in NOISE_EXTENSIONS:
         raise ValueError(f"output {str(out)!r} must end in .safetensors, or .npy for "
                          "Go-with-the-Flow's [T, H, W, C] float16 layout")
-    if preview is not None:
-        pv = check_writable(preview)
-        if pv.suffix.lower() != ".mp4":
-            raise ValueError(f"preview {str(pv)!r} must be an .mp4 file")
-        if pv.resolve() == out.resolve():
-            raise ValueError("the preview and the output are the same file")
+    if preview is not None and Path(preview).suffix.lower() != ".mp4":
+        raise ValueError(f"preview {str(preview)!r} must be an .mp4 file")
+
+
+def _inputs(input: str | os.PathLike | None, o: NoiseOptions) -> dict[str, Any]:
+    """Every file the options make a run read, named as the CLI names them."""
+    return {"the input video": input,
+            "--flow": None if o.flow in FLOW_METHODS else o.flow,
+            "--degradation-map": o.degradation_map, "--raft-weights": o.raft_weights}
 
 
 def video_to_noise(
@@ -226,7 +233,7 @@ def video_to_noise(
             then).
     """
     options.check()
-    _check_outputs(output, preview)
+    _check_outputs(input, output, preview, options)
     _check_latent_output(options, output)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
@@ -289,7 +296,7 @@ def flows_to_noise(
     if needs_frames(options.method):
         raise ValueError(f"method {options.method!r} reads video frames; flows given directly "
                          "need a method that follows flows")
-    _check_outputs(output, preview)
+    _check_outputs(None, output, preview, options)
     _check_latent_output(options, output)
     t, h, w = frame_shape
     check_frame_shape(options, t, h, w)
@@ -447,9 +454,7 @@ class _LatentsSink:
             raise ValueError(f"only {len(self.frames)} of {self.shape[0]} latent frames were made")
         latents = arrange_latents(torch.stack(self.frames), self.preset, seed=None,
                                   generator=self.generator)
-        meta = self.metadata | {"latent_model": self.preset.name, "layout": self.preset.layout,
-                                "latent_frames": str(self.shape[0])}
-        save_latents(self.path, latents, meta, dtype=self.dtype)
+        save_latents(self.path, latents, self.metadata, dtype=self.dtype)
         self.latents_shape = tuple(latents.shape)
 
 
@@ -550,23 +555,41 @@ def _timed_iter(items: Iterable[Any], seconds: dict[str, float], stage: str) -> 
 _END = object()
 
 
-def _metadata(input: str | os.PathLike | None, o: NoiseOptions, frame_shape: tuple[int, int, int],
-              occlusion: bool) -> dict[str, str]:
+def _file_name(path: str | os.PathLike, full: bool) -> str:
+    """How metadata names an input file: its name only, so that a file shared with a dataset
+    does not carry its maker's folders and user name; the resolved path when ``full``."""
+    p = Path(path).resolve()
+    return str(p) if full else p.name
+
+
+def _metadata(input: str | os.PathLike | None, o: NoiseOptions,
+              frame_shape: tuple[int, int, int], occlusion: bool) -> dict[str, str]:
+    """What a noise or latents file says about its tensor and how it was made: the channels,
+    block size and grid are the tensor's (a ``--latent`` preset's, not the options' defaults).
+    ``input`` is the video, or None when the flows came from elsewhere (:func:`flows_to_noise`)."""
+    preset = None if o.latent is None else latent_preset(o.latent)
+    channels = o.channels if preset is None else preset.channels
+    spatial = o.downsample if preset is None else preset.spatial
     t, h, w = frame_shape
+    r = 1 if preset is None else preset.temporal
+    full = o.record_source_path
     return {
         "method": o.method, "method_options": json.dumps(o.method_options, sort_keys=True),
-        "seed": str(o.seed), "channels": str(o.channels), "downsample": str(o.downsample),
-        "flow": o.flow if o.flow in FLOW_METHODS else str(Path(o.flow).resolve()),
+        "seed": str(o.seed), "channels": str(channels), "downsample": str(spatial),
+        "temporal_compression": str(r), "grid": f"{w // spatial}x{h // spatial}",
+        "flow": o.flow if o.flow in FLOW_METHODS else _file_name(o.flow, full),
         "dis_preset": o.dis_preset,
-        "source": "" if input is None else str(Path(input).resolve()),
+        "source": "" if input is None else _file_name(input, full),
         "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
         "frames": str(t), "dtype": o.dtype,
         "degradation": str(o.degradation) if o.degradation_map is None else "per-pixel map",
         "degradation_seed": str(derive_seed(o.seed, "degradation")),
         "occlusion": OCCLUSION_RULE if occlusion else "none (no forward flows)",
-        "warpnoise_version": __version__,
+        "warpnoise_version": __version__, "torch_version": torch.__version__,
     } | ({} if o.degradation_map is None else
-         {"degradation_map": str(Path(o.degradation_map).resolve())})
+         {"degradation_map": _file_name(o.degradation_map, full)}) | ({} if preset is None else {
+             "latent_model": preset.name, "layout": preset.layout,
+             "latent_frames": str((t - 1) // r + 1)})
 
 
 @dataclass
@@ -599,10 +622,11 @@ def video_to_flows(
     """
     check_flow_options(options.flow, options.dis_preset, options.raft_weights)
     check_selection(options.size, options.scale, options.start, options.frames, options.stride)
-    out = check_writable(output)
+    out = Path(output)
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
                          "both backward and forward flows)")
+    check_outputs({"output": out}, _inputs(input, options))
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "write": 0.0}
     estimator = make_estimator(options.flow, preset=options.dis_preset,
@@ -614,7 +638,7 @@ def video_to_flows(
     if t < 2:
         raise ValueError(f"{str(input)!r}: flows need at least 2 frames, the selection has {t}")
     meta = {"flow": options.flow, "dis_preset": options.dis_preset,
-            "source": str(Path(input).resolve()), "frame_size": f"{w}x{h}",
+            "source": _file_name(input, options.record_source_path), "frame_size": f"{w}x{h}",
             "start": str(options.start), "stride": str(options.stride), "frames": str(t),
             "warpnoise_version": __version__}
     with FlowWriter(out, t - 1, h, w, metadata=meta) as sink, contextlib.closing(
@@ -630,25 +654,42 @@ def video_to_flows(
     return FlowResult(output=out, flows=t - 1, width=w, height=h, seconds=seconds)
 
 
-def source_flows(metadata: dict[str, str]) -> tuple[Tensor, Tensor | None, str] | None:
+def _find(name: str, folders: tuple[Path, ...]) -> Path | None:
+    """``name`` as recorded in metadata (a full path, or a file name looked up in ``folders``
+    and then the working folder), if it exists."""
+    p = Path(name)
+    for candidate in ([p] if p.is_absolute() else [*(f / p for f in folders), p]):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def source_flows(metadata: dict[str, str], near: str | os.PathLike | None = None
+                 ) -> tuple[Tensor, Tensor | None, str] | None:
     """Recover the flows a noise file was made from, using its metadata.
 
     Re-estimates them from the ``source`` video with the same method and frame selection, or
-    reloads the flow file it names. Returns ``(backward, forward, description)``, or None when the
-    metadata is missing or the source is no longer there.
+    reloads the flow file it names. A source recorded by name only (the default, see
+    ``NoiseOptions.record_source_path``) is looked for in the folder ``near`` (the noise file's),
+    then in the working folder. Returns ``(backward, forward, description)``, or None when the
+    metadata is missing or the source is not found.
     """
     try:
-        src, flow, n = metadata["source"], metadata["flow"], int(metadata["frames"])
+        src_name, flow, n = metadata["source"], metadata["flow"], int(metadata["frames"])
         w, h = (int(v) for v in metadata["frame_size"].split("x"))
         start, stride = int(metadata.get("start", 0)), int(metadata.get("stride", 1))
     except (KeyError, ValueError):
         return None
-    if not Path(src).exists():
+    folders = () if near is None else (Path(near).parent,)
+    src = _find(src_name, folders)
+    if src is None:
         return None
     try:
         if flow not in FLOW_METHODS:
-            if not Path(flow).exists():
+            flow_path = _find(flow, folders)
+            if flow_path is None:
                 return None
+            flow = str(flow_path)
             b, f = load_flows(flow)
             return b, f, f"flows from {flow}"
         frames = read_frames(src, size=(w, h), start=start, frames=n, stride=stride)

@@ -14,7 +14,11 @@ standard errors: a right
 method passes essentially always, while interpolated noise (std ~0.8, lag-1 ~0.2) fails by far.
 "Moves with the video" means the median correlation along the motion exceeds
 :data:`MOTION_THRESHOLD` (independent noise gives 0 ± 5/sqrt(n); ∫-noise under a sub-pixel motion
-gives the overlap of two unit squares, 0.25 to 1).
+gives the overlap of two unit squares, 0.25 to 1) *and*, where the video moves (pixels whose flow
+is at least :data:`MOVING_PX` noise pixels long), the noise correlates more along the motion
+than in place, by five standard errors. The second test is what tells noise that follows the
+motion from noise that sticks: over a static background, fixed noise correlates perfectly
+"along the motion" too.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .stats import frame_stats, warped_correlation
 __all__ = [
     "MAX_RADIUS",
     "MOTION_THRESHOLD",
+    "MOVING_PX",
     "NoiseReport",
     "check_radius",
     "covariance_maps",
@@ -42,6 +47,9 @@ __all__ = [
 ]
 
 MOTION_THRESHOLD = 0.2
+#: A pixel moves when its flow is at least this long (noise-grid pixels): nearest sampling along
+#: the motion then reads another pixel than in place.
+MOVING_PX = 1.0
 #: Largest neighbourhood radius of :func:`covariance_maps` (a 33 x 33 map): ∫-noise is
 #: uncorrelated beyond one pixel, and the cost grows as ``(2r+1)^2`` passes over the frames.
 MAX_RADIUS = 16
@@ -114,6 +122,13 @@ class NoiseReport:
                          "source video where the noise file says it is)")
         else:
             s = self.summary
+            if not self.moves and "moving_corr_motion_median" in s and (
+                    s["moving_corr_static_median"] >= s["moving_corr_motion_median"]
+                    or s["temporal_corr_motion_median"] > MOTION_THRESHOLD):
+                return [*lines, f"moves with the video: NO, it sticks (where the video moves, "
+                        f"median correlation along the motion "
+                        f"{s['moving_corr_motion_median']:.3f}, in place "
+                        f"{s['moving_corr_static_median']:.3f})"]
             lines.append(f"moves with the video: {'yes' if self.moves else 'NO'} (median "
                          f"correlation with frame t-1 along the motion "
                          f"{s['temporal_corr_motion_median']:.3f}, at fixed pixels "
@@ -160,10 +175,19 @@ def noise_report(
         for i in range(1, t):
             visible = None if f is None else ~forward_backward_occlusion(b[i - 1], f[i - 1])
             zero = torch.zeros_like(b[i - 1])
+            moving = b[i - 1].square().sum(0) >= MOVING_PX ** 2
+            if visible is not None:
+                moving &= visible
+            n_moving = int(moving.sum())
             temporal.append({
                 "frame": i,
                 "corr_motion": warped_correlation(x[i], x[i - 1], b[i - 1], visible),
                 "corr_static": warped_correlation(x[i], x[i - 1], zero),
+                "moving": n_moving / (h * w),
+                "moving_corr_motion": (warped_correlation(x[i], x[i - 1], b[i - 1], moving)
+                                       if n_moving else float("nan")),
+                "moving_corr_static": (warped_correlation(x[i], x[i - 1], zero, moving)
+                                       if n_moving else float("nan")),
                 "occluded": 0.0 if visible is None else float(1 - visible.float().mean()),
                 "mean_speed": float(b[i - 1].square().sum(0).sqrt().mean()),
             })
@@ -182,6 +206,15 @@ def noise_report(
         summary["temporal_corr_static_median"] = float(
             np.nanmedian([s["corr_static"] for s in temporal]))
         moves = bool(motion > MOTION_THRESHOLD)
+        with_motion = [s for s in temporal if s["moving"] > 0]
+        if with_motion:
+            along = float(np.nanmedian([s["moving_corr_motion"] for s in with_motion]))
+            still = float(np.nanmedian([s["moving_corr_static"] for s in with_motion]))
+            n = c * h * w * float(np.median([s["moving"] for s in with_motion]))
+            summary |= {"moving_corr_motion_median": along, "moving_corr_static_median": still,
+                        "moving_share_median": n / (c * h * w)}
+            # Five standard errors of a correlation over the moving values (each ~1/sqrt(n)).
+            moves = moves and bool(along - still > 5 / math.sqrt(max(n, 1.0)))
     return NoiseReport(shape=(t, c, h, w), frames=frames, temporal=temporal, normal=normal,
                        moves=moves, summary=summary)
 

@@ -234,7 +234,8 @@ def test_real_pipeline_streams_each_video_and_validates_it_frame_by_frame(
 
     monkeypatch.setattr("warpnoise.io.noisefile.load_noise", no_whole_file)
     monkeypatch.setattr("warpnoise.pipeline.read_frames", no_whole_file)
-    jobs = plan_jobs(src, tmp_path / "out", {"method": "random", "downsample": 8,
+    # A method that follows the flows: `random` and `fixed` decode no frames for the work pass.
+    jobs = plan_jobs(src, tmp_path / "out", {"method": "nearest", "downsample": 8,
                                              "dis_preset": "ultrafast"},
                      options_type=NoiseOptions)
     with live_frames(monkeypatch) as live:

@@ -4,8 +4,9 @@ Each row of :data:`ROWS` is a command line, the exit code it must give, a piece 
 message, and whether the error must come *before any work*: no frame decoded, no model or noise
 file loaded, no Ray cluster started (the calls in :data:`WORK` then fail the row). For every row:
 stderr is exactly one line ``warpnoise: error: ...`` holding the piece, there is no traceback,
-and no file is created, changed or removed in the input or output folders (a row that fails
-mid-way may have made and removed temporary files there: nothing is left).
+and no file is created, changed or removed in the input or output folders (every command proves
+its outputs writable by creating and removing a file, and a row that fails mid-way may have made
+and removed temporary files: nothing is left but a newer folder mtime, which is not compared).
 
 Rows that fail only after decoding pass ``-q`` (progress bars are not messages). A new option
 joins by adding rows. Placeholders in the command line:
@@ -18,6 +19,11 @@ joins by adding rows. Placeholders in the command line:
   write fail when the tests run as root);
 - ``{bad_row}``: a manifest whose second row has an unknown method; ``{extra_col}``: a manifest
   with a column that is no option;
+- ``{clip_link}`` / ``{clip_hard}``: a symlink / a hard link to ``{clip}``; ``{clip_st}`` and
+  ``{noise_png}``: symlinks to ``{clip}`` and ``{noise}`` under other suffixes;
+  ``{gmap}``: a degradation map (.npy); ``{self_row}``: a manifest whose row's output is its
+  own input when OUTDIR is ``{root}``, the folder of all these; ``{txt_row}``: a manifest
+  whose row asks for an ``x.txt`` output;
 - ``{out}``: the (empty) output folder of the row.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +73,11 @@ ROWS: list[Row] = [
         "takes its frames from the input video"),
     Row("noise {clip} -o {out}/n.safetensors --option upsample=7", "upsample <= 6"),
     Row("noise {clip} -o {out}/n.safetensors --option novalue", "KEY=VALUE"),
+    Row("noise {clip} -o {out}/n.safetensors --option upsample=true",
+        "option upsample of method 'persistent' must be a number, got true"),
+    Row("batch {videos} -o {out}/b --option upsample=false", "must be a number, got false"),
+    Row("noise {clip} -o {out}/n.safetensors -q --latent cogvideox", "use 1 (--frames 1)",
+        early=False),
     Row("noise {clip} -o {out}/n.safetensors --channels 0", "channels must be a positive"),
     Row("noise {clip} -o {out}/n.safetensors --downsample 0", "downsample must be a positive"),
     Row("noise {clip} -o {out}/n.safetensors --dtype int8", "dtype must be"),
@@ -106,6 +118,27 @@ ROWS: list[Row] = [
     Row("noise {clip} -o {out}/n.safetensors --flow {flows_cut}", "truncated"),
     Row("noise {clip} -o {out}/n.safetensors -q --flow {flows_inf} --preview {out}/p.mp4",
         "backward[2] contains non-finite values (0 NaN, 1 inf)", early=False),
+    # an output that is an input (same path, symlink, hard link) or an unwritable folder
+    Row("noise {clip} -o {out}/n.safetensors --preview {clip}", "same file as the input video"),
+    Row("noise {clip} -o {out}/n.safetensors --preview {clip_link}",
+        "same file as the input video"),
+    Row("noise {clip} -o {out}/n.safetensors --preview {clip_hard}",
+        "same file as the input video"),
+    Row("noise {clip} -o {flows8} --flow {flows8}", "same file as --flow"),
+    Row("noise {clip} -o {gmap} --degradation-map {gmap}", "same file as --degradation-map"),
+    Row("flow {clip_st} -o {clip_st}", "same file as the input video"),
+    Row("edit {clip} -o {clip}", "same file as the input video"),
+    Row("edit {clip} -o {clip_link}", "same file as the input video"),
+    Row("stats {noise_png} --plot {noise_png}", "same file as the noise file"),
+    Row("batch {self_row} -o {root}", "same file as the input video"),
+    Row("batch {txt_row} -o {out}/b", "output 'x.txt' must end in .safetensors"),
+    Row("noise {clip} -o /proc/n.safetensors", "cannot write"),
+    Row("noise {clip} -o {out}/n.safetensors --preview /sys/p.mp4", "cannot write"),
+    Row("flow {clip} -o /proc/f.safetensors", "cannot write"),
+    Row("edit {clip} -o /proc/e.mp4", "cannot write"),
+    Row("stats {noise} --plot /proc/m.png", "cannot write"),
+    Row("batch {videos} -o /proc/b", "cannot write"),
+    Row("demo -o /proc/d", "cannot write"),
     # flow
     Row("flow {clip} -o {out}/f.npy", ".safetensors or .npz"),
     Row("flow {clip} -o {file}/f.safetensors", "is not a folder"),
@@ -228,7 +261,19 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         json.dumps({"path": "videos/v0.mp4"}) + "\n"
         + json.dumps({"path": "videos/v1.mp4", "method": "magic"}) + "\n")
     (root / "extra_col.csv").write_text("path,caption\nvideos/v0.mp4,a box\n")
-    return {"clip": root / "clip.mp4", "videos": root / "videos",
+    (root / "clip_link.mp4").symlink_to(root / "clip.mp4")
+    os.link(root / "clip.mp4", root / "clip_hard.mp4")
+    (root / "clip_st.safetensors").symlink_to(root / "clip.mp4")
+    (root / "noise.png").symlink_to(root / "noise.safetensors")
+    np.save(root / "gmap.npy", np.full((48, 64), 0.5, np.float32))
+    (root / "self_row.jsonl").write_text(json.dumps({"path": "noise.safetensors"}) + "\n")
+    (root / "txt_row.jsonl").write_text(json.dumps({"path": "videos/v0.mp4", "output": "x.txt"})
+                                        + "\n")
+    return {"root": root, "clip_link": root / "clip_link.mp4",
+            "clip_hard": root / "clip_hard.mp4", "clip_st": root / "clip_st.safetensors",
+            "noise_png": root / "noise.png", "gmap": root / "gmap.npy",
+            "self_row": root / "self_row.jsonl", "txt_row": root / "txt_row.jsonl",
+            "clip": root / "clip.mp4", "videos": root / "videos",
             "noise": root / "noise.safetensors", "flows8": root / "flows8.safetensors",
             "flows_cut": root / "flows_cut.safetensors", "flows_inf": root / "flows_inf.npy",
             "file": root / "afile", "bad_row": root / "bad_row.jsonl",
@@ -274,13 +319,13 @@ def test_bad_input_exits_with_one_line_and_leaves_nothing(
             monkeypatch.setattr(name, _work_sentinel(name))
     monkeypatch.delenv("WARPNOISE_DEBUG", raising=False)
     monkeypatch.chdir(inputs["clip"].parent)  # a file made at a relative path is seen too
-    before = _snapshot(out, inputs["clip"].parent, folder_times=row.early)
+    before = _snapshot(out, inputs["clip"].parent, folder_times=False)
 
     r = CliRunner().invoke(load_commands(), args)
 
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    lines = r.stderr.splitlines()  # no blank line either
     assert r.exit_code == row.code, (r.exit_code, r.stderr)
     assert len(lines) == 1 and lines[0].startswith("warpnoise: error: "), r.stderr
     assert row.message in lines[0], lines[0]
     assert "Traceback" not in r.output + r.stderr
-    assert _snapshot(out, inputs["clip"].parent, folder_times=row.early) == before
+    assert _snapshot(out, inputs["clip"].parent, folder_times=False) == before

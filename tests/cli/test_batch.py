@@ -198,3 +198,42 @@ def test_npy_format_writes_go_with_the_flow_layout(cluster: str, videos: Path, t
     assert code == 0, output
     arr = np.load(tmp_path / "out" / "c2.npy")
     assert arr.shape == (6, 48, 64, 4) and arr.dtype == np.float16
+
+
+# One local cluster of its own (seconds to start), the other moments on the shared one.
+@pytest.mark.parametrize(("moment", "own_cluster"), [
+    ("start-up", False), ("ray starting", False), ("videos running", False),
+    ("videos running", True)])
+def test_sigterm_at_any_moment_exits_143_with_one_line(
+        cluster: str, tmp_path: Path, moment: str, own_cluster: bool) -> None:
+    videos = tmp_path / "videos"
+    make_videos(videos, [f"v{i}.mp4" for i in range(6)], frames=8)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from warpnoise.cli import main; main()", "batch", str(videos),
+           "-o", str(out), "--workers", "1", "--method", "integral", "--quiet",
+           *([] if own_cluster else ["--address", cluster])]
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        if moment == "start-up":
+            time.sleep(0.5)
+        else:
+            deadline = time.monotonic() + 180
+            journal = out / "results.jsonl"
+            while proc.poll() is None and time.monotonic() < deadline:
+                if moment == "ray starting" and (out / PARTIAL_DIR).exists():  # then Ray starts
+                    break
+                if moment == "videos running" and journal.exists() and read_journal(journal):
+                    break
+                time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert stderr.splitlines() == [
+        "warpnoise: error: terminated (SIGTERM); no output was left half-written"], stderr
+    assert [p for p in out.rglob("*") if p.is_file() and ".part" in p.name] == []

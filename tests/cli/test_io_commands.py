@@ -38,7 +38,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_noise_then_stats_round_trip_on_the_bundled_clip(tmp_path: Path) -> None:
     out, pv = tmp_path / "n.safetensors", tmp_path / "p.mp4"
     code, stdout, _ = run("noise", sample_path(), "-o", out, "--method", "random", "--frames",
-                          "4", "--size", "64x48", "--preview", pv, "--seed", "5")
+                          "4", "--size", "64x48", "--preview", pv, "--seed", "5",
+                          "--record-source-path")
     assert code == 0, stdout
     assert "wrote" in stdout and "frames/s" in stdout
     noise, meta = load_noise(out)
@@ -55,7 +56,8 @@ def test_noise_then_stats_round_trip_on_the_bundled_clip(tmp_path: Path) -> None
 
 def test_stats_table_says_normal_and_moving_for_warped_noise(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "n.safetensors"
-    assert run("noise", clip, "-o", out, "--method", "nearest", "-q")[0] == 0
+    assert run("noise", clip, "-o", out, "--method", "nearest", "-q",
+               "--record-source-path")[0] == 0
     code, stdout, _ = run("stats", out)
     assert code == 0
     assert "i.i.d. N(0,1) per frame: yes" in stdout
@@ -74,11 +76,12 @@ def test_flow_file_feeds_noise_and_stats(clip: Path, tmp_path: Path) -> None:
 
 def test_npy_output_is_gwtf_layout(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "noises.npy"
-    code, _, _ = run("noise", clip, "-o", out, "--method", "random", "--downsample", "8",
-                     "--channels", "16", "-q")
+    code, stdout, _ = run("noise", clip, "-o", out, "--method", "random", "--downsample", "8",
+                          "--channels", "16", "-q")
     assert code == 0
     arr = np.load(out)
     assert arr.shape == (4, 6, 8, 16) and arr.dtype == np.float16
+    assert "noise (4, 6, 8, 16) float16 [T, H, W, C]" in stdout  # the shape as stored
     assert run("stats", out)[0] == 0
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import warpnoise
 from tests.io._clips import moving_frames, write_png_folder
 from warpnoise.cli import load_commands
-from warpnoise.diffusion import degrade, latents_for
+from warpnoise.diffusion import PRESETS, degrade, latents_for
 from warpnoise.field import block_integrate
 from warpnoise.io.flowfile import save_flows
 from warpnoise.io.noisefile import load_latents, load_noise, validate_noise_file
@@ -95,7 +96,7 @@ def test_degradation_map_degrades_each_pixel_by_its_own_gamma(clip: tuple,
     torch.testing.assert_close(noise, expect, rtol=0, atol=1e-5)
     assert torch.equal(noise[..., 0, 0], pixel[..., 0, 0])  # γ = 0 keeps the warped noise
     assert meta["degradation"] == "per-pixel map"
-    assert meta["degradation_map"] == str((tmp_path / "g.npy").resolve())
+    assert meta["degradation_map"] == "g.npy"  # the name only (no --record-source-path)
 
 
 @pytest.mark.parametrize("gamma, extra, match", [
@@ -124,7 +125,7 @@ def test_bad_degradation_maps_exit_2_and_write_nothing(clip: tuple, tmp_path: Pa
     (["--latent", "ltx-video", "--frames", "5"], r"8k\+1 frames"),
     (["--latent", "wan2.2-ti2v-5b"], "multiples of 32"),
     (["--latent", "wan2.1", "--channels", "8"], "drop --channels"),
-    (["--latent", "wan2.1", "--frames", "8"], r"4k\+1 frames.*got 8: use 5 or 9"),
+    (["--latent", "wan2.1", "--frames", "8"], r"4k\+1 frames.*got 8: use 5 \(--frames 5\)"),
     (["--degradation", "1.5"], r"\[0, 1\]"),
     (["--degradation", "-0.5"], r"\[0, 1\]"),
 ])
@@ -152,3 +153,62 @@ def test_stats_on_a_latents_file_says_what_it_is(clip: tuple, tmp_path: Path) ->
     assert run("noise", folder, "-o", out, "--flow", flows, "--latent", "sd", "-q")[0] == 0
     code, _, stderr = run("stats", out)
     assert code == 2 and "load_latents" in stderr and "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def square_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 9-frame 64x64 clip: valid for every preset (4k+1 and 8k+1 frames, sizes of 32)."""
+    tmp = tmp_path_factory.mktemp("square")
+    return write_png_folder(tmp / "clip", moving_frames(9, 64, 64, dx=1))
+
+
+@pytest.mark.parametrize("model", list(PRESETS))
+def test_latent_file_metadata_describes_its_tensor_for_every_preset(
+        square_clip: Path, tmp_path: Path, model: str) -> None:
+    p = PRESETS[model]
+    out = tmp_path / "lat.safetensors"
+    code, _, stderr = run("noise", square_clip, "-o", out, "--latent", model, "-m", "random",
+                          "--seed", "7", "-q")
+    assert code == 0, stderr
+    latents, meta = load_latents(out)
+    latent_frames = (9 - 1) // p.temporal + 1
+    expect = {
+        "latent_model": model, "layout": p.layout, "channels": str(p.channels),
+        "downsample": str(p.spatial), "temporal_compression": str(p.temporal),
+        "grid": f"{64 // p.spatial}x{64 // p.spatial}", "frame_size": "64x64", "frames": "9",
+        "latent_frames": str(latent_frames), "shape": "x".join(map(str, latents.shape)),
+        "method": "random", "seed": "7", "dtype": "float32", "source": square_clip.name,
+        "warpnoise_version": warpnoise.__version__, "torch_version": torch.__version__,
+        "format": "warpnoise-latents/1"}
+    assert {k: meta.get(k) for k in expect} == expect
+
+
+def test_source_is_the_file_name_unless_asked_for_the_path(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    out = tmp_path / "n.safetensors"
+    assert run("noise", folder, "-o", out, "--flow", flows, "-q")[0] == 0
+    meta = load_noise(out)[1]
+    assert meta["source"] == folder.name and meta["flow"] == flows.name
+    assert str(tmp_path.parent) not in "".join(meta.values())  # no folder of the maker's
+    assert run("noise", folder, "-o", out, "--flow", flows, "-q", "--record-source-path")[0] == 0
+    meta = load_noise(out)[1]
+    assert meta["source"] == str(folder.resolve()) and meta["flow"] == str(flows.resolve())
+
+
+def test_latent_files_are_byte_reproducible(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    outs = [tmp_path / f"lat{i}.safetensors" for i in range(3)]
+    for out in outs:
+        assert run("noise", folder, "-o", out, "--flow", flows, "--latent", "wan2.1", "-q",
+                   "--degradation", "0.5")[0] == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes() == outs[2].read_bytes()
+
+
+def test_stats_shows_the_files_metadata(clip: tuple, tmp_path: Path) -> None:
+    folder, flows, _ = clip
+    out = tmp_path / "n.safetensors"
+    assert run("noise", folder, "-o", out, "--flow", flows, "--seed", "11", "-q")[0] == 0
+    code, stdout, stderr = run("stats", out, "--flows", flows)
+    assert code == 0, stderr
+    for key, value in load_noise(out)[1].items():
+        assert re.search(rf"^\s*{re.escape(key)}\s+{re.escape(value)}\s*$", stdout, re.M), key

@@ -70,8 +70,13 @@ def _check_widget(node: str, name: str, kind: Any, opts: dict[str, Any]) -> list
                 bad.append(f"{where}: default {default} is outside [min, max]")
             if opts.get("step", 1) <= 0:
                 bad.append(f"{where}: step must be positive")
-        if opts.get("control_after_generate") and kind != "INT":
+        control = opts.get("control_after_generate")
+        if control and kind != "INT":
             bad.append(f"{where}: control_after_generate belongs on an INT seed")
+        # comfy_api's ControlAfterGenerate: a bool (True: randomize) or the starting mode.
+        if control is not None and control not in (True, False, "fixed", "increment",
+                                                   "decrement", "randomize"):
+            bad.append(f"{where}: control_after_generate {control!r} is not a bool or a mode")
     elif kind == "STRING" and "default" in opts and not isinstance(default, str):
         bad.append(f"{where}: default {default!r} is not a STRING")
     elif kind == "BOOLEAN" and "default" in opts and not isinstance(default, bool):

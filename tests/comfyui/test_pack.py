@@ -182,6 +182,24 @@ def test_load_node_finds_files_in_comfyuis_input_folder_and_reruns_when_they_cha
         run_node(cls, path="missing.safetensors")
 
 
+def test_load_node_refuses_files_outside_comfyuis_input_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseLoadNoiseFile"]
+    inside = tmp_path / "input"
+    (inside / "clips").mkdir(parents=True)
+    fake_comfyui(monkeypatch, inside, stop_after=99)
+    save_noise(tmp_path / "private.safetensors", torch.randn(5, 16, 4, 6))
+    save_noise(inside / "clips" / "n.safetensors", torch.randn(5, 16, 4, 6))
+    monkeypatch.chdir(tmp_path)  # ComfyUI's working folder holds a file of the same name
+    assert run_node(cls, path="clips/n.safetensors", model="wan2.1")[1]["samples"].shape[2] == 2
+    with pytest.raises(ValueError, match=r"input/private\.safetensors. does not exist"):
+        run_node(cls, path="private.safetensors", model="wan2.1")  # not the working folder's
+    for bad in (str(tmp_path / "private.safetensors"), "../private.safetensors"):
+        with pytest.raises(ValueError, match="outside ComfyUI's input folder"):
+            run_node(cls, path=bad, model="wan2.1")
+        assert cls.IS_CHANGED(path=bad, model="wan2.1") == "refused"
+
+
 def test_width_and_height_go_together() -> None:
     cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
     with pytest.raises(ValueError, match="both width and height"):
@@ -204,3 +222,44 @@ def test_the_nodes_work_under_inference_mode_as_comfyui_runs_them() -> None:
         noise = run_node(cls, images=images, model="wan2.1", degradation=0.5)[0]
     out = noise.generate_noise({"samples": torch.zeros(1, 16, 2, 4, 4)})
     out.mul_(2.0)  # the sampler may scale it in place, outside inference mode
+
+
+def _all_nodes() -> list[type]:
+    return list(pack.NODE_CLASS_MAPPINGS.values())
+
+
+def test_seed_widgets_default_to_fixed() -> None:
+    # A new node must not re-warp with a new seed on every queue (35 s at 832x480).
+    for cls in _all_nodes():
+        assert cls.INPUT_TYPES()["required"]["seed"][1]["control_after_generate"] == "fixed"
+
+
+def test_tooltips_name_only_widgets_the_node_has() -> None:
+    load = pack.NODE_CLASS_MAPPINGS["WarpnoiseLoadNoiseFile"]
+    tip = load.INPUT_TYPES()["required"]["model"][1]["tooltip"]
+    assert "three numbers" not in tip and "temporal_compression" in tip
+
+
+def test_nothing_promises_the_noise_takes_a_b_t_c_h_w_latent_under_auto() -> None:
+    # ComfyUI reshapes an empty [B, T, C, H, W] latent before the NOISE sees it.
+    texts = [str(cls.INPUT_TYPES()) for cls in _all_nodes()]
+    texts.append((PACK / "README.md").read_text())
+    assert not any("also accepts" in t for t in texts)
+
+
+def test_slow_methods_are_flagged_in_the_method_list() -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
+    tip = cls.INPUT_TYPES()["required"]["method"][1]["tooltip"]
+    assert "integral" in tip and "s per frame" in tip and "bridge" in tip
+
+
+def test_width_and_height_snap_to_the_models_multiple_and_say_so(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
+    assert cls.INPUT_TYPES()["required"]["width"][1]["step"] == 16
+    images = torch.rand(5, 64, 96, 3, generator=torch.Generator().manual_seed(0))
+    with caplog.at_level("WARNING"):
+        noise = run_node(cls, images=images, model="wan2.2-ti2v-5b", method="random",
+                         width=80, height=48)[0]
+    assert noise.noise.frames.shape[-2:] == (32 // 16, 64 // 16)  # 64x32: multiples of 32
+    assert "80x48 snapped to 64x32" in caplog.text

@@ -5,6 +5,8 @@ The nodes themselves (run through the pack, on the bundled clip) are tested in t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -147,7 +149,7 @@ def test_load_refuses_files_that_do_not_fit_the_model(tmp_path) -> None:
 def test_bad_options_are_refused_before_any_work() -> None:
     images = torch.rand(5, 32, 48, 3)
     est = flow_estimator("dis-ultrafast")
-    with pytest.raises(ValueError, match=r"got 4: use 1 or 5 \(trim the IMAGE batch"):
+    with pytest.raises(ValueError, match=r"got 4: use 1 \(trim the IMAGE batch"):
         latent_noise_from_images(images[:4], "wan2.1", estimator=est)
     with pytest.raises(ValueError, match=r"multiples of 16.*set the node's width and height"):
         latent_noise_from_images(images, "wan2.1", estimator=est, size=(40, 32))
@@ -171,11 +173,23 @@ def test_bad_options_are_refused_before_any_work() -> None:
     assert parse_method_options(' {"upsample": 4} ') == {"upsample": 4}
 
 
-def test_relative_paths_are_looked_up_in_the_given_folders(tmp_path) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "n.npy").write_bytes(b"")
-    assert resolve_input_path("n.npy", [str(tmp_path / "in")]) == tmp_path / "in" / "n.npy"
-    assert resolve_input_path("zz.npy", [str(tmp_path / "in")]).name == "zz.npy"
+def test_paths_are_read_only_inside_the_input_folder(tmp_path, monkeypatch) -> None:
+    inside = tmp_path / "in"
+    (inside / "sub").mkdir(parents=True)
+    for name in ("in/n.npy", "in/sub/m.npy", "secret.npy"):
+        (tmp_path / name).write_bytes(b"")
+    (inside / "escape.npy").symlink_to(tmp_path / "secret.npy")
+    monkeypatch.chdir(tmp_path)  # a file beside the server's working folder is not the input
+    assert resolve_input_path("n.npy", str(inside)) == (inside / "n.npy").resolve()
+    assert resolve_input_path("sub/m.npy", str(inside)) == (inside / "sub" / "m.npy").resolve()
+    assert resolve_input_path(str(inside / "n.npy"), str(inside)) == (inside / "n.npy").resolve()
+    # A name is looked up in the input folder only, never beside the server's working folder.
+    assert resolve_input_path("secret.npy", str(inside)) == (inside / "secret.npy").resolve()
+    for bad in (str(tmp_path / "secret.npy"), "../secret.npy", "escape.npy", "/etc/passwd"):
+        with pytest.raises(ValueError, match="outside ComfyUI's input folder"):
+            resolve_input_path(bad, str(inside))
+    # Outside ComfyUI (no input folder) a path is taken as given.
+    assert resolve_input_path("secret.npy", None) == Path("secret.npy")
 
 
 def test_preview_panels_are_capped_so_long_clips_stay_small() -> None:

@@ -180,8 +180,8 @@ def test_image_models_take_the_frames_as_the_batch() -> None:
 
 
 @pytest.mark.parametrize("name, t, h, w, match", [
-    ("wan2.1", 50, 480, 832, r"4k\+1 frames.*use 49 or 53"),
-    ("ltx-video", 24, 512, 704, r"8k\+1 frames.*use 17 or 25"),
+    ("wan2.1", 50, 480, 832, r"4k\+1 frames.*use 49 \(--frames 49\)"),
+    ("ltx-video", 24, 512, 704, r"8k\+1 frames.*use 17 \(--frames 17\)"),
     ("ltx-video", 25, 500, 704, "multiples of 32"),
     ("wan2.2-ti2v-5b", 5, 496, 832, "multiples of 32"),
     ("cogvideox", 49, 480, 728, "multiples of 16"),
@@ -202,3 +202,9 @@ def test_bad_presets_and_shapes_are_refused() -> None:
         latents_for(torch.zeros(5, 16, 20, 20), "wan2.1", grid="pixel")
     with pytest.raises(ValueError, match=r"\(F, 16, h, w\)"):
         arrange_latents(torch.zeros(2, 4, 2, 2), "wan2.1")
+
+
+def test_frame_rule_suggests_only_a_count_the_clip_has() -> None:
+    # A 24-frame clip cannot give 25 frames: --frames can only keep fewer.
+    with pytest.raises(ValueError, match=r"got 24: use 21 \(--frames 21\)$"):
+        check_video("cogvideox", 24, 480, 720)

@@ -10,6 +10,7 @@ import pytest
 from warpnoise.io.atomic import (
     atomic_output,
     check_output_folder,
+    check_outputs,
     check_writable,
     temp_name_pattern,
 )
@@ -139,3 +140,38 @@ def test_an_unwritable_folder_is_named(tmp_path: Path, monkeypatch: pytest.Monke
         check_writable(tmp_path / "n.bin")
     with pytest.raises(ValueError, match=r"no write permission in folder"):
         check_output_folder(tmp_path / "out")
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc")
+def test_a_folder_that_passes_access_but_takes_no_file_is_refused() -> None:
+    # /proc passes os.access for root; only creating a file there shows it is not writable.
+    with pytest.raises(ValueError, match=r"cannot write output '/proc/n.bin'"):
+        check_writable("/proc/n.bin")
+    with pytest.raises(ValueError, match=r"cannot write output folder '/proc/out'"):
+        check_output_folder("/proc/out")
+
+
+def test_the_writability_probe_leaves_nothing(tmp_path: Path) -> None:
+    check_writable(tmp_path / "n.bin")
+    check_output_folder(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_an_input_is_refused_by_path_symlink_and_hard_link(
+        tmp_path: Path) -> None:
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"video")
+    (tmp_path / "link.mp4").symlink_to(video)
+    os.link(video, tmp_path / "hard.mp4")
+    for out in (video, tmp_path / "link.mp4", tmp_path / "hard.mp4",
+                tmp_path / "sub" / ".." / "a.mp4"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(ValueError, match=r"is the same file as the input video .*a.mp4"):
+            check_outputs({"--preview": out}, {"the input video": video})
+    assert video.read_bytes() == b"video"
+    check_outputs({"--preview": tmp_path / "b.mp4"}, {"the input video": video, "--flow": None})
+
+
+def test_two_outputs_that_are_one_file_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"same file as output .*write one file twice"):
+        check_outputs({"output": tmp_path / "n.mp4", "--preview": tmp_path / "n.mp4"})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..io.atomic import check_outputs
 from ..rng import check_seed
 
 __all__ = [
@@ -329,6 +330,7 @@ def plan_jobs(
         raw_path = Path(str(row.pop(PATH_COLUMN)))
         input_path = Path(os.path.abspath(base / raw_path))  # base / absolute = absolute
         key = _key_for(input_path, base)
+        explicit_output = OUTPUT_COLUMN in row
         rel_out = (_safe_relative(str(row.pop(OUTPUT_COLUMN)), "output")
                    if OUTPUT_COLUMN in row else PurePosixPath(key))
         if ignore_extra_columns and known is not None:
@@ -344,7 +346,15 @@ def plan_jobs(
             _check_options(options_type, merged, checked)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{str(src)!r} row {n} ({key}): {err}") from None
+        if explicit_output and rel_out.suffix.lower() not in ("", suffix):
+            raise ValueError(f"{str(src)!r} row {n} ({key}): output {str(rel_out)!r} must end in "
+                             f"{suffix} (the --format) or have no suffix")
         output = out / rel_out.with_suffix(suffix)
+        try:
+            check_outputs({"the output": output}, {"the input video": input_path},
+                          writable=False)  # folders are made later; outdir was checked
+        except ValueError as err:
+            raise ValueError(f"{str(src)!r} row {n} ({key}): {err}") from None
         out_key = output.as_posix()
         if out_key in owner:
             raise ValueError(f"{owner[out_key]!r} and {key!r} would both write {out_key!r}; "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._interrupt import kept_signal_handlers
 from .journal import (
     JOURNAL_NAME,
     SUMMARY_NAME,
@@ -248,7 +249,8 @@ class RayExecutor:
                 _check_reachable(self.address)
                 kwargs["address"] = self.address
             try:
-                ray.init(**kwargs)
+                with kept_signal_handlers():  # Ray's handlers exit 15 and dump stacks
+                    ray.init(**kwargs)
             except ConnectionError as err:
                 raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {err}"
                                  ) from None

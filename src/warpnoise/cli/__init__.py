@@ -7,18 +7,36 @@ the modules are imported in :data:`COMMAND_MODULES` order.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="warpnoise",
-    help="Gaussian noise that moves with a video: coherent over time, i.i.d. N(0,1) per frame.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+    app: typer.Typer
 
 COMMAND_MODULES: list[str] = ["io_commands", "edit", "batch", "motion", "system"]
+
+#: The message and exit code of an interrupt (Ctrl-C) and of SIGTERM (128 + the signal).
+INTERRUPTED = ("interrupted; no output was left half-written", 130)
+TERMINATED = ("terminated (SIGTERM); no output was left half-written", 143)
+
+
+def __getattr__(name: str) -> Any:
+    # `app` is made on first use, so that `main` installs its signal handlers before any import.
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import typer
+
+    value = typer.Typer(
+        name="warpnoise",
+        help="Gaussian noise that moves with a video: coherent over time, i.i.d. N(0,1) per "
+        "frame.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    globals()["app"] = value
+    return value
 
 
 def load_commands() -> typer.Typer:
@@ -26,9 +44,22 @@ def load_commands() -> typer.Typer:
     ``app``; tests call this before ``typer.testing.CliRunner().invoke(app, ...)``."""
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}")
-    return app
+    return __getattr__("app") if "app" not in globals() else globals()["app"]
 
 
 def main() -> None:
-    load_commands()
-    app()
+    """The ``warpnoise`` console script. Ctrl-C and SIGTERM exit 130 / 143 with one line from
+    its first statement on (see :func:`warpnoise.cli._common.run_cli`)."""
+    import sys
+
+    from .._interrupt import signals_as_interrupts
+
+    with signals_as_interrupts():
+        try:
+            from ._common import run_cli
+
+            code = run_cli(load_commands)
+        except KeyboardInterrupt as e:  # in the instant before run_cli took over
+            message, code = TERMINATED if type(e).__name__ == "Terminated" else INTERRUPTED
+            print(f"warpnoise: error: {message}", file=sys.stderr)
+    sys.exit(code)

@@ -56,6 +56,7 @@ def _video_bar(quiet: bool) -> Iterator[tuple[Callable[[int, int], None],
     state: dict[str, Any] = {"task": None, "failed": 0, "done": 0, "start": time.perf_counter()}
 
     def on_start(todo: int, done: int) -> None:
+        bars.start()  # only now: an error before it prints its one line alone
         state["start"] = time.perf_counter()
         state["task"] = bars.add_task("videos", total=todo, rate="-- videos/min", failed="")
         if done:
@@ -69,8 +70,11 @@ def _video_bar(quiet: bool) -> Iterator[tuple[Callable[[int, int], None],
                     rate=f"{state['done'] / max(minutes, 1e-9):.1f} videos/min",
                     failed=f"{state['failed']} failed" if state["failed"] else "")
 
-    with bars:
+    try:
         yield on_start, on_result
+    finally:
+        if state["task"] is not None:
+            bars.stop()
 
 
 def _print_summary(summary: Any, outdir: Path) -> None:

@@ -121,7 +121,7 @@ def edit_command(
     """
     from ..diffusion.pipelines import load_edit_model
     from ..diffusion.video import EditOptions, check_frame_size, edit_frames
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_outputs
     from ..io.video import _check_selection, read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
@@ -136,11 +136,13 @@ def edit_command(
         check_frame_size(*frame_size, task)  # other models' multiple: once loaded; sr4: any size
     if not 0 < fps < math.inf:
         raise ValueError(f"--fps must be a positive number, got {fps}")
-    out = check_writable(output)
+    out = output
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"output {str(out)!r} must be an .mp4 file")
     if not input.exists():
         raise ValueError(f"input {str(input)!r} does not exist")
+    check_outputs({"output": out}, {"the input video": input,
+                                    "--model": model if Path(model).is_file() else None})
     _quiet_hub_logs()
     edit_model = load_edit_model(model, prompt=prompt, negative_prompt=negative_prompt,
                                  guidance_scale=guidance, dtype=dtype, device=device,

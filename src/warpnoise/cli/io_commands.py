@@ -168,6 +168,10 @@ def noise_command(
         "--degradation-map", help="A per-pixel γ instead of --degradation: a grayscale image "
         "(black 0, white 1; 8 or 16 bits) or a .npy of (H, W) values in [0, 1], with the frames' "
         "aspect ratio; area-averaged to the noise grid.", rich_help_panel=_LATENT)] = None,
+    record_source_path: Annotated[bool, typer.Option(
+        "--record-source-path", help="Store the full paths of the input video and flow/map "
+        "files in the noise file's metadata (default: file names only, so a shared file does "
+        "not reveal your folders).")] = False,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -196,7 +200,8 @@ def noise_command(
         stride=stride, method_options=_with_backend(_method_options(option or []), backend),
         device=device,
         latent=latent, degradation=degradation,
-        degradation_map=None if degradation_map is None else str(degradation_map))
+        degradation_map=None if degradation_map is None else str(degradation_map),
+        record_source_path=record_source_path)
     opts.check()
     notice = None if quiet else compile_notice(method, channels if latent is None else
                                                latent_preset(latent).channels, device,
@@ -207,12 +212,16 @@ def noise_command(
         result = video_to_noise(input, output, opts, preview=preview, progress=progress)
     s = result.seconds
     steps = max(result.frames - 1, 1)
-    kind = "float16 [T, H, W, C]" if output.suffix.lower() == ".npy" else dtype
+    shape = tuple(result.shape)
+    kind = dtype
+    if output.suffix.lower() == ".npy":  # stored channels last: say the shape as stored
+        t, c, h, w = shape
+        shape, kind = (t, h, w, c), "float16 [T, H, W, C]"
     what = "noise"
     if latent is not None:
         what = f"{latent} latents="
     typer.echo(
-        f"wrote {result.output}: {what} {tuple(result.shape)} {kind}, method {method}, seed {seed}"
+        f"wrote {result.output}: {what} {shape} {kind}, method {method}, seed {seed}"
         + (f"; preview {result.preview}" if result.preview else ""))
     def rate(stage: str) -> str:
         return f"{steps / s[stage]:.1f} frames/s" if s[stage] > 1e-3 else "-"
@@ -235,7 +244,9 @@ def stats_command(
         show_default=False)],
     flows: Annotated[Path | None, typer.Option(
         "--flows", help="Flow file of the clip (from `warpnoise flow`) for the temporal check. "
-        "Default: re-estimate from the source video named in the noise file, if it exists.")
+        "Default: re-estimate from the source video named in the noise file, if it is found "
+        "(a recorded full path, or the file name beside the noise file or in the current "
+        "folder).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(
@@ -254,17 +265,16 @@ def stats_command(
     plus 16 bytes per pixel and frame for the flows).
     """
     from ..io import jsontext
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_outputs
     from ..io.flowfile import load_flows
     from ..io.noisefile import load_noise
     from ..pipeline import source_flows
     from ..report import check_radius, covariance_maps, noise_report
 
     check_radius(radius)
-    if plot is not None:
-        check_writable(plot)
-        if plot.suffix.lower() != ".png":
-            raise ValueError(f"--plot {str(plot)!r} must be a .png file")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ValueError(f"--plot {str(plot)!r} must be a .png file")
+    check_outputs({"--plot": plot}, {"the noise file": noise, "--flows": flows})
     x, meta = load_noise(noise)
     if plot is not None:
         check_radius(radius, *x.shape[2:])
@@ -274,7 +284,7 @@ def stats_command(
         backward, forward = load_flows(flows)
         flow_note = f"flows from {flows}"
     elif x.shape[0] > 1:
-        found = source_flows(meta)
+        found = source_flows(meta, near=noise)
         if found is not None:
             backward, forward, flow_note = found
     report = noise_report(x, backward, forward)
@@ -326,6 +336,11 @@ def _print_report(path: Path, meta: dict[str, str], report: Any, flow_note: str,
     if len(failing) > 5:
         console.print(f"... and {len(failing) - 5} more failing frames", highlight=False)
     console.print(f"temporal check: {flow_note}", highlight=False)
+    if meta:
+        console.print("[bold]metadata[/]", highlight=False)
+        width = max(map(len, meta))
+        for key in sorted(meta):
+            console.print(f"  {key:<{width}}  {meta[key]}", highlight=False, markup=False)
     for line in report.verdict():
         ok = ": yes" in line
         console.print(("[green]" if ok else "[yellow]" if "not checked" in line else "[red]")

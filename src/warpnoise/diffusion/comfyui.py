@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -172,7 +173,8 @@ def _shrink(row: np.ndarray, width: int) -> np.ndarray:
 
 def _comfy_hint(e: ValueError) -> ValueError:
     # check_video's hints name the command line's options; say what a ComfyUI user changes.
-    msg = str(e).replace("(--frames)", "(trim the IMAGE batch, e.g. with Get Image from Batch)")
+    msg = re.sub(r"\(--frames \d+\)", "(trim the IMAGE batch, e.g. with Get Image from Batch)",
+                 str(e))
     return ValueError(msg.replace("(--size)", "(set the node's width and height)"))
 
 
@@ -460,12 +462,24 @@ class WarpedNoise:
         return msg
 
 
-def resolve_input_path(path: str, folders: list[str]) -> Path:
-    """``path`` as given (``~`` expanded), or else the first of ``folders`` holding it."""
-    p = Path(path.strip()).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    for folder in folders:
-        if (Path(folder) / p).exists():
-            return Path(folder) / p
+def resolve_input_path(path: str, input_folder: str | None) -> Path:
+    """The file ``path`` names inside ComfyUI's ``input_folder``, as core loaders read files.
+
+    ``path`` is relative to ``input_folder`` (subfolders allowed) or an absolute path inside it;
+    symlinks are followed before the check, so a link pointing out is refused too. A shared
+    server then never hands a workflow a file outside its input folder. With no input folder
+    (the node run outside ComfyUI) ``path`` is taken as given.
+
+    Raises:
+        ValueError: the path resolves outside ``input_folder``.
+    """
+    text = path.strip()
+    if input_folder is None:
+        return Path(text).expanduser()
+    root = Path(input_folder).resolve()
+    p = (root / text).resolve()  # an absolute `text` replaces root; `..` and links resolve
+    if not p.is_relative_to(root):
+        raise ValueError(f"{text!r} is outside ComfyUI's input folder {str(root)!r}: put the "
+                         "noise file there (subfolders are fine) and give its name relative to "
+                         "it")
     return p

@@ -13,6 +13,7 @@ those frames); the warping error uses DIS flow of the ground-truth video (what i
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -74,9 +75,15 @@ def _table(rows: list[DemoRow], settings: dict[str, Any]) -> str:
         "| noise | warping error ↓ (0-255) | PSNR ↑ (dB) | SSIM ↑ | detail (GT = 1) | seconds |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    def cell(value: float, spec: str, meaningful: bool = True) -> str:
+        # "–" where a score means nothing: PSNR of the ground truth with itself (inf), the
+        # seconds of rows that run no noise or diffusion.
+        return format(value, spec) if meaningful and math.isfinite(value) else "–"
+
     for r in rows:
-        lines.append(f"| {r.name} | {r.warping_error:.2f} | {r.psnr:.2f} | {r.ssim:.4f} | "
-                     f"{r.detail:.2f} | {r.seconds:.1f} |")
+        lines.append(f"| {r.name} | {cell(r.warping_error, '.2f')} | {cell(r.psnr, '.2f')} | "
+                     f"{cell(r.ssim, '.4f')} | {cell(r.detail, '.2f')} | "
+                     f"{cell(r.seconds, '.1f', r.seconds > 0)} |")
     s = settings
     lines.append("")
     lines.append(f"4x SR of {s['frames']} frames of {s['size']} with the bundled conditional "

@@ -149,8 +149,9 @@ def check_video(model: str | LatentPreset, frames: int, height: int, width: int)
     r = p.temporal
     if (frames - 1) % r:
         lo = (frames - 1) // r * r + 1
-        raise ValueError(f"{p.title} takes {p.frame_rule()}; got {frames}: use {lo} or {lo + r} "
-                         "(--frames)")
+        # Only fewer frames can be selected from the clip (--frames keeps the first ones).
+        raise ValueError(f"{p.title} takes {p.frame_rule()}; got {frames}: use {lo} "
+                         f"(--frames {lo})")
     m = p.size_multiple
     if height % m or width % m:
         raise ValueError(f"{p.title} needs height and width that are multiples of {m} (VAE "

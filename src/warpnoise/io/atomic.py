@@ -4,6 +4,11 @@ The temporary file of target ``DIR/NAME.EXT`` is ``DIR/.NAME.EXT.<8 random>.part
 (``tempfile.mkstemp``'s names). Its writer holds an OS lock on it until the rename, so a file
 of that pattern that nobody holds belongs to a writer that was killed (SIGKILL, power loss):
 the next write of the same target removes it. Nothing else is ever removed.
+
+Every command checks its outputs before any work with :func:`check_outputs`: each output can be
+written (proven by creating and removing a file in its folder, which also catches ``/proc`` and
+``/sys``, where permission bits say yes), and none is the same file as an input or as another
+output (same path, a symlink to it, or a hard link: same device and inode).
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "check_output_folder", "check_writable", "temp_name_pattern"]
+__all__ = ["atomic_output", "check_output_folder", "check_outputs", "check_writable",
+           "temp_name_pattern"]
+
+PathLike = str | os.PathLike
 
 try:
     import fcntl
@@ -27,6 +35,14 @@ def _check_folder_writable(folder: Path, what: str) -> None:
     # os.access also reports read-only file systems; root passes it everywhere else.
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write {what}: no write permission in folder {str(folder)!r}")
+    # Root passes os.access on /proc and /sys too: only creating a file proves it.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".warpnoise-probe.", dir=folder)
+    except OSError as e:
+        raise ValueError(f"cannot write {what}: {e.strerror or type(e).__name__} in folder "
+                         f"{str(folder)!r}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -63,6 +79,53 @@ def check_output_folder(path: str | os.PathLike) -> Path:
         raise ValueError(f"cannot create output folder {str(p)!r}: {str(existing)!r} is a file")
     _check_folder_writable(existing, f"output folder {str(p)!r}")
     return p
+
+
+def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """The resolved path (symlinks followed) and, for an existing file, its (device, inode)."""
+    try:
+        st = path.stat()
+        inode = (st.st_dev, st.st_ino)
+    except OSError:
+        inode = None
+    return os.path.realpath(path), inode
+
+
+def check_outputs(outputs: dict[str, PathLike | None],
+                  inputs: dict[str, PathLike | None] | None = None, *,
+                  writable: bool = True) -> None:
+    """Check, before any work, that every output can be written and overwrites no input.
+
+    Args:
+        outputs: ``{what: path}`` of the files a command will write, ``what`` naming it in
+            messages (``"output"``, ``"--preview"``); None entries are skipped.
+        inputs: ``{what: path}`` of the files it reads (a video, a flow file, weights); None
+            entries, and names that are not files (a method name), are skipped.
+        writable: also prove each output writable (:func:`check_writable`); False for outputs
+            whose folders are made later (the caller checks the root with
+            :func:`check_output_folder`).
+
+    Raises:
+        ValueError: an output is not writable (see :func:`check_writable`), or resolves to an
+            input or to another output: the same path, a symlink to it, or a hard link (same
+            device and inode). The message names both.
+    """
+    seen: list[tuple[str, Path, tuple[str, tuple[int, int] | None]]] = []
+    for what, path in (inputs or {}).items():
+        if path is not None:
+            seen.append((what, Path(path), _identity(Path(path))))
+    n_inputs = len(seen)
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        p = check_writable(path) if writable else Path(path)
+        real, inode = _identity(p)
+        for i, (other, q, (q_real, q_inode)) in enumerate(seen):
+            if real == q_real or (inode is not None and inode == q_inode):
+                harm = "overwrite an input" if i < n_inputs else "write one file twice"
+                raise ValueError(f"{what} {str(p)!r} is the same file as {other} {str(q)!r}: "
+                                 f"that would {harm}; choose another output name")
+        seen.append((what, p, (real, inode)))
 
 
 def _umask() -> int:

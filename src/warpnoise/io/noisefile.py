@@ -223,9 +223,9 @@ def load_noise(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:
 def save_latents(path: str | os.PathLike, latents: Tensor, metadata: dict[str, Any],
                  *, dtype: str = "float32") -> None:
     """Write a pipeline's ``latents=`` tensor (any shape) atomically to ``.safetensors``, with
-    string metadata plus ``format`` (:data:`LATENTS_FORMAT`) and ``shape``."""
-    from safetensors.torch import save_file
-
+    string metadata plus ``format`` (:data:`LATENTS_FORMAT`) and ``shape``. The same tensor and
+    metadata give the same bytes (keys sorted; the safetensors library's writer orders them
+    differently from run to run)."""
     p = Path(path)
     if p.suffix.lower() != ".safetensors":
         raise ValueError(f"latents go to a .safetensors file, got {str(p)!r}")
@@ -235,9 +235,11 @@ def save_latents(path: str | os.PathLike, latents: Tensor, metadata: dict[str, A
         raise ValueError("latents contain NaN or inf values")
     meta = {str(k): str(v) for k, v in metadata.items()} | {
         "format": LATENTS_FORMAT, "shape": "x".join(map(str, latents.shape))}
-    with atomic_output(p) as tmp:
-        save_file({"latents": latents.detach().to("cpu", _DTYPES[dtype]).contiguous()}, str(tmp),
-                  metadata=meta)
+    data = latents.detach().to("cpu", _DTYPES[dtype]).contiguous().numpy()
+    data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+    with atomic_output(p) as tmp, open(tmp, "wb") as fh:
+        fh.write(safetensors_header({"latents": (data.dtype, data.shape)}, meta))
+        fh.write(data.tobytes())
 
 
 def load_latents(path: str | os.PathLike) -> tuple[Tensor, dict[str, str]]:

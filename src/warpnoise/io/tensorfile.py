@@ -68,7 +68,8 @@ def safetensors_header(tensors: Mapping[str, tuple[np.dtype, Sequence[int]]],
 
     Args:
         tensors: ``name -> (dtype, shape)``; dtypes F64/F32/F16 and integers.
-        metadata: strings kept in ``__metadata__``.
+        metadata: strings kept in ``__metadata__``, written in sorted key order (the same
+            metadata gives the same bytes).
 
     Raises:
         ValueError: a dtype safetensors cannot name.
@@ -84,7 +85,7 @@ def safetensors_header(tensors: Mapping[str, tuple[np.dtype, Sequence[int]]],
                         "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the format allows space padding; keeps the data aligned
     return struct.pack("<Q", len(text)) + text

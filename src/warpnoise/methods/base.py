@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -73,10 +74,26 @@ def get_method(name: str, **options: object) -> WarpMethod:
         raise ValueError(
             f"unknown method {name!r}; choose one of {', '.join(sorted(REGISTRY))}"
         ) from None
+    _check_option_types(name, factory, options)
     try:
         return factory(**options)
     except TypeError as e:
         raise ValueError(f"bad options for method {name!r}: {e}") from None
+
+
+def _check_option_types(name: str, factory: Any, options: dict[str, object]) -> None:
+    """A true/false given for a numeric option (``upsample=true``) is an error, not 1 or 0:
+    Python's bool is an int, so the methods' own range checks would take it."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in options.items():
+        default = params[key].default if key in params else None
+        if (isinstance(value, bool) and isinstance(default, (int, float))
+                and not isinstance(default, bool)):
+            raise ValueError(f"option {key} of method {name!r} must be a number, got "
+                             f"{str(value).lower()}")
 
 
 def needs_frames(name: str) -> bool:

@@ -1,6 +1,12 @@
-"""The two trivial baselines: fresh noise every frame, and the same noise every frame."""
+"""The two trivial baselines: fresh noise every frame, and the same noise every frame.
+
+Neither reads the flows ``step`` receives: both declare ``uses_flows = False`` so that
+``warpnoise noise`` estimates none for them (:func:`warpnoise.methods.uses_flows`).
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -11,6 +17,8 @@ from .base import WarpState, register
 @register("random")
 class Random:
     """Fresh i.i.d. noise every frame: no temporal correlation (flickers in video)."""
+
+    uses_flows: ClassVar[bool] = False
 
     def init(self, noise: Tensor, generator: torch.Generator) -> WarpState:
         return WarpState(noise)
@@ -24,6 +32,8 @@ class Random:
 @register("fixed")
 class Fixed:
     """The first frame's noise for every frame: it does not follow the motion (texture sticks)."""
+
+    uses_flows: ClassVar[bool] = False
 
     def init(self, noise: Tensor, generator: torch.Generator) -> WarpState:
         return WarpState(noise)
