@@ -14,6 +14,7 @@ Convention:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,8 +97,10 @@ def noise_from_motion(
     try:
         check_video(p, sc.frames, sc.height, sc.width)
     except ValueError as e:
-        raise ValueError(str(e).replace("(--frames)", "(the motion's frames)").replace(
-            "(--size)", "(the motion's size, or resize the image)")) from None
+        # The rule's hints name the CLI's flags; here the motion's fields set those values.
+        msg = re.sub(r"\(--frames( \d+)?\)", "(the motion's frames)", str(e))
+        raise ValueError(msg.replace("(--size)", "(the motion's size, or resize the image)")
+                         ) from None
     frames = [fr for fr in render(sc, first)]
     animation = torch.from_numpy(np.stack([fr.image for fr in frames])).float() / 255.0
     masks = torch.from_numpy(np.stack([fr.masks.sum(0) for fr in frames]).clip(0, 1))
