@@ -118,7 +118,7 @@ def cut(flows: tuple, t: int) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def fine(frames: np.ndarray) -> dict[str, torch.Tensor]:
     """Noise on a 2x2 grid (custom: 4 channels, no temporal compression), 9 frames, per method:
-    4 x 96 x 128 values per frame (BRIEF §5 sample sizes)."""
+    4 x 96 x 128 values per frame (the statistical suite's sample sizes)."""
     out = {}
     for method in ("persistent", "bilinear", "random"):
         latent = run_node(FromVideo, images=as_image(frames[:9]), model="custom", channels=4,

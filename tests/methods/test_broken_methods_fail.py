@@ -1,6 +1,6 @@
 """The statistical suite can fail: deliberately broken variants of the paper's method miss it.
 
-This is the check that the tests of the exact methods are not vacuous (issue 2, "Done when").
+This is the check that the tests of the exact methods are not vacuous.
 """
 
 from __future__ import annotations

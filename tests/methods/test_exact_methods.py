@@ -1,4 +1,4 @@
-"""The statistical suite (BRIEF §5) applied to every exact method.
+"""The statistical suite (``docs/method.md``, "How it is tested") applied to every exact method.
 
 Every frame of an exact method must be i.i.d. N(0, 1) whatever the motion, and the noise must move
 with the content: under a sub-pixel translation the correlation with frame 0 at the nearest integer
@@ -66,7 +66,7 @@ def test_layered_scene_keeps_layers_apart(method: str) -> None:
         pairs["uncovered"].append(noise[:, rows, x0 - dx:x0].flatten())
         pairs["f2f"].append(noise[:, rows, x0:x0 + dx].flatten())
         pairs["anchored"].append(noise[:, rows, x0 - dx + dx * t:x0 + dx * t].flatten())
-        if method != "bridge":  # bridge re-splits the source every frame (BRIEF §2)
+        if method != "bridge":  # bridge re-splits the source every frame (Deng et al. 2025)
             inner = noise[:, rows, x0 + 4:x0 + size - 4]
             src = prev[:, rows, x0 + 4 - dx:x0 + size - 4 - dx]
             assert torch.allclose(inner, src, atol=1e-4), "moving layer must keep its noise"
