@@ -237,7 +237,8 @@ def bridge_gather(
 
     Args:
         noise: ``(C, S)`` source values, i.i.d. N(0, 1).
-        target, source: ``(N,)`` int64 target and source index of each request.
+        target: ``(N,)`` int64 target index of each request.
+        source: ``(N,)`` int64 source index of each request.
         area: ``(N,)`` requested areas (> 0).
         n_target: number of target pixels.
 
