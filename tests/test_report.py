@@ -74,6 +74,7 @@ def test_fresh_noise_each_frame_does_not_move() -> None:
     assert rep.summary["temporal_corr_motion_median"] < MOTION_THRESHOLD
 
 
+@pytest.mark.slow
 def test_occluded_pixels_are_excluded_and_counted() -> None:
     noise, backward = _scrolling()
     # A forward flow that disagrees everywhere in the left half: those pixels are disoccluded.

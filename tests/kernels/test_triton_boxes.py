@@ -112,6 +112,7 @@ def test_advance_matches_the_cpu_kernel_bit_for_bit(device: torch.device, forwar
     ("zoom", 1, 1),
     ("occlusion", 2, 4),  # no forward flow: covered background and layer claim the same values
 ])
+@pytest.mark.slow
 def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device, motion: str,
                                                             k: int, c: int) -> None:
     """Same boxes (float32 edges, to the bit), links, first cells, cover and claims, for any
@@ -159,6 +160,7 @@ def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device
         assert np.abs(got - ref_out[on]).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_steps_match_the_cpu_kernel_where_nothing_is_fresh(device: torch.device) -> None:
     """A layer moving by whole pixels over a static background, with forward flows: anchored,
     loose and fresh pixels are the same on both paths, the anchored pixels' noise is the same,
@@ -186,6 +188,7 @@ def test_steps_match_the_cpu_kernel_where_nothing_is_fresh(device: torch.device)
         assert torch.allclose(frames[2][:, rows, cols], frames[0][:, rows, cols], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_bits(device: torch.device) -> None:
     """Fresh draws (disocclusions, loose pass, slivers) included: integer atomics only."""
     h = w = 48 if _small(device) else 192
@@ -214,6 +217,7 @@ MOTIONS = {
 
 
 @pytest.mark.parametrize("motion", sorted(MOTIONS))
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal(device: torch.device, motion: str) -> None:
     n, frames, scale = (96, 2, 2.0) if _small(device) else (192, 8, 1.0)
     warper = warpnoise.NoiseWarper(C, n, n, seed=1, device=device)
@@ -230,6 +234,7 @@ def _lag1(frames: list[torch.Tensor]) -> list[float]:
             for a, b in itertools.pairwise(frames)]
 
 
+@pytest.mark.slow
 def test_noise_is_carried_as_on_the_cpu_kernel(device: torch.device) -> None:
     """Temporal coherence: under a (0.37, 0.21) px/frame translation consecutive frames
     correlate as much as the CPU kernel's (0.48, 0.42, 0.57 ... at upsample 2, ideal 0.498;
@@ -248,6 +253,7 @@ def test_noise_is_carried_as_on_the_cpu_kernel(device: torch.device) -> None:
     assert max(abs(a - b) for a, b in zip(ref, got, strict=True)) < 0.01, (ref, got)
 
 
+@pytest.mark.slow
 def test_layered_scene_keeps_layers_apart(device: torch.device) -> None:
     """A square moving 3 px/frame over a static background, with forward flows: every frame is
     exact, the layer carries its noise along, and the uncovered background is new noise."""
@@ -272,6 +278,7 @@ def test_layered_scene_keeps_layers_apart(device: torch.device) -> None:
     assert abs(float(c)) < 4.0 / u.numel() ** 0.5  # duplicated noise would give about 1
 
 
+@pytest.mark.slow
 def test_state_stays_on_the_device_in_reused_buffers(device: torch.device,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Every step (re-anchors included) writes the same workspace, even when the switch changes
@@ -300,6 +307,7 @@ def test_dispatch_picks_triton_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> 
     assert not persistent._use_triton(torch.device("cuda"))
 
 
+@pytest.mark.slow
 def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """``NoiseWarper``, ``warp_noise``, ``WarpedNoiseSampler`` and (on CUDA) ``warpnoise noise
@@ -333,6 +341,7 @@ def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
         assert len(calls) == 5
 
 
+@pytest.mark.slow
 def test_every_kernel_compiles_for_cuda_without_fused_float64_geometry() -> None:
     """The interpreter does not compile: here Triton's compiler builds each kernel for an H100,
     for the anchored and the loose pass and the largest upsample, and the geometry kernels

@@ -40,6 +40,7 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
 
 
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal() -> None:
     noise = run(jumping_square(5))
     for t in range(5):
