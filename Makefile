@@ -5,20 +5,33 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test test-fast docs lint bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU wheel this machine carries; users keep their own build (torch>=2.2).
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[all,test]"
+	$(PIP) install -q -e ".[all,test,docs]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(PY) -m pytest -q
+
+# The documentation site, built strictly: a broken link, a missing anchor or an unreadable
+# docstring fails the build (and `make test`). Output in site/ (ignored by git). Not --quiet:
+# it hides the warnings from --strict, which then passes.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Everything CI runs; prints the 15 slowest tests.
+test: lint docs
+	$(PY) -m pytest -q --durations=15
+
+# The same without the tests marked slow (statistics over many frames, fresh processes, end to end).
+test-fast: lint docs
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 demo: $(STAMP)
 	$(VENV)/bin/warpnoise demo -o demo_out
@@ -28,4 +41,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_e2e.py
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out site

@@ -29,7 +29,7 @@ from bench_warp import rotation_flow  # the same motion as the CPU benchmark
 
 SIZES = ["4x512x512", "4x1024x1024", "16x1024x1024", "16x480x720"]
 PATHS = ("triton", "torch", "randn")
-GOAL_MS = {"4x1024x1024": 0.5}  # the goal on an H100
+GOAL_MS = {"4x1024x1024": 0.5}  # the goal on an H100 (docs/benchmarks.md)
 
 
 def _size(text: str) -> tuple[int, int, int]:

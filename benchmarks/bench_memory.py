@@ -12,7 +12,7 @@ kernels are compiled once, not in every measured run).
 The floor is the peak of the same command on the shortest clip, measured in the same run: the
 table gives each length's peak as a ratio to it, the growth over it, and the least-squares
 slope in MB per frame, beside the size of one decoded frame (what decoding the whole clip up
-front added per frame). Targets (issue 16): slope under 0.05 MB/frame at 640x480, and the peak at
+front added per frame). Targets: slope under 0.05 MB/frame at 640x480, and the peak at
 800 frames within 5% of the peak at 50.
 
     python benchmarks/bench_memory.py                                  # noise, 3 sizes, 50/200/800

@@ -1,5 +1,5 @@
-"""The README's boundary figure: a layer moving 3 px/frame over a static background, warped by
-``persistent`` with the old midpoint rule (every neighbour defines a box edge) and with
+"""The boundary figure of docs/method.md: a layer moving 3 px/frame over a static background,
+warped by ``persistent`` with the old midpoint rule (every neighbour defines a box edge) and with
 boundary-aware boxes.
 
 Row 1: one noise channel of frame ``T`` (the layer's outline in white); row 2: the carry per
@@ -8,8 +8,8 @@ prediction from frame ``T - 1`` (1: the pixel keeps the noise it should, 0: it l
 uncovered strip behind the layer is new noise, drawn grey). The old rule runs on the torch path
 with every pair linked, as ``tests/methods/test_boundaries.py`` runs it.
 
-Then it prints the table of the README: the carry of each pixel class on the four layered scenes of
-``tests/methods/test_boundaries.py`` (kernel path, 8 frames x 3 seeds each).
+Then it prints the table of docs/method.md: the carry of each pixel class on the four layered
+scenes of ``tests/methods/test_boundaries.py`` (kernel path, 8 frames x 3 seeds each).
 
     python scripts/draw_boundaries.py docs/boundaries.png
 """

@@ -1,4 +1,5 @@
-"""The README's figure: correlation with frame 0 under slow sub-pixel motion, per method.
+"""The figure of the README and docs/method.md: correlation with frame 0 under slow sub-pixel
+motion, per method.
 
 Each method warps 4 x 128 x 128 noise under a (0.37, 0.21) px/frame translation for 30 frames;
 the curve is corr(G_t(x), G_0(x - round(t d))) over the frame's interior, against the ∫-noise ideal

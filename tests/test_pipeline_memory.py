@@ -46,6 +46,7 @@ def peak_mb(args: list[str | Path]) -> float:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units are Linux's")
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_number_of_frames(long_clip: Path,
                                                              tmp_path: Path) -> None:
     def peak(frames: int) -> float:

@@ -119,6 +119,7 @@ def test_noise_that_sticks_does_not_pass_as_moving(kind: str) -> None:
     assert any("sticks" in line for line in rep.verdict())
 
 
+@pytest.mark.slow
 def test_occluded_pixels_are_excluded_and_counted() -> None:
     noise, backward = _scrolling()
     # A forward flow that disagrees everywhere in the left half: those pixels are disoccluded.

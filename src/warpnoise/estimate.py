@@ -203,7 +203,10 @@ def estimate_flows(
         ``forward[t-1]`` is frame t-1's forward flow (see the module docstring).
 
     Args:
-        method, preset, raft_weights, device: see :func:`make_estimator`.
+        method: see :func:`make_estimator`.
+        preset: see :func:`make_estimator`.
+        raft_weights: see :func:`make_estimator`.
+        device: see :func:`make_estimator`.
         progress: called as ``progress(done, total)`` after each pair.
         estimator: an already built :func:`make_estimator` (then ``method`` etc. are ignored).
 

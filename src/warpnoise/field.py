@@ -43,7 +43,8 @@ def block_integrate(noise: Tensor, factor: int) -> Tensor:
 
     i.i.d. N(0, 1) in, i.i.d. N(0, 1) out (a sum of ``factor**2`` unit normals has variance
     ``factor**2``). This is how pixel-resolution warped noise becomes latent noise for a VAE with
-    downsampling ``factor`` (BRIEF §4).
+    downsampling ``factor``: one ∫-noise field seen at two resolutions (Chang et al., ICLR 2024;
+    ``docs/method.md``).
 
     Args:
         noise: ``(..., H, W)`` with ``H`` and ``W`` divisible by ``factor``.

@@ -62,7 +62,8 @@ def as_flow(
 
     Args:
         flow: ``(2, H, W)`` tensor or array, dx then dy, in pixels.
-        height, width: the frame size the flow must have, if known.
+        height: the frame height the flow must have, if known.
+        width: the frame width the flow must have, if known.
         name: what to call the argument in error messages.
 
     Returns:

@@ -22,7 +22,8 @@ Convention:
     Flows are estimated at pixel resolution (``(2, H, W)``, dx then dy; backward flow of frame t and
     forward flow of frame t-1 per step) and the noise is warped there; ``downsample = s`` then
     integrates ``s x s`` blocks (sum / s, :func:`warpnoise.field.block_integrate`), which keeps the
-    noise i.i.d. N(0, 1) on the latent grid (BRIEF §4). Output noise is ``(T, C, H/s, W/s)``.
+    noise i.i.d. N(0, 1) on the latent grid (Chang et al. 2024). Output noise is
+    ``(T, C, H/s, W/s)``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Fidelity statistics of noise: is each frame i.i.d. N(0, 1), and does it move with the video?
 
-The checks of BRIEF §5: per frame mean, standard deviation, a Kolmogorov-Smirnov test against
-N(0, 1), lag-1 spatial correlation, channel correlation and Moran's I; over time, the correlation
-of a frame with an earlier one after undoing the motion.
+The checks described in ``docs/method.md`` ("How it is tested"): per frame mean, standard
+deviation, a Kolmogorov-Smirnov test against N(0, 1), lag-1 spatial correlation, channel
+correlation and Moran's I; over time, the correlation of a frame with an earlier one after undoing
+the motion.
 """
 
 from __future__ import annotations

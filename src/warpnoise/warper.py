@@ -31,13 +31,16 @@ class NoiseWarper:
         arrays; they are moved to the warper's device.
 
     Args:
-        channels, height, width: the noise size.
+        channels: the noise's channel count.
+        height: the noise's height.
+        width: the noise's width.
         method: a name from :func:`warpnoise.methods`.
         seed: seeds a new generator on ``device`` (default 0). Ignored if ``generator`` is given.
         generator: a ``torch.Generator`` on ``device``; every random draw comes from it.
-        device, dtype: where the noise lives and its floating dtype. Computation runs in float32
-            (float64 if asked) and the result is cast to ``dtype``. A device this machine does
-            not have (``"cuda"`` without CUDA) is a ``ValueError``.
+        device: where the noise lives. A device this machine does not have (``"cuda"`` without
+            CUDA) is a ``ValueError``.
+        dtype: the noise's floating dtype. Computation runs in float32 (float64 if asked) and
+            the result is cast to ``dtype``.
         **options: the method's options (e.g. ``upsample=8`` for ``integral``).
 
     Example:

@@ -63,6 +63,7 @@ def invoke(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 def test_folder_with_corrupt_and_short_clips_finishes_and_reports_them(
         cluster: str, videos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -84,6 +85,7 @@ def test_folder_with_corrupt_and_short_clips_finishes_and_reports_them(
     assert (out / "results.csv").read_text().count("\n") == 7
 
 
+@pytest.mark.slow
 def test_readme_example_works_verbatim_with_relative_paths_from_another_folder(
         cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_videos(tmp_path / "videos", ["cup.mp4", "sub/dog.mp4"])
@@ -154,6 +156,7 @@ def _batch_process(videos: Path, out: Path, address: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
+@pytest.mark.slow
 def test_killed_batch_rerun_loses_nothing_and_duplicates_nothing(
         cluster: str, tmp_path: Path) -> None:
     videos = tmp_path / "videos"

@@ -29,6 +29,7 @@ def invoke(*args: str):
     return runner.invoke(load_commands(), list(args))
 
 
+@pytest.mark.slow
 def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--noise", "bilinear",
@@ -77,6 +78,7 @@ def test_edit_missing_input_exits_2(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_demo_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     r = invoke("demo", "-o", str(out), "--frames", "2", "--steps", "3", "-n", "random",

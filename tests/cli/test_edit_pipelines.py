@@ -77,6 +77,7 @@ def reference_first_input(clip: Path, pipe: Any, channels: int, factor: int, see
 
 
 @pytest.mark.parametrize("kind, channels, factor", [("sd", 4, 8), ("if", 3, 1), ("sdxl", 4, 8)])
+@pytest.mark.slow
 def test_edit_runs_a_saved_pipeline_and_feeds_it_our_warped_noise(
         folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str,
         channels: int, factor: int) -> None:
@@ -106,6 +107,7 @@ def test_edit_runs_a_saved_pipeline_and_feeds_it_our_warped_noise(
     assert float((solved - other).abs().mean()) > 0.5
 
 
+@pytest.mark.slow
 def test_stochastic_scheduler_gets_a_fresh_warped_draw_every_step(
         folders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     draws: list[torch.Tensor] = []

@@ -35,6 +35,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png_folder(tmp_path_factory.mktemp("clip"), moving_frames(4, 48, 64, dx=1))
 
 
+@pytest.mark.slow
 def test_noise_then_stats_round_trip_on_the_bundled_clip(tmp_path: Path) -> None:
     out, pv = tmp_path / "n.safetensors", tmp_path / "p.mp4"
     code, stdout, _ = run("noise", sample_path(), "-o", out, "--method", "random", "--frames",
@@ -129,6 +130,7 @@ def _bad_inputs(tmp: Path, clip: Path) -> list[tuple[list[str | Path], str]]:
     ]
 
 
+@pytest.mark.slow
 def test_every_bad_input_exits_2_with_one_line_and_writes_nothing(clip: Path,
                                                                    tmp_path: Path) -> None:
     for args, needle in _bad_inputs(tmp_path, clip):
@@ -171,6 +173,7 @@ def _wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_killed_run_leaves_no_output_file(tmp_path: Path, sig: signal.Signals) -> None:
     out, pv = tmp_path / "n.safetensors", tmp_path / "p.mp4"
     cmd = [sys.executable, "-c", "from warpnoise.cli import main; main()", "noise",

@@ -43,6 +43,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.Te
 
 @pytest.mark.parametrize("model, gamma", [("wan2.1", 0.5), ("cogvideox1.5", 0.3),
                                           ("sd", 0.0)])
+@pytest.mark.slow
 def test_file_is_latents_for_of_the_same_warped_noise(clip: tuple, tmp_path: Path, model: str,
                                                       gamma: float) -> None:
     folder, flows, backward = clip

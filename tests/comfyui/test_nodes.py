@@ -72,6 +72,7 @@ def composed(backward: torch.Tensor, r: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+@pytest.mark.slow
 def test_from_video_gives_comfyuis_wan_latent_and_a_preview(wan: tuple) -> None:
     _, latent, preview = wan
     assert latent["samples"].shape == (1, 16, 6, 24, 32)  # EmptyHunyuanLatentVideo(256, 192, 21)
@@ -99,6 +100,7 @@ def test_noise_refuses_a_latent_of_another_clip_naming_both_shapes(wan: tuple) -
     assert guider.calls == []
 
 
+@pytest.mark.slow
 def test_wan_noise_moves_with_the_clip_and_random_noise_does_not(
         frames: np.ndarray, flows: tuple, wan: tuple) -> None:
     motion = composed(flows[0][:20], 4)  # pixel frames 0, 4, ..., 20 -> latent frames
@@ -118,7 +120,7 @@ def cut(flows: tuple, t: int) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def fine(frames: np.ndarray) -> dict[str, torch.Tensor]:
     """Noise on a 2x2 grid (custom: 4 channels, no temporal compression), 9 frames, per method:
-    4 x 96 x 128 values per frame (BRIEF §5 sample sizes)."""
+    4 x 96 x 128 values per frame (the statistical suite's sample sizes)."""
     out = {}
     for method in ("persistent", "bilinear", "random"):
         latent = run_node(FromVideo, images=as_image(frames[:9]), model="custom", channels=4,
@@ -127,17 +129,20 @@ def fine(frames: np.ndarray) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.mark.slow
 def test_fine_noise_is_n01_and_moves_with_the_clip(fine: dict, flows: tuple) -> None:
     assert fine["persistent"].shape == (9, 4, 96, 128)  # frames are the batch
     report = noise_report(fine["persistent"], *cut(flows, 9))
     assert report.normal and report.moves, report.verdict()
 
 
+@pytest.mark.slow
 def test_the_statistics_catch_broken_noise(fine: dict, flows: tuple) -> None:
     assert not noise_report(fine["bilinear"], *cut(flows, 9)).normal  # variance lost
     assert not noise_report(fine["random"], *cut(flows, 9)).moves  # does not follow
 
 
+@pytest.mark.slow
 def test_image_model_noise_is_a_batch_of_frames_that_moves(frames: np.ndarray,
                                                            flows: tuple) -> None:
     noise, latent, _ = run_node(FromVideo, images=as_image(frames[:9]), model="sd", seed=1)
@@ -183,6 +188,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"dir": d, "frames": read_frames(sample_path(), size=(128, 96), frames=21)}
 
 
+@pytest.mark.slow
 def test_nodes_give_the_bits_of_the_command_line(small: dict) -> None:
     want, _ = load_latents(small["dir"] / "wan.safetensors")  # noise --latent wan2.1
     warped = run_node(FromVideo, images=as_image(small["frames"]), model="wan2.1", seed=3,

@@ -36,6 +36,7 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_pack_imports_by_path_as_comfyui_does_with_comfyui_absent(tmp_path: Path) -> None:
     out = run_python(LOAD_LIKE_COMFYUI.format(path=str(PACK)), tmp_path)
     assert out.returncode == 0, out.stderr
@@ -43,6 +44,7 @@ def test_pack_imports_by_path_as_comfyui_does_with_comfyui_absent(tmp_path: Path
     assert out.stdout.strip() == f"{nodes} {nodes} []"
 
 
+@pytest.mark.slow
 def test_without_warpnoise_the_pack_says_how_to_install_it(tmp_path: Path) -> None:
     block = textwrap.dedent("""
         import sys
@@ -57,6 +59,7 @@ def test_without_warpnoise_the_pack_says_how_to_install_it(tmp_path: Path) -> No
     assert "python -m pip install" in out.stderr and "warpnoise[comfyui]" in out.stderr
 
 
+@pytest.mark.slow
 def test_the_comfyui_extra_is_enough_to_run_both_nodes(tmp_path: Path) -> None:
     # Only torch, numpy and the comfyui extra (numba, OpenCV, safetensors): no video decoding,
     # plotting, diffusers or CLI packages, which a ComfyUI install need not have.

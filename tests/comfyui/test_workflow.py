@@ -91,6 +91,7 @@ def test_the_warpnoise_node_matches_the_packs_declarations(workflow: dict[str, A
             assert isinstance(value, str), name
 
 
+@pytest.mark.slow
 def test_the_workflows_noise_fits_its_empty_latent(workflow: dict[str, Any]) -> None:
     cls = pack.NODE_CLASS_MAPPINGS["WarpnoiseNoiseFromVideo"]
     node = by_type(workflow, "WarpnoiseNoiseFromVideo")
@@ -111,6 +112,7 @@ def test_the_workflows_noise_fits_its_empty_latent(workflow: dict[str, Any]) -> 
     assert out["samples"].shape == empty["samples"].shape
 
 
+@pytest.mark.slow
 def test_the_committed_diagram_is_drawn_from_the_json(tmp_path: Path) -> None:
     import matplotlib.image
 

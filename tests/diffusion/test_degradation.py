@@ -16,7 +16,8 @@ GAMMAS = [0.0, 0.2, 0.5, 0.7, 1.0]
 
 @pytest.fixture(scope="module")
 def warped() -> torch.Tensor:
-    """4 x 192² frames of persistent noise under a slow translation (BRIEF §5 sizes)."""
+    """4 x 192² frames of persistent noise under a slow translation (standard error of a
+    correlation about 0.003)."""
     t, h, w = 6, 192, 192
     flows = torch.zeros(t - 1, 2, h, w)
     flows[:, 0], flows[:, 1] = -D[0], -D[1]
@@ -28,6 +29,7 @@ def predicted_factor(g: float) -> float:
 
 
 @pytest.mark.parametrize("g", GAMMAS)
+@pytest.mark.slow
 def test_every_frame_stays_iid_unit_normal(warped: torch.Tensor, g: float) -> None:
     out = degrade(warped, g, seed=1)
     for t, frame in enumerate(out):
@@ -58,6 +60,7 @@ def test_one_is_fresh_noise_independent_of_the_warped(warped: torch.Tensor) -> N
     assert abs(interior_correlation(out[0], warped[0], 0, 0, margin=0)) < 0.01
 
 
+@pytest.mark.slow
 def test_per_pixel_map_mixes_each_pixel_by_its_own_gamma(warped: torch.Tensor) -> None:
     gamma = torch.zeros(192, 192)
     gamma[:, 96:] = 1.0
@@ -93,6 +96,7 @@ def test_bad_gamma_is_refused(gamma: object, match: str) -> None:
         degrade(torch.zeros(2, 4, 8, 8), gamma, seed=0)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_map_costs_no_slow_import() -> None:
     """A first map used to cost 0.7 s: torch.broadcast_shapes imports sympy."""
     import subprocess

@@ -27,6 +27,7 @@ def test_bundled_weights_are_small_safetensors_with_config() -> None:
     assert BUNDLED.stat().st_size <= 20 * 2**20
 
 
+@pytest.mark.slow
 def test_bundled_model_denoises_a_real_frame_better_than_the_noisy_input() -> None:
     unet, sched = load_denoiser()
     x0 = torch.from_numpy(load_sr_clip()[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -40,6 +41,7 @@ def test_bundled_model_denoises_a_real_frame_better_than_the_noisy_input() -> No
     assert float((x0_hat - x0).square().mean()) < 0.25 * noisy_mse
 
 
+@pytest.mark.slow
 def test_save_then_load_roundtrip(tmp_path: Path) -> None:
     cfg = denoiser_config()
     cfg["unet"].update(block_out_channels=[8, 8, 16, 16], norm_num_groups=4)

@@ -24,6 +24,7 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("method", ["bilinear", "integral"])
+@pytest.mark.slow
 def test_each_draw_follows_the_motion_and_draws_are_independent(method: str) -> None:
     ns = WarpedNoiseSampler(shift_flows(3, 48, 48, 2.0), 2, method, seed=0)
     a, b = ns(), ns(torch.tensor(2.0), torch.tensor(1.0))  # k-diffusion passes sigmas
@@ -43,6 +44,7 @@ def test_same_seed_same_chain_other_seed_other_chain() -> None:
     assert abs(corr(draws[0][0], draws[2][0])) < 0.05
 
 
+@pytest.mark.slow
 def test_prefetch_serves_independent_unit_normal_draws() -> None:
     ns = WarpedNoiseSampler(shift_flows(4, 32, 32, 1.0), 4, "integral", seed=0, prefetch=3)
     draws = [ns() for _ in range(4)]  # three from one warp, the fourth from the next
@@ -54,6 +56,7 @@ def test_prefetch_serves_independent_unit_normal_draws() -> None:
             assert abs(corr(draws[i], draws[j])) < 0.03
 
 
+@pytest.mark.slow
 def test_latent_factor_integrates_blocks_to_unit_normals() -> None:
     n = warped_noise(shift_flows(3, 64, 64, 1.5), 4, "integral", factor=8, seed=0)
     assert n.shape == (3, 4, 8, 8)

@@ -161,6 +161,7 @@ def test_ddpm_needs_step_noise() -> None:
                strength=0.5, steps=10)
 
 
+@pytest.mark.slow
 def test_unsupported_stochastic_scheduler_is_refused() -> None:
     with pytest.raises(ValueError, match="draws its own noise"):
         sdedit(zero_model, diffusers.KDPM2AncestralDiscreteScheduler(), frames(), Recorder(),
@@ -193,6 +194,7 @@ def test_flow_matching_noises_with_scale_noise() -> None:
     torch.testing.assert_close(seen[0], (1 - s) * x0 + s * rec.draws[0])
 
 
+@pytest.mark.slow
 def test_tiny_unet_and_vae_run_at_latent_resolution() -> None:
     torch.manual_seed(0)  # weights only: the noise comes from the sampler's own seed chain
     unet = diffusers.UNet2DConditionModel(

@@ -53,6 +53,7 @@ def test_bundled_weights_are_small_safetensors_with_config() -> None:
     assert is_sr_file(str(BUNDLED))
 
 
+@pytest.mark.slow
 def test_bundled_model_beats_bicubic_on_a_held_out_image() -> None:
     x = held_out()
     up = bicubic_up(downsample(x, 4), 4)
@@ -60,6 +61,7 @@ def test_bundled_model_beats_bicubic_on_a_held_out_image() -> None:
     assert psnr(out, x) > psnr(up, x) and ssim(out, x) > ssim(up, x)
 
 
+@pytest.mark.slow
 def test_the_noise_changes_the_output() -> None:
     x = held_out(48)
     a, b = sr(x, 0), sr(x, 1)

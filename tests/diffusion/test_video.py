@@ -26,6 +26,7 @@ def test_downsample_then_bicubic_restores_the_size() -> None:
     assert (downsample(flat, 4) == 77).all() and (bicubic_up(flat, 4) == 77).all()
 
 
+@pytest.mark.slow
 def test_prefetch_capped_by_memory_still_edits_reproducibly(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     opts = EditOptions(method="bilinear", steps=4, strength=0.5, batch_size=None)

@@ -71,6 +71,7 @@ def cog() -> Any:
     return cogvideox_v2v()
 
 
+@pytest.mark.slow
 def test_wan_latents_are_sigma_eps_plus_one_minus_sigma_z0(wan: Any) -> None:
     assert video_preset(wan).name == "wan2.1"
     eps = warped("wan2.1")
@@ -88,6 +89,7 @@ def test_wan_latents_are_sigma_eps_plus_one_minus_sigma_z0(wan: Any) -> None:
     torch.testing.assert_close(z0, (raw - mean) / std)
 
 
+@pytest.mark.slow
 def test_wan_pipeline_denoises_exactly_our_latents_from_the_intermediate_step(wan: Any) -> None:
     lat = video_to_video_latents(wan, clip(), warped("wan2.1"), strength=STRENGTH,
                                  num_inference_steps=STEPS)

@@ -25,6 +25,7 @@ def _steps_in_a_new_process() -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_new_process_loads_every_kernel_from_numbas_cache() -> None:
     """Every process that warps pays numba's cache load, not its compiler (30 s): a kernel whose
     cache key changes from process to process (one calling another closure) would be compiled

@@ -12,6 +12,11 @@ their law can agree). Every frame is exact, and the same seed gives the same bit
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +112,7 @@ def test_advance_matches_the_cpu_kernel_bit_for_bit(device: torch.device, forwar
     ("zoom", 1, 1),
     ("occlusion", 2, 4),  # no forward flow: covered background and layer claim the same values
 ])
+@pytest.mark.slow
 def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device, motion: str,
                                                             k: int, c: int) -> None:
     """Same boxes (float32 edges, to the bit), links, first cells, cover and claims, for any
@@ -154,6 +160,7 @@ def test_boxes_links_claims_and_pieces_match_the_cpu_kernel(device: torch.device
         assert np.abs(got - ref_out[on]).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_steps_match_the_cpu_kernel_where_nothing_is_fresh(device: torch.device) -> None:
     """A layer moving by whole pixels over a static background, with forward flows: anchored,
     loose and fresh pixels are the same on both paths, the anchored pixels' noise is the same,
@@ -181,6 +188,7 @@ def test_steps_match_the_cpu_kernel_where_nothing_is_fresh(device: torch.device)
         assert torch.allclose(frames[2][:, rows, cols], frames[0][:, rows, cols], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_bits(device: torch.device) -> None:
     """Fresh draws (disocclusions, loose pass, slivers) included: integer atomics only."""
     h = w = 48 if _small(device) else 192
@@ -209,6 +217,7 @@ MOTIONS = {
 
 
 @pytest.mark.parametrize("motion", sorted(MOTIONS))
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal(device: torch.device, motion: str) -> None:
     n, frames, scale = (96, 2, 2.0) if _small(device) else (192, 8, 1.0)
     warper = warpnoise.NoiseWarper(C, n, n, seed=1, device=device)
@@ -225,6 +234,7 @@ def _lag1(frames: list[torch.Tensor]) -> list[float]:
             for a, b in itertools.pairwise(frames)]
 
 
+@pytest.mark.slow
 def test_noise_is_carried_as_on_the_cpu_kernel(device: torch.device) -> None:
     """Temporal coherence: under a (0.37, 0.21) px/frame translation consecutive frames
     correlate as much as the CPU kernel's (0.48, 0.42, 0.57 ... at upsample 2, ideal 0.498;
@@ -243,6 +253,7 @@ def test_noise_is_carried_as_on_the_cpu_kernel(device: torch.device) -> None:
     assert max(abs(a - b) for a, b in zip(ref, got, strict=True)) < 0.01, (ref, got)
 
 
+@pytest.mark.slow
 def test_layered_scene_keeps_layers_apart(device: torch.device) -> None:
     """A square moving 3 px/frame over a static background, with forward flows: every frame is
     exact, the layer carries its noise along, and the uncovered background is new noise."""
@@ -267,6 +278,7 @@ def test_layered_scene_keeps_layers_apart(device: torch.device) -> None:
     assert abs(float(c)) < 4.0 / u.numel() ** 0.5  # duplicated noise would give about 1
 
 
+@pytest.mark.slow
 def test_state_stays_on_the_device_in_reused_buffers(device: torch.device,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Every step (re-anchors included) writes the same workspace, even when the switch changes
@@ -295,6 +307,7 @@ def test_dispatch_picks_triton_on_cuda_only(monkeypatch: pytest.MonkeyPatch) -> 
     assert not persistent._use_triton(torch.device("cuda"))
 
 
+@pytest.mark.slow
 def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """``NoiseWarper``, ``warp_noise``, ``WarpedNoiseSampler`` and (on CUDA) ``warpnoise noise
@@ -328,54 +341,23 @@ def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
         assert len(calls) == 5
 
 
-def _compile_for_cuda(kernel, types: dict[str, str], consts: dict, exact: bool) -> str:
-    """PTX of ``kernel`` compiled for an sm_90 GPU (H100) by Triton's own compiler and ptxas,
-    which need no GPU."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    sig = {a: "constexpr" if a in consts else types[a] for a in kernel.arg_names}
-    options = {"enable_fp_fusion": False} if exact else {}
-    return triton.compile(ASTSource(kernel, sig, consts), target=GPUTarget("cuda", 90, 32),
-                          options=options).asm["ptx"]
-
-
+@pytest.mark.slow
 def test_every_kernel_compiles_for_cuda_without_fused_float64_geometry() -> None:
     """The interpreter does not compile: here Triton's compiler builds each kernel for an H100,
     for the anchored and the loose pass and the largest upsample, and the geometry kernels
-    (whose float64 must round as the CPU kernel's) contain no fused multiply-add."""
+    (whose float64 must round as the CPU kernel's) contain no fused multiply-add. It runs in a
+    child process without ``TRITON_INTERPRET``, under which ``@triton.jit`` gives interpreted
+    functions that cannot be compiled."""
     pytest.importorskip("triton.backends.nvidia.compiler", reason="no CUDA backend in triton")
-    ptr = {"fp64": "*fp64", "fp32": "*fp32", "i1": "*i1", "u8": "*u8", "i32": "*i32",
-           "i64": "*i64"}
-    types = dict(H="i32", W="i32", HA="i32", WA="i32", want="i32", NCELL="i32", size="i64",
-                 offset="i64", gate=ptr["i32"], key=ptr["i64"], map_prev=ptr["fp64"],
-                 traced_prev=ptr["i1"], links=ptr["u8"], b=ptr["fp32"], f=ptr["fp32"],
-                 map_new=ptr["fp64"], src=ptr["fp64"], role=ptr["u8"], n_loose=ptr["i32"],
-                 pos=ptr["fp64"], edges=ptr["fp32"], cell0=ptr["i32"], barred=ptr["u8"],
-                 cells=ptr["i64"], masks=ptr["i64"], field=ptr["fp32"], ybuf=ptr["fp32"],
-                 d=ptr["fp32"], xa=ptr["fp32"], out=ptr["fp32"], keep=ptr["fp32"],
-                 traced=ptr["i1"], buf=ptr["i64"])
-    block = dict(BLOCK=256)
-    cells = dict(C=C, CP=C, NCOL=3 + C, **block)
-    anchored = dict(HAS_FIELD=True, RESTRICT=False)
-    loose = dict(K=1, HAS_FIELD=False, RESTRICT=True)
-    geometry = [
-        (T._advance_kernel, dict(HAS_FORWARD=True, ALPHA=0.01, BETA=0.5, **block)),
-        (T._links_kernel, dict(ALL=False, JUMP_=0.25, **block)),
-        (T._boxes_kernel, block),
-    ]
-    rest = [
-        (T._zero_kernel, block),
-        (T._claims_kernel, dict(K=6, NCOL=3 + C, **anchored, **block)),
-        (T._pieces_kernel, dict(K=2, **anchored, **cells)),
-        (T._pieces_kernel, dict(**loose, **cells)),
-        (T._remainders_kernel, dict(FULL=15, K=2, REM_EPS_=1e-9, **anchored, **cells)),
-        (T._gather_kernel, dict(K=2, RESTRICT=False, FILL=True, **cells)),
-    ]
-    for kernel, consts in geometry:
-        ptx = _compile_for_cuda(kernel, types, consts, exact=True)
-        assert "fma.rn.f64" not in ptx, kernel.__name__
-        assert "f64" in ptx
-    for kernel, consts in rest:
-        assert ".entry" in _compile_for_cuda(kernel, types, consts, exact=False)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    run = subprocess.run([sys.executable, "-m", "tests.kernels._cuda_ptx"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(report) == 9
+    for label, ptx in report.items():
+        assert ptx["entry"], label
+        if ptx["exact"]:
+            assert ptx["f64"] and not ptx["fused_f64"], label

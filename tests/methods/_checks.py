@@ -1,4 +1,4 @@
-"""Statistical checks shared by the method tests (BRIEF §5).
+"""Statistical checks shared by the method tests (``docs/method.md``, "How it is tested").
 
 Thresholds are sized for 4 x 192 x 192 frames: the standard error of the mean, of the standard
 deviation and of a pooled lag-1 correlation is about 0.003, so a right method passes the 0.01

@@ -1,4 +1,4 @@
-"""The baselines' known defects are properties too (Chang et al. 2024, §5; BRIEF §2)."""
+"""The baselines' known defects are properties too (Chang et al. 2024, §5)."""
 
 from __future__ import annotations
 

@@ -64,6 +64,7 @@ CASES = [(name, "kernel") for name in sorted(SCENES)] + [
 
 
 @pytest.mark.parametrize(("name", "path"), CASES)
+@pytest.mark.slow
 def test_edges_and_background_keep_their_noise(name: str, path: str, monkeypatch) -> None:
     if path == "torch":
         monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
@@ -78,6 +79,7 @@ def test_edges_and_background_keep_their_noise(name: str, path: str, monkeypatch
     assert not low, (f"{name} ({path}): carry below 0.95 x {target:.3f}", low, got)
 
 
+@pytest.mark.slow
 def test_uncovered_background_is_new_noise() -> None:
     """What the layer uncovers this frame is independent of the noise any warp could give it:
     its own position's noise in the previous frame (the layer that was there), and the layer
@@ -102,6 +104,7 @@ def test_uncovered_background_is_new_noise() -> None:
         assert abs(c) <= 0.02, (other, c)
 
 
+@pytest.mark.slow
 def test_old_midpoint_rule_fails_the_edge_test(monkeypatch) -> None:
     """Linking every pair of neighbours (the rule before boundary-aware boxes: midpoints to
     whatever neighbour, interpolation across the boundary) loses the edges' noise: the test

@@ -209,6 +209,7 @@ OPTIONS = {"polygon": {}, "particle": {"footprint": "particle"},
 
 
 @pytest.mark.parametrize(("motion", "variant"), CASES)
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal(motion: str, variant: str) -> None:
     # Stronger motions than the shared suite (test_exact_methods), and both footprints.
     flow = MOTIONS[motion]()
@@ -232,6 +233,7 @@ def test_integer_translation_moves_the_noise_and_fills_the_entering_edge() -> No
     assert (fresh[:, :, None] - out[0].reshape(C, 1, -1)).abs().amin() > 0
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_bits_and_another_seed_does_not() -> None:
     flow = _flows.swirl(64, 64, 30.0, 20.0).expand(3, 2, 64, 64)
     a = warp_noise(flow, C, "bridge", seed=5)
@@ -270,6 +272,7 @@ def _binomial_peak(t: int, p: float) -> float:
     return math.comb(t, k) * p**k * (1 - p) ** (t - k)
 
 
+@pytest.mark.slow
 def test_slow_translation_decays_frame_to_frame_as_published() -> None:
     """Deng et al. re-sample the sub-pixel detail every frame, so under a (0.37, 0.21) px/frame
     translation the covariance with frame 0 is the bilinear kernel convolved t times (a binomial
@@ -288,6 +291,7 @@ def test_slow_translation_decays_frame_to_frame_as_published() -> None:
     assert shifted_correlation(out[20], out[0], ix, iy) < 0.2 < ideal_20
 
 
+@pytest.mark.slow
 def test_without_occlusion_mask_a_moving_layer_keeps_only_part_of_its_noise() -> None:
     """No occlusion mask: the pixels a moving square uncovers point (flow 0) at the square's old
     position, so they and the square request the same source area twice; the normalisation keeps

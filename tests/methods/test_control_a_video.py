@@ -1,4 +1,4 @@
-"""Control-A-Video's residual noise (Chen et al. 2023; BRIEF §2): exact N(0, 1) per frame, static
+"""Control-A-Video's residual noise (Chen et al. 2023): exact N(0, 1) per frame, static
 pixels keep their noise bit for bit, changed pixels get independent noise, and the threshold τ
 applies to the residual normalised by the maximum over the whole clip."""
 
@@ -40,6 +40,7 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
 
 
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal() -> None:
     noise = run(jumping_square(5))
     for t in range(5):

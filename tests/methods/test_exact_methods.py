@@ -1,4 +1,4 @@
-"""The statistical suite (BRIEF §5) applied to every exact method.
+"""The statistical suite (``docs/method.md``, "How it is tested") applied to every exact method.
 
 Every frame of an exact method must be i.i.d. N(0, 1) whatever the motion, and the noise must move
 with the content: under a sub-pixel translation the correlation with frame 0 at the nearest integer
@@ -39,6 +39,7 @@ def run(method: str, flow: torch.Tensor, frames: int, seed: int = 0, **options) 
 
 @pytest.mark.parametrize("motion", sorted(MOTIONS))
 @pytest.mark.parametrize("method", EXACT)
+@pytest.mark.slow
 def test_every_frame_is_iid_standard_normal(method: str, motion: str) -> None:
     frames = run(method, MOTIONS[motion](), FRAMES[method], seed=1)
     for t, noise in enumerate(frames):
@@ -47,6 +48,7 @@ def test_every_frame_is_iid_standard_normal(method: str, motion: str) -> None:
 
 
 @pytest.mark.parametrize("method", EXACT)
+@pytest.mark.slow
 def test_layered_scene_keeps_layers_apart(method: str) -> None:
     """A square moving 3 px/frame over a static background, with forward flows for occlusion:
     every frame stays exact, the moving layer carries its own noise along, and the background it
@@ -66,7 +68,7 @@ def test_layered_scene_keeps_layers_apart(method: str) -> None:
         pairs["uncovered"].append(noise[:, rows, x0 - dx:x0].flatten())
         pairs["f2f"].append(noise[:, rows, x0:x0 + dx].flatten())
         pairs["anchored"].append(noise[:, rows, x0 - dx + dx * t:x0 + dx * t].flatten())
-        if method != "bridge":  # bridge re-splits the source every frame (BRIEF §2)
+        if method != "bridge":  # bridge re-splits the source every frame (Deng et al. 2025)
             inner = noise[:, rows, x0 + 4:x0 + size - 4]
             src = prev[:, rows, x0 + 4 - dx:x0 + size - 4 - dx]
             assert torch.allclose(inner, src, atol=1e-4), "moving layer must keep its noise"
@@ -79,6 +81,7 @@ def test_layered_scene_keeps_layers_apart(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", [m for m in EXACT if m != "bridge"])
+@pytest.mark.slow
 def test_noise_follows_subpixel_translation_for_30_frames(method: str) -> None:
     d = (0.37, 0.21)
     # 96 x 96 keeps the reference affordable at upsample=16 (its overlaps are quantised to 1/k,
@@ -92,6 +95,7 @@ def test_noise_follows_subpixel_translation_for_30_frames(method: str) -> None:
     assert max(errs) < 0.05, [round(e, 3) for e in errs]
 
 
+@pytest.mark.slow
 def test_persistent_detail_is_shared_between_neighbouring_frames() -> None:
     """The sub-pixel field persists: frame t+1 correlates with frame t as the ∫-noise ideal says,
     (1-0.37)(1-0.21) = 0.498 under a (0.37, 0.21) px/frame translation. Redrawing the sub-pixel
@@ -109,6 +113,7 @@ def test_persistent_detail_is_shared_between_neighbouring_frames() -> None:
 
 
 @pytest.mark.parametrize("method", EXACT)
+@pytest.mark.slow
 def test_same_seed_gives_same_bits(method: str) -> None:
     flow = F.rotation(64, 64, 3.0)
 

@@ -48,6 +48,7 @@ def test_kernel_map_composition_matches_torch(forward: bool) -> None:
 
 
 @pytest.mark.parametrize("motion", ["translation", "rotation", "zoom"])
+@pytest.mark.slow
 def test_kernel_and_torch_paths_agree(motion: str) -> None:
     """Same boxes, same pieces, same persistent values: the paths differ only in fresh draws,
     and a quarter-pixel translation needs none (no slivers between centres, no gaps)."""
@@ -107,6 +108,7 @@ def test_kernel_is_bit_identical_for_any_thread_count() -> None:
     assert torch.equal(one, many)
 
 
+@pytest.mark.slow
 def test_streams_1000_frames_in_reused_buffers() -> None:
     """State size is constant over 1000 frames, the kernel writes into the same workspace every
     step (no per-step buffers), and every returned frame is new memory that later steps leave
@@ -149,6 +151,7 @@ def test_workspace_reset_is_the_anchor() -> None:
     assert (ws.links[-1] & 2 == 0).all()
 
 
+@pytest.mark.slow
 def test_torch_path_alone_is_exact_and_coherent(monkeypatch) -> None:
     """The path CUDA (or a machine without numba) runs, end to end through NoiseWarper."""
     monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
@@ -166,6 +169,7 @@ def test_torch_path_alone_is_exact_and_coherent(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("path", ["kernel", "torch"])
+@pytest.mark.slow
 def test_loose_pixels_carry_their_noise(path: str, monkeypatch) -> None:
     """Background uncovered by a layer gets fresh noise once, then keeps it while it stays
     uncovered (it would otherwise flicker until the next anchor)."""

@@ -187,7 +187,7 @@ def noise_command(
     Streams: a first pass decodes the clip to count its frames and check they decode (nothing
     is kept; the file's header states its length); the second decodes, estimates flow, warps and
     writes frame by frame, holding a few frames and flows whatever the clip's length (see
-    README, "Long videos: memory").
+    docs/memory.md).
     """
     from ..diagnostics import compile_notice
     from ..diffusion.latents import latent_preset

@@ -272,7 +272,7 @@ def latents_for(
     """Warped noise as the exact ``latents=`` tensor of ``model``'s diffusers pipeline.
 
     Steps (each also public, for streams): integrate ``s x s`` blocks when ``grid="pixel"``
-    (sum / s: i.i.d. N(0, 1) on the latent grid, BRIEF §4); keep every ``r``-th frame
+    (sum / s: i.i.d. N(0, 1) on the latent grid, Chang et al. 2024); keep every ``r``-th frame
     (:func:`keeps_frame`); degrade each kept frame in order (:func:`~warpnoise.diffusion.degrade`,
     γ = ``degradation``, a number or an ``(h, w)`` map); :func:`arrange_latents`. Fresh draws
     (degradation, CogVideoX 1.5 padding) come from ``seed``/``generator``, in that order.

@@ -1,4 +1,4 @@
-"""Output-level measures of an edited video: temporal coherence and fidelity (BRIEF §5)."""
+"""Output-level measures of an edited video: temporal coherence and fidelity (Chang et al. 2024)."""
 
 from __future__ import annotations
 

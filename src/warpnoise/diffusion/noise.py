@@ -42,7 +42,7 @@ def warped_noise(
 
     Warps at the flows' (pixel) resolution, then integrates ``factor x factor`` blocks
     (:func:`warpnoise.field.block_integrate`, sum / factor), which keeps every latent pixel i.i.d.
-    N(0, 1) (BRIEF §4): one ∫-noise field seen at two resolutions.
+    N(0, 1) (Chang et al., ICLR 2024): one ∫-noise field seen at two resolutions.
 
     Convention:
         ``backward_flows`` / ``forward_flows`` are ``(T-1, 2, H, W)`` pixel flows (entry ``t-1``:

@@ -304,14 +304,15 @@ def sdedit(
         eta: DDIM's η (1 = ancestral DDPM-like noise, 0 = deterministic).
         vae: optional ``AutoencoderKL``-like; frames are encoded (posterior mode, scaled by
             ``scaling_factor``) and decoded.
-        encoder_hidden_states / negative_encoder_hidden_states: text embeddings, batch 1 or T;
-            with ``guidance_scale != 1`` and a negative, classifier-free guidance is used.
+        encoder_hidden_states: text embeddings, batch 1 or T.
+        negative_encoder_hidden_states: the negative prompt's embeddings, batch 1 or T; with
+            ``guidance_scale != 1`` and a negative, classifier-free guidance is used.
         batch_size: frames per model call (default: all T).
         model_kwargs: extra keyword arguments for every model call.
-        cond_kwargs / negative_cond_kwargs: keyword arguments that belong to the prompt and the
-            negative prompt (batch-1 tensors, nested dicts allowed), batched with the text
-            embeddings; e.g. SDXL's ``{"added_cond_kwargs": {"text_embeds": pooled,
-            "time_ids": ids}}``. The negative defaults to ``cond_kwargs``.
+        cond_kwargs: keyword arguments that belong to the prompt (batch-1 tensors, nested dicts
+            allowed), batched with the text embeddings; e.g. SDXL's
+            ``{"added_cond_kwargs": {"text_embeds": pooled, "time_ids": ids}}``.
+        negative_cond_kwargs: the same for the negative prompt; defaults to ``cond_kwargs``.
         image_condition: ``(T, C', h, w)`` concatenated to the model input along channels at
             every step, frame by frame (SR3's conditioning on the upsampled input, Saharia et
             al. 2022; diffusers' x4 upscaler does the same with its low-resolution image).

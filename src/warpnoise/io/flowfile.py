@@ -233,7 +233,9 @@ class FlowWriter:
     Args:
         path: ``.safetensors`` (tensors ``backward``/``forward``, with ``metadata``), ``.npz``
             (arrays ``backward``/``forward``) or ``.npy`` (backward only).
-        count, height, width: the sequence is ``(count, 2, height, width)``.
+        count: the sequence is ``(count, 2, height, width)``.
+        height: the flows' height.
+        width: the flows' width.
         forward: whether forward flows are written too.
     """
 

@@ -111,7 +111,9 @@ class FrameSource:
             images (png, jpg, bmp, tif, webp), taken in natural order (``2.png`` before ``10.png``).
         size: resize every frame to ``(W, H)``; ``scale``: resize by a factor. Not both.
             Downscaling uses area averaging.
-        start, frames, stride: keep frames ``start, start + stride, ...``, at most ``frames``.
+        start: the first frame kept.
+        frames: keep at most this many frames.
+        stride: keep frames ``start, start + stride, ...``.
 
     Raises:
         ValueError: a bad selection or a missing path (at once); while iterating, an unreadable
@@ -195,7 +197,12 @@ def read_frames(
     frame by frame, iterate a :class:`FrameSource` instead (same arguments).
 
     Args:
-        path, size, scale, start, frames, stride: see :class:`FrameSource`.
+        path: see :class:`FrameSource`.
+        size: see :class:`FrameSource`.
+        scale: see :class:`FrameSource`.
+        start: see :class:`FrameSource`.
+        frames: see :class:`FrameSource`.
+        stride: see :class:`FrameSource`.
         progress: called with the number of frames kept so far, after each one.
 
     Returns:

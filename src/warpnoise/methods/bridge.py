@@ -29,8 +29,8 @@ pixel's requested areas are divided by their total before the bridge split, so t
 partition the whole pixel. This resolves folds and occlusions (total > 1: the requesters share the
 pixel) and hands a partly requested pixel (total < 1, e.g. content leaving the frame) wholly to
 its requesters. ``keep_remainder=True`` instead divides only when the total exceeds 1 and gives the
-unrequested remainder to nobody (the partition then includes the remainder, as in BRIEF §2). Both
-are exact.
+unrequested remainder to nobody (the partition then includes the remainder, as in Deng et al.
+2025). Both are exact.
 
 Fresh noise goes only to pixels that gather no area: pre-images entirely outside the frame, folded
 polygons, or polygons spanning more than ``max_span`` source pixels on an axis. A pre-image partly
@@ -237,7 +237,8 @@ def bridge_gather(
 
     Args:
         noise: ``(C, S)`` source values, i.i.d. N(0, 1).
-        target, source: ``(N,)`` int64 target and source index of each request.
+        target: ``(N,)`` int64 target index of each request.
+        source: ``(N,)`` int64 source index of each request.
         area: ``(N,)`` requested areas (> 0).
         n_target: number of target pixels.
 

@@ -70,11 +70,11 @@ sequence whose compiled kernels fail on its first step, with a warning (``backen
 takes ``(k^2 + 4k + 4) C`` floats per pixel (64 MB at 4 x 512^2 with k=2), independent of the
 sequence length.
 
-Route chosen. Of the two routes the brief suggests (a hashed hierarchical field refined where a
-pre-image boundary cuts a cell; exact bridge increments keyed by position), this is the second
-with a stored rather than hashed field: table look-ups are several times cheaper than evaluating a
-hash hierarchy per piece, and the bridge makes the geometry continuous, so ``k`` only sets how
-finely the detail persists, not how accurate the overlaps are.
+Route chosen. Of the two routes to persistent infinite-resolution detail (a hashed hierarchical
+field refined where a pre-image boundary cuts a cell; exact bridge increments keyed by
+position), this is the second with a stored rather than hashed field: table look-ups are several
+times cheaper than evaluating a hash hierarchy per piece, and the bridge makes the geometry
+continuous, so ``k`` only sets how finely the detail persists, not how accurate the overlaps are.
 
 Anchoring follows :mod:`.integral`: pixels traced out of the frame and boxes spanning more than
 3 x 3 anchor pixels get fresh noise; the anchor is renewed every ``anchor_every`` frames (default
