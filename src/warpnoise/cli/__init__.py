@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES: list[str] = ["io_commands", "edit", "batch", "motion"]
+COMMAND_MODULES: list[str] = ["io_commands", "edit", "batch", "motion", "studio"]
 
 
 def load_commands() -> typer.Typer:
