@@ -8,7 +8,7 @@ app (:func:`create_app`) over a :class:`Session`, run by uvicorn.
 
 from __future__ import annotations
 
-from .server import Session, create_app
 from .serve import serve
+from .server import Session, create_app
 
 __all__ = ["Session", "create_app", "serve"]

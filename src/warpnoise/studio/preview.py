@@ -100,8 +100,8 @@ def preview(spec: mo.Motion, image: np.ndarray, *, seed: int = 0,
     else:
         sc, img = mo.scene(spec, (w, h)), image
     n = mo.noise(sc, 3, seed=seed).numpy()
-    rows = [np.concatenate([mo.draw_outlines(fr.image, sc, fr.frame), noise_colours(n[fr.frame])], 1)
-            for fr in mo.render(sc, img)]
+    rows = [np.concatenate([mo.draw_outlines(fr.image, sc, fr.frame),
+                            noise_colours(n[fr.frame])], 1) for fr in mo.render(sc, img)]
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, 80])
     if not ok:

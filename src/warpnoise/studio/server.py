@@ -330,7 +330,7 @@ async def _image(session: Session, request: Request) -> Response:
 
     path = session.image_path(request.path_params["key"])
     img = await run_in_threadpool(session.frame, path, _size_param(request))
-    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    _, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return Response(png.tobytes(), media_type="image/png",
                     headers={"Cache-Control": "no-store"})
 
