@@ -105,7 +105,7 @@ def test_draw_drag_save_generate_download(page: Any, tmp_path: Path) -> None:
     page.fill("#time", str(FRAMES // 2))
     page.dispatch_event("#time", "input")
     shot = (DOCS if os.environ.get("WARPNOISE_UPDATE_DOCS") else tmp_path) / "studio.png"
-    page.screenshot(path=str(shot))
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1400, "height": 610})
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     with page.expect_download() as info:

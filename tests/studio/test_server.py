@@ -203,3 +203,16 @@ def test_job_files_are_only_those_the_job_wrote(client: TestClient, png: Path) -
         assert client.get(f"/files/{job}/{name}").status_code == 404
     assert client.get(f"/files/{'f' * 32}/noise.safetensors").status_code == 404
     assert client.get("/files/NOTANID/noise.safetensors").status_code == 404
+
+
+def test_foreign_host_names_and_non_json_posts_are_refused(session: Session) -> None:
+    """A page elsewhere that points its own name at 127.0.0.1 cannot use the studio."""
+    local = TestClient(create_app(session, ["127.0.0.1", "localhost"]),
+                       base_url="http://127.0.0.1:8000")
+    assert local.get("/api/config").status_code == 200
+    evil = TestClient(create_app(session, ["127.0.0.1", "localhost"]),
+                      base_url="http://rebound.example:8000")
+    assert evil.get("/api/config").status_code == 400
+    r = local.post("/api/motion", content=json.dumps({"motion": MOTION}),
+                   headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415

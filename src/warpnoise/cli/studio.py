@@ -16,6 +16,7 @@ from ._common import handle_errors
 def studio_command(
     image: Annotated[Path | None, typer.Argument(
         help="An image or a video (its first frame) to open; or load one in the page.",
+        metavar="IMAGE_OR_VIDEO",
         show_default=False)] = None,
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 0,
     host: Annotated[str, typer.Option(

@@ -61,7 +61,8 @@ def serve(image: str | os.PathLike | None = None, *, host: str = "127.0.0.1", po
         actual = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{actual}/"
-        config = uvicorn.Config(create_app(session), log_level="warning", lifespan="off",
+        hosts = ["127.0.0.1", "localhost", "::1", "[::1]"] if host in LOCAL_HOSTS else None
+        config = uvicorn.Config(create_app(session, hosts), log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         echo(f"warpnoise studio: {url}  (Ctrl-C to stop)")

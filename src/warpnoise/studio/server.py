@@ -4,6 +4,8 @@ What it serves, and nothing else: the files of its own ``static`` folder (Starle
 ``StaticFiles``, which refuses paths leading out of it) and the files a generation wrote, looked
 up by job id and file name in the job's own list (never a path joined from the request).
 
+Requests whose ``Host`` is not the studio's own address are refused when it listens locally
+(DNS rebinding), and the JSON endpoints take JSON only (no cross-site form posts).
 Uploads are read into memory up to a size limit, checked to decode as an image (OpenCV) or a
 video (its first frame, PyAV) and only then kept, under a fresh name, in the session folder.
 Every generation writes into its own folder, so two tabs never share an output; warping runs one
@@ -28,6 +30,8 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -227,6 +231,9 @@ def _motion(body: dict[str, Any]) -> mo.Motion:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    # Only JSON: a form on another site cannot post one without the browser asking first (CORS).
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ClientError("send JSON (Content-Type: application/json)", 415)
     try:
         body = await request.json()
     except ValueError:
@@ -393,8 +400,10 @@ async def _index(session: Session, request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
-def create_app(session: Session) -> Starlette:
-    """The studio's ASGI app for ``session``."""
+def create_app(session: Session, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The studio's ASGI app for ``session``. ``allowed_hosts``: the ``Host`` headers accepted
+    (a page elsewhere that points its own name at 127.0.0.1 then cannot read the studio); None
+    accepts any."""
     routes = [
         Route("/", _handler(_index)),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
@@ -409,6 +418,8 @@ def create_app(session: Session) -> Starlette:
         Route("/files/{key}/{name}", _handler(_file)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    middleware = [] if allowed_hosts is None else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.session = session
     return app

@@ -66,10 +66,12 @@ function snapshot() {
 
 function restore(text) {
   const s = JSON.parse(text);
+  const resized = String(s.motion.size) !== String(studio.motion.size);
   studio.motion = s.motion;
   studio.selected = s.selected;
   syncControls();
-  changed(false);
+  changed();
+  if (resized && studio.image) loadPicture();
 }
 
 // Call before changing studio.motion: the state before goes on the undo stack.
@@ -101,7 +103,7 @@ function motionFile() {
   return m;
 }
 
-function changed(record = true) {
+function changed() {
   studio.editTime = performance.now();
   renderPanels();
   draw();
@@ -846,6 +848,7 @@ window.addEventListener("keydown", (e) => {
     deleteLayer(studio.selected);
   } else if (e.key === " ") {
     e.preventDefault();
+    if (document.activeElement) document.activeElement.blur(); // no button "clicked" by Space
     if (studio.motion) togglePlay();
   } else if (e.key === "Escape") {
     studio.drawing = [];
