@@ -1,10 +1,10 @@
 """The studio's preview latency on a 720x480 frame: from an edit to the updated preview.
 
 The motion is ``bench_motion.spec`` (3 dragged layers and a camera zoom, 49 frames at 720x480).
-``server`` times :func:`warpnoise.studio.preview.preview` in a worker thread (what the page's
-``/api/preview`` runs: the motion scaled to 192 px on the longer side, rendered with
-outlines, 3-channel noise warped along its exact flows, one JPEG strip), after one warm-up call,
-median of ``--reps``.
+``server`` times :func:`warpnoise.studio.preview.preview` in a worker thread, single-threaded
+(what the page's ``/api/preview`` runs: the motion scaled to 192 px on the longer side,
+rendered with outlines, 3-channel noise warped along its exact flows, one JPEG strip), after
+one warm-up call, median of ``--reps``.
 ``browser`` (with ``--browser``) is the whole loop in Chromium: an edit in the page (a key moved
 5 px), the 120 ms debounce, the request, the strip decoded and drawn (the page's own
 ``studio.metrics.previewLatency``), median of ``--reps`` edits. The floor is
@@ -30,7 +30,7 @@ from bench_motion import H, W, floor_s, spec
 from bench_warp import run_fresh
 
 from warpnoise import motion
-from warpnoise.studio.preview import preview
+from warpnoise.studio.preview import preview, single_threaded
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -42,15 +42,15 @@ def first_frame() -> np.ndarray:
 
 
 def server_s(reps: int) -> float:
-    """In a worker thread, as the server runs it (on this loaded machine the same call took
-    three times longer in the main thread, whose OpenMP pool torch and numba share)."""
+    """In a worker thread and on one thread (:func:`single_threaded`), as the server runs it."""
     from concurrent.futures import ThreadPoolExecutor
 
     sp, image = spec(49).model_copy(update={"size": (W, H)}), first_frame()
 
     def timed() -> float:
         t = time.perf_counter()
-        preview(sp, image)
+        with single_threaded():
+            preview(sp, image)
         return time.perf_counter() - t
 
     with ThreadPoolExecutor(1) as pool:

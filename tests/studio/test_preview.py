@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from warpnoise import motion as mo
-from warpnoise.studio.preview import noise_colours, preview, scaled
+from warpnoise.studio.preview import noise_colours, preview, scaled, single_threaded
 
 SPEC = mo.parse({
     "size": [200, 120], "frames": 9,
@@ -53,3 +53,14 @@ def test_noise_colours_map_zero_to_mid_grey() -> None:
     x[1, 0, 0] = 10
     c = noise_colours(x)
     assert c.shape == (2, 3, 3) and c[1, 1, 0] == 128 and c[0, 0, 1] == 255
+
+
+def test_single_threaded_restores_the_thread_counts_even_after_an_error() -> None:
+    import numba
+    import torch
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    with pytest.raises(RuntimeError), single_threaded():
+        assert (torch.get_num_threads(), numba.get_num_threads()) == (1, 1)
+        raise RuntimeError
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before

@@ -12,6 +12,8 @@ Convention:
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from .. import motion as mo
 
-__all__ = ["PREVIEW_SIDE", "Preview", "preview", "scaled"]
+__all__ = ["PREVIEW_SIDE", "Preview", "preview", "scaled", "single_threaded"]
 
 #: Longer side of the preview frames, in pixels.
 PREVIEW_SIDE = 192
@@ -44,6 +46,33 @@ class Preview:
         return {"strip": "data:image/jpeg;base64," + base64.b64encode(self.strip).decode(),
                 "width": self.width, "height": self.height, "frames": self.frames,
                 "paths": self.paths, "anchors": self.anchors, "outlines": self.outlines}
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch and the compiled kernels on one thread for the block (then restore).
+
+    A preview's frames are small (192 px): waking a second thread for every step costs more
+    than it saves, and on a busy machine far more (on 2 shared cores, 3x to 10x the time). The
+    torch setting is process-wide: hold the lock that keeps other warps out while in here.
+    """
+    import torch
+
+    try:
+        import numba
+    except ImportError:
+        numba = None
+    torch_threads = torch.get_num_threads()
+    numba_threads = None if numba is None else numba.get_num_threads()
+    torch.set_num_threads(1)
+    if numba is not None:
+        numba.set_num_threads(1)  # numba's count is per calling thread
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        if numba is not None:
+            numba.set_num_threads(numba_threads)
 
 
 def _scale_point(p: Any, s: float) -> list[float]:

@@ -41,7 +41,7 @@ from .. import motion as mo
 from ..diffusion.latents import PRESETS
 from ..io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..pipeline import NoiseOptions
-from .preview import preview
+from .preview import preview, single_threaded
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "STATIC", "Job", "Session", "create_app", "model_presets"]
 
@@ -350,7 +350,7 @@ async def _preview(session: Session, request: Request) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         img = session.frame(path, tuple(spec.size))
-        with session.warp_lock:
+        with session.warp_lock, single_threaded():
             return preview(spec, img, seed=seed).to_json()
 
     return await run_in_threadpool(work)
