@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast docs lint bench venv clean
+.PHONY: demo test test-fast docs lint chromium bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,19 @@ lint: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
+# The studio's browser tests drive Debian's chromium; install it where it is missing and
+# apt-get can (they skip with a message where it cannot be had).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium; } || \
+		echo "chromium could not be installed: the studio's browser tests will skip"
+
 # Everything CI runs; prints the 15 slowest tests.
-test: lint docs
+test: lint docs chromium
 	$(PY) -m pytest -q --durations=15
 
 # The same without the tests marked slow (statistics over many frames, fresh processes, end to end).
-test-fast: lint docs
+test-fast: lint docs chromium
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
 demo: $(STAMP)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     app: typer.Typer
 
-COMMAND_MODULES: list[str] = ["io_commands", "edit", "batch", "motion", "system"]
+COMMAND_MODULES: list[str] = ["io_commands", "edit", "batch", "motion", "studio", "system"]
 
 #: The message and exit code of an interrupt (Ctrl-C) and of SIGTERM (128 + the signal).
 INTERRUPTED = ("interrupted; no output was left half-written", 130)
