@@ -122,3 +122,19 @@ def test_numba_and_torch_backends_give_the_same_bits(motion: str) -> None:
 def test_bad_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="backend"):
         warpnoise.NoiseWarper(4, 8, 8, method="snap", backend="cuda")
+
+
+def test_slack_lets_the_noise_lag_at_most_that_far() -> None:
+    """With ``slack=1``, under 0.37 px/frame the noise stays within about a pixel of the content
+    (the integer shift that best matches frame 0 is within 1 px of 0.37 t) and keeps moving, and
+    every frame stays exact."""
+    d, size = (0.37, 0.0), 96
+    frames = _frames("snap", F.translation(size, size, *d), 30, size, seed=5, forward=False,
+                     slack=1.0)
+    for t in (10, 20, 30):
+        corr = {k: interior_correlation(frames[t], frames[0], k, 0, 16) for k in range(14)}
+        best = max(corr, key=corr.__getitem__)
+        assert abs(best - d[0] * t) <= 1.0 and corr[best] > 0.9, (t, best, corr[best])
+        assert exactness_failures(frames[t], tol_scale=2.0) == []
+    with pytest.raises(ValueError, match="slack"):
+        warpnoise.NoiseWarper(4, 8, 8, method="snap", slack=0.3)

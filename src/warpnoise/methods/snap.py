@@ -31,6 +31,17 @@ good, so under zoom-out a hidden value never comes back. What is given up agains
 sub-pixel overlap: a pixel's correlation with an earlier frame is 1 or 0 along the motion, not
 ``(1-|e_x|)(1-|e_y|)``. There is no anchor: nothing is re-drawn on a schedule.
 
+Flicker. Following the true sub-pixel motion has a price that no whole-pixel transport avoids: a
+value moving 2.4 px/frame must step 2 px on three frames of five and 3 px on the other two, and
+content born at different frames steps at different frames, so on average a frame keeps, along
+``round(x + b(x))``, the same share of the previous frame as ∫-noise keeps (``1 - |e|``), as whole
+values instead of overlaps. Frame-to-frame nearest warping keeps it all by never taking the extra
+steps: it drifts, and sticks below half a pixel per frame. ``slack`` sets the compromise: a pixel
+keeps the value at ``round(x + b(x))`` while that value's home lags less than ``slack`` pixels
+behind ``x + b(x)``, so the noise lags at most ``slack`` behind the content and takes fewer, larger
+catch-up steps (``slack=0.5``, the default: the nearest home always, no lag beyond rounding).
+``benchmarks/bench_flicker.py`` measures the edited video (docs/snap.md).
+
 Backends. The torch path (:func:`snap_sources`) runs on any device, CUDA included; on the CPU a
 numba kernel (:mod:`warpnoise.kernels.snap`) runs the same rule with the same float64 arithmetic
 and the same candidate order, and both draw the fresh values with :func:`.base.fresh_like` from the
