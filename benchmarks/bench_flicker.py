@@ -26,6 +26,8 @@ area-downsampling. Every run uses DDIM with eta = 1 (fresh warped noise at every
     python benchmarks/bench_flicker.py                          # every noise, clip and task
     python benchmarks/bench_flicker.py --seeds 0 1 2            # median (range) over 3 seeds
     python benchmarks/bench_flicker.py --clips demo --tasks sdedit0.3 --noises snap nearest
+
+A noise is a method name, with numeric options after a colon: ``snap:slack=2``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from warpnoise.diffusion.sr import load_sr_model
 from warpnoise.diffusion.video import EditOptions, bicubic_up, downsample, edit_frames
 from warpnoise.estimate import estimate_flows
 
-NOISES = ("snap", "persistent", "nearest", "fixed", "random", "integral", "bilinear")
+NOISES = ("snap", "snap:slack=2", "persistent", "nearest", "fixed", "random", "integral",
+          "bilinear")
 CLIPS = ("demo", "zoom", "slow")
 #: name: (task, strength, steps)
 TASKS = {"sdedit0.3": ("sdedit", 0.3, 20), "sdedit0.5": ("sdedit", 0.5, 20),
@@ -135,14 +138,24 @@ def load_clips(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def run(clip: dict, task: str, noise: str, seed: int, models: dict, **options: object
-        ) -> tuple[float, float]:
-    """``(warping error 0-255, detail ratio)`` of one edit (``options``: the noise's)."""
+def parse_noise(spec: str) -> tuple[str, dict[str, float]]:
+    """``"snap:slack=2"`` -> ``("snap", {"slack": 2.0})``: a method and its numeric options."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        options[key] = float(value)
+    return name, options
+
+
+def run(clip: dict, task: str, noise: str, seed: int, models: dict) -> tuple[float, float]:
+    """``(warping error 0-255, detail ratio)`` of one edit; ``noise`` as :func:`parse_noise`."""
+    method, options = parse_noise(noise)
     kind, strength, steps = TASKS[task]
     gt = clip["frames"]
     frames = downsample(gt, 4) if kind == "sr4" else gt
     unet, sched = models[kind]
-    opts = EditOptions(method=noise, task=kind, strength=strength, steps=steps, seed=seed,
+    opts = EditOptions(method=method, task=kind, strength=strength, steps=steps, seed=seed,
                        method_options=dict(options))
     res = edit_frames(frames, opts, unet=unet, scheduler=sched, flows=clip[kind])
     we, _ = warping_error(res.frames, *clip["metric"])
@@ -164,8 +177,11 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = p.parse_args()
     for n in args.noises:
-        if n not in warpnoise.methods():
-            p.error(f"unknown noise {n!r}; choose from {', '.join(warpnoise.methods())}")
+        name, options = parse_noise(n)
+        try:
+            warpnoise.methods.check_options(name, **options)
+        except ValueError as e:
+            p.error(str(e))
     torch.set_grad_enabled(False)
     tic = time.perf_counter()
     clips = load_clips(args.clips)
