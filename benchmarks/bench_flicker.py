@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from importlib import resources
 
@@ -191,8 +192,10 @@ def main() -> None:
     for noise in args.noises:
         for c, t in cols:
             for seed in args.seeds:
-                res.setdefault(noise, {}).setdefault((c, t), []).append(
-                    run(clips[c], t, noise, seed, models))
+                we, det = run(clips[c], t, noise, seed, models)
+                res.setdefault(noise, {}).setdefault((c, t), []).append((we, det))
+                print(f"{noise} {c} {t} seed {seed}: {we:.2f} · {det:.2f}", file=sys.stderr,
+                      flush=True)
     print(f"warping error (0-255, lower is steadier) · detail (input = 1); {FRAMES} frames of "
           f"{SIZE}^2, seeds {' '.join(map(str, args.seeds))}"
           f"{' (median, range)' if len(args.seeds) > 1 else ''}; default noise "
