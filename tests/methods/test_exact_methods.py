@@ -17,10 +17,10 @@ from . import _flows as F
 from ._checks import coherence_errors, exactness_failures
 
 H = W = 192
-EXACT = ["integral", "persistent"] + (["bridge"] if "bridge" in warpnoise.methods() else [])
+EXACT = ["integral", "persistent", "snap"] + (["bridge"] if "bridge" in warpnoise.methods() else [])
 # The paper's reference rasterises k^2 sub-pixels per pixel: fewer frames keep it quick, and the
 # anchored state after a few frames is already as far from the anchor as any later one.
-FRAMES = {"integral": 3, "persistent": 8, "bridge": 8}
+FRAMES = {"integral": 3, "persistent": 8, "bridge": 8, "snap": 8}
 
 MOTIONS = {
     "translation": lambda: F.translation(H, W, 0.37, 0.21),
@@ -80,7 +80,8 @@ def test_layered_scene_keeps_layers_apart(method: str) -> None:
         assert abs(float(c)) < bound, (name, float(c), bound)
 
 
-@pytest.mark.parametrize("method", [m for m in EXACT if m != "bridge"])
+# snap carries whole values (correlation 1 or 0, not the overlap): tests/methods/test_snap.py.
+@pytest.mark.parametrize("method", [m for m in EXACT if m not in ("bridge", "snap")])
 @pytest.mark.slow
 def test_noise_follows_subpixel_translation_for_30_frames(method: str) -> None:
     d = (0.37, 0.21)

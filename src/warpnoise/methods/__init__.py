@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (each module registers its methods)
     persistent,
     pyoco,
     simple,
+    snap,
 )
 from .base import (
     REGISTRY,

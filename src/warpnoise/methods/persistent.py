@@ -108,7 +108,7 @@ from .base import WarpState, register
 from .integral import check_anchor_options, needs_anchor
 
 __all__ = ["JUMP", "Persistent", "PersistentState", "advance", "backend_for", "box_edges",
-           "integrate_boxes"]
+           "integrate_boxes", "links_of"]
 
 _KEY_RANGE = 2**62
 
@@ -480,10 +480,21 @@ def box_edges(acc_map: Tensor, usable: Tensor
     lx, ly = _linked(acc_map, usable, 0), _linked(acc_map, usable, 1)
     x0, x1 = _extent(acc_map[0], lx, 1)
     y0, y1 = _extent(acc_map[1], ly, 0)
-    links = torch.zeros(usable.shape, dtype=torch.uint8, device=usable.device)
+    return (x0, x1, y0, y1), _pack_links(lx, ly)
+
+
+def _pack_links(lx: Tensor, ly: Tensor) -> Tensor:
+    """``(H, W)`` uint8 links from the pairs along x ``(H, W-1)`` and y ``(H-1, W)``."""
+    links = torch.zeros(ly.shape[0] + 1, lx.shape[1] + 1, dtype=torch.uint8, device=lx.device)
     links[:, :-1] |= lx.to(torch.uint8)
     links[:-1, :] |= ly.to(torch.uint8) << 1
-    return (x0, x1, y0, y1), links
+    return links
+
+
+def links_of(acc_map: Tensor, usable: Tensor) -> Tensor:
+    """The links of :func:`box_edges` alone (``(H, W)`` uint8, bit 0: linked to the right
+    neighbour, bit 1: to the one below), for methods that compose maps without boxes."""
+    return _pack_links(_linked(acc_map, usable, 0), _linked(acc_map, usable, 1))
 
 
 def _spans(lo: Tensor, hi: Tensor, cell: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
