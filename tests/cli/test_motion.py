@@ -133,3 +133,14 @@ def test_file_and_ready_made_move_together_is_refused(here: Path) -> None:
 def test_missing_image_is_named(here: Path) -> None:
     code, _, err = run("motion", "nope.png", "--zoom", "2", "-o", "out")
     assert code == 2 and "'nope.png' does not exist" in err
+
+
+def test_an_output_that_is_the_input_image_is_refused_before_any_work(here: Path) -> None:
+    (here / "out").mkdir()
+    shutil.copy(sample_path(), here / "out" / "animation.mp4")
+    before = (here / "out" / "animation.mp4").read_bytes()
+    code, _, err = run("motion", "out/animation.mp4", "--zoom", "1.1", "--frames", "3",
+                       "-o", "out")
+    assert code == 2 and "same file as IMAGE" in err, err
+    assert (here / "out" / "animation.mp4").read_bytes() == before
+    assert sorted(p.name for p in (here / "out").iterdir()) == ["animation.mp4"]

@@ -115,7 +115,8 @@ def motion_command(
                               rotate=0.0 if rotate is None else rotate, fps=fps)
     sc, first = mo.load_scene(spec, image, None if motion is None else motion.parent)
     with progress_bar(quiet) as progress:
-        res = mo.write(first, sc, output, opts, preview=preview, progress=progress)
+        res = mo.write(first, sc, output, opts, preview=preview, progress=progress,
+                       inputs={"IMAGE": image, "MOTION": motion})
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     s = res.seconds

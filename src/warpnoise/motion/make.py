@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..field import block_integrate
-from ..io.atomic import check_output_folder
+from ..io.atomic import check_output_folder, check_outputs
 from ..io.video import IMAGE_EXTENSIONS, FrameSource, VideoWriter
 from ..methods import DEFAULT_METHOD
 from ..pipeline import NoiseOptions, NoiseResult, Progress, check_frame_shape, flows_to_noise
@@ -124,6 +124,7 @@ def write(
     preview: bool = False,
     progress: Progress | None = None,
     on_frame: Callable[[AnimationFrame], None] | None = None,
+    inputs: dict[str, str | os.PathLike | None] | None = None,
 ) -> MotionResult:
     """Write the noise, the animation, one mask video per layer and (``preview``) a preview.
 
@@ -135,15 +136,22 @@ def write(
     (animation with layer outlines | flow | noise). Frames stream: memory does not grow with the
     clip's length (the latent frames of ``--latent`` aside, as for ``warpnoise noise``).
 
+    ``inputs`` (``{what: path}``, e.g. the image and the motion file) are the files the caller
+    read: no output may be one of them (:func:`warpnoise.io.atomic.check_outputs`).
+
     Raises:
         ValueError: bad options, an image that is not the scene's size, a frame count or size
-            that the latent preset refuses; all before anything is written.
+            that the latent preset refuses, an output that is an input; all before anything is
+            written.
     """
     if image.shape != (sc.height, sc.width, 3):
         raise ValueError(f"the image is {image.shape[1]}x{image.shape[0]} but the motion's "
                          f"frames are {sc.width}x{sc.height}")
     out = check_output_folder(out_dir)
     options.check()
+    names = ["noise.safetensors", "animation.mp4", "preview.mp4",
+             *(_mask_video_name(k, layer.name) for k, layer in enumerate(sc.layers))]
+    check_outputs({n: out / n for n in names}, inputs, writable=False)
     check_frame_shape(options, sc.frames, sc.height, sc.width)
     out.mkdir(parents=True, exist_ok=True)
     seconds = {"flows": 0.0, "render": 0.0}
