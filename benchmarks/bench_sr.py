@@ -6,11 +6,13 @@ demo's three 16-frame clips (:data:`warpnoise.diffusion.demo.CLIPS`, from ``box.
 training image comes from).
 Each is area-downsampled 4x and upsampled again, by bicubic interpolation (the floor) and by the
 model, sampling with i.i.d. noise (DDIM η = 1, fresh noise at every step) from several seeds.
-Printed: PSNR and SSIM per set with their differences to bicubic, the spread between two seeds'
-outputs (PSNR of one against the other: infinite if the noise did not matter), and the seconds
-per megapixel of output.
+Printed: PSNR and SSIM per set (the images together, each clip alone) with their differences to
+bicubic, the spread between two seeds' outputs (PSNR of one against the other: infinite if the
+noise did not matter), and the seconds per megapixel of output. Without ``--strength``,
+``--steps``, ``--eta``: two rows, the model's default sampling (:mod:`warpnoise.diffusion.sr`)
+and the demo's (:data:`warpnoise.diffusion.demo.SAMPLING`, where the noise matters more).
 
-    python benchmarks/bench_sr.py                       # the bundled model, its default sampling
+    python benchmarks/bench_sr.py                       # the model's and the demo's sampling
     python benchmarks/bench_sr.py --strength 0.5 --steps 20 --seeds 3 --weights /tmp/sr.safetensors
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from warpnoise.diffusion.demo import CLIPS, load_clip
+from warpnoise.diffusion.demo import CLIPS, SAMPLING, load_clip
 from warpnoise.diffusion.metrics import psnr, ssim
 from warpnoise.diffusion.sr import ETA, STEPS, STRENGTH, load_sr_model, super_resolve
 from warpnoise.diffusion.video import bicubic_up, downsample, to_model, to_uint8
@@ -31,9 +33,11 @@ from warpnoise.diffusion.video import bicubic_up, downsample, to_model, to_uint8
 HELD_OUT = ("chelsea", "coffee", "rocket")
 
 
-def held_out_sets(crop: int | None = None) -> dict[str, list[np.ndarray]]:
+def held_out_sets(crop: int | None = None, per_clip: bool = False,
+                  ) -> dict[str, list[np.ndarray]]:
     """``{"images": [(1, H, W, 3) uint8 ...], "clips": [(16, 128, 128, 3) uint8 ...]}``; with
-    ``crop``, the images' central ``crop x crop`` (at most)."""
+    ``crop``, the images' central ``crop x crop`` (at most); with ``per_clip``, one set per clip
+    (named as the clip) instead of ``"clips"``."""
     import skimage.data
 
     images = []
@@ -45,6 +49,8 @@ def held_out_sets(crop: int | None = None) -> dict[str, list[np.ndarray]]:
             y, x = (h - ch) // 8 * 4, (w - cw) // 8 * 4
             im, h, w = im[y:y + ch, x:x + cw], ch, cw
         images.append(np.ascontiguousarray(im[None, :h, :w]))
+    if per_clip:
+        return {"images": images} | {name: [load_clip(name)] for name in CLIPS}
     return {"images": images, "clips": [load_clip(name) for name in CLIPS]}
 
 
@@ -67,43 +73,51 @@ def sample(net, sched, up: np.ndarray, seed: int | None, strength: float, steps:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="a model saved by scripts/train_sr.py")
-    ap.add_argument("--strength", type=float, default=STRENGTH)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--eta", type=float, default=ETA, help="DDIM eta (0: noise at the start only)")
+    ap.add_argument("--strength", type=float, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--eta", type=float, default=None, help="DDIM eta (0: noise at the start only)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--crop", type=int, default=None,
                     help="use the images' central CROP x CROP only (quicker)")
     args = ap.parse_args()
+    model = {"strength": STRENGTH, "steps": STEPS, "eta": ETA}
+    if (args.strength, args.steps, args.eta) == (None, None, None):
+        samplings = {"model, its default sampling": model, "model, the demo's sampling": SAMPLING}
+    else:
+        given = {k: v for k, v in (("strength", args.strength), ("steps", args.steps),
+                                   ("eta", args.eta)) if v is not None}
+        samplings = {"model": model | given}
 
     net, trained = load_sr_model(args.weights)
     sched = DDIMScheduler.from_config(trained.config)
     rows: dict[str, dict[str, list[float]]] = {}
     spread: dict[str, list[float]] = {}
     seconds, pixels = 0.0, 0
-    sets = held_out_sets(args.crop)
+    sets = held_out_sets(args.crop, per_clip=True)
     for set_name, clips in sets.items():
         for gt in clips:
             up = bicubic_up(downsample(gt, 4), 4)
             scores = {"bicubic (floor)": [(psnr(up, gt), ssim(up, gt))]}
-            outs = []
-            for seed in range(args.seeds):
-                tic = time.perf_counter()
-                outs.append(sample(net, sched, up, seed, args.strength, args.steps, args.eta))
-                seconds += time.perf_counter() - tic
-                pixels += gt.shape[0] * gt.shape[1] * gt.shape[2]
-            scores["model"] = [(psnr(o, gt), ssim(o, gt)) for o in outs]
-            if len(outs) > 1:
-                spread.setdefault(set_name, []).append(psnr(outs[0], outs[1]))
+            for label, s in samplings.items():
+                outs = []
+                for seed in range(args.seeds):
+                    tic = time.perf_counter()
+                    outs.append(sample(net, sched, up, seed, s["strength"], s["steps"],
+                                       s["eta"]))
+                    seconds += time.perf_counter() - tic
+                    pixels += gt.shape[0] * gt.shape[1] * gt.shape[2]
+                name = f"{label} (η {s['eta']:g}, strength {s['strength']:g}, {s['steps']} steps)"
+                scores[name] = [(psnr(o, gt), ssim(o, gt)) for o in outs]
+                if len(outs) > 1:
+                    spread.setdefault(name, []).append(psnr(outs[0], outs[1]))
             for k, v in scores.items():
                 acc = rows.setdefault(k, {})
                 acc.setdefault(f"{set_name} psnr", []).extend(p for p, _ in v)
                 acc.setdefault(f"{set_name} ssim", []).extend(s for _, s in v)
 
     print(f"4x SR, held-out: {', '.join(HELD_OUT)} (images) and the demo's clips "
-          f"({', '.join(CLIPS)}); model: DDIM eta {args.eta}, strength {args.strength}, "
-          f"{args.steps} steps "
-          f"({max(1, int(args.steps * args.strength))} run), i.i.d. noise, mean over "
-          f"{args.seeds} seeds; {seconds / max(pixels, 1) * 1e6:.1f} s per output megapixel")
+          f"({', '.join(CLIPS)}); DDIM, i.i.d. noise, mean over {args.seeds} seeds; "
+          f"{seconds / max(pixels, 1) * 1e6:.1f} s per output megapixel")
     print("| upsampler |" + "".join(f" PSNR {s} (dB) | Δ | SSIM {s} | Δ |" for s in sets))
     print("|---|" + "---:|" * (4 * len(sets)))
     floor = rows["bicubic (floor)"]
@@ -114,8 +128,9 @@ def main() -> None:
             p0, q0 = float(np.mean(floor[f"{s} psnr"])), float(np.mean(floor[f"{s} ssim"]))
             cells += [f"{p:.2f}", f"{p - p0:+.2f}", f"{q:.4f}", f"{q - q0:+.4f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    for s, v in spread.items():
-        print(f"seed 0 vs seed 1 ({s}): PSNR {np.mean(v):.2f} dB (the noise changes the output)")
+    for name, v in spread.items():
+        print(f"seed 0 vs seed 1, {name}: PSNR {np.mean(v):.2f} dB over the sets (the noise "
+              "changes the output)")
 
 
 if __name__ == "__main__":

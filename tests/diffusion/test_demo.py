@@ -17,3 +17,37 @@ def test_demo_compares_every_baseline_the_paper_names() -> None:
     for name in ("random", "fixed", "nearest", "bilinear", "bicubic", "pyoco-mixed",
                  "pyoco-progressive", "control-a-video", "integral"):
         assert name in demo_methods()
+
+
+def test_every_bundled_clip_is_16_frames_of_128_squared_and_distinct() -> None:
+    import numpy as np
+
+    from warpnoise.diffusion.demo import CLIPS, load_clip, load_sr_clip
+
+    clips = {name: load_clip(name) for name in CLIPS}
+    assert set(clips) == {"box", "box-turn", "hand-box"}
+    for v in clips.values():
+        assert v.shape == (16, 128, 128, 3) and v.dtype == np.uint8
+    np.testing.assert_array_equal(load_sr_clip(), clips["box"])
+    assert not np.array_equal(clips["box-turn"], clips["hand-box"])
+
+
+def test_an_unknown_clip_is_refused_by_name() -> None:
+    import pytest
+
+    from warpnoise.diffusion.demo import load_clip
+
+    with pytest.raises(ValueError, match="unknown clip 'tree'"):
+        load_clip("tree")
+
+
+def test_slice_row_is_the_row_with_the_most_horizontal_motion() -> None:
+    import torch
+
+    from warpnoise.diffusion.demo import slice_row
+
+    b = torch.zeros(3, 2, 64, 64)
+    b[:, 0, 40] = -3.0
+    b[:, 1, 20] = -5.0  # vertical motion does not count
+    b[:, 0, 2] = -9.0  # the outer eighth is left out
+    assert slice_row(b) == 40

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from ..diffusion.demo import CLIPS, FORMER
+from ..diffusion.demo import SAMPLING as DEMO_SAMPLING
 from ..diffusion.pipelines import SCHEDULERS
-from ..diffusion.sr import ETA as SR_ETA
 from ..diffusion.sr import STEPS as SR_STEPS
 from ..diffusion.sr import STRENGTH as SR_STRENGTH
 from ..methods import DEFAULT_METHOD, methods
@@ -189,15 +189,15 @@ def demo_command(
     frames: Annotated[int | None, typer.Option(
         "--frames", help="Use the first N frames of each 16-frame clip (faster).")] = None,
     strength: Annotated[float | None, typer.Option(
-        "--strength", help="Share of the reverse process that runs (default: the model's, "
-        f"{SR_STRENGTH}).",
-        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+        "--strength", help="Share of the reverse process that runs (default: "
+        f"{DEMO_SAMPLING['strength']}, where the noise matters and the model still beats "
+        "bicubic).", rich_help_panel=_DIFFUSION, show_default=False)] = None,
     steps: Annotated[int | None, typer.Option(
-        "--steps", help=f"Steps of the full schedule (default: the model's, {SR_STEPS}).",
+        "--steps", help=f"Steps of the full schedule (default: {DEMO_SAMPLING['steps']}).",
         rich_help_panel=_DIFFUSION, show_default=False)] = None,
     eta: Annotated[float | None, typer.Option(
-        "--eta", help=f"DDIM eta (default: the model's, {SR_ETA}; 0: noise at the start only).",
-        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+        "--eta", help=f"DDIM eta (default: {DEMO_SAMPLING['eta']}; 0: noise at the start "
+        "only).", rich_help_panel=_DIFFUSION, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default every baseline of the "
