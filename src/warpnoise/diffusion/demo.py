@@ -451,14 +451,14 @@ def run_demo(
                 rows.append(row)
                 if sampling == "default":
                     vids[name] = res.frames
-                    if noise_flows is None or clip == clip_names[0]:
+                    if clip == clip_names[0]:  # the noise figure shows the first clip's
                         noises[name] = res.noise
                 say(f"[{clip} {k + 1}/{len(names)}] {name} ({sampling}): follows "
                     f"{_cell(row.follows_motion, '.3f')}, sticks "
                     f"{_cell(row.sticks_to_screen, '.3f')}, warping error "
                     f"{row.warping_error:.2f}, detail {row.detail:.2f}, PSNR {row.psnr:.2f} dB, "
                     f"SSIM {row.ssim:.4f}, {seconds:.1f} s")
-        if noise_flows is None:
+        if clip == clip_names[0]:
             noise_flows = in_flows[0]
         videos[clip] = vids
 
