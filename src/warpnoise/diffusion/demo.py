@@ -286,6 +286,8 @@ def _xt_slices(videos: dict[str, dict[str, np.ndarray]], free: dict[str, np.ndar
                 d = (v[:, y].astype(np.float32) - ref[:, y]).mean(-1)
                 axes[i, 3 * c + 2].imshow(d, aspect=4, cmap="RdBu_r", vmin=-scale, vmax=scale,
                                           interpolation="nearest")
+            else:  # no noise, no hallucinated detail
+                axes[i, 3 * c + 2].axis("off")
             if i == 0:
                 axes[i, 3 * c].set_title(f"{clip}: row {y}", fontsize=8)
                 axes[i, 3 * c + 1].set_title("x-t: output", fontsize=8)
