@@ -224,6 +224,8 @@ ROWS: list[Row] = [
     Row("demo -o {out}/d --noise nope", "unknown noise method"),
     Row("demo -o {out}/d --strength 0", "strength must be in (0, 1]"),
     Row("demo -o {out}/d --steps 0", "steps must be >= 1"),
+    Row("demo -o {out}/d --clip tree", "unknown clip 'tree'"),
+    Row("demo -o {out}/d --eta -1", "eta must be >= 0"),
     Row("demo -o {out}/d --seed 18446744073709551616", "seed must be in [0, 2**64)"),
 ]
 if not HAS_CUDA:
@@ -234,7 +236,7 @@ if not HAS_CUDA:
 #: file, starting Ray. Early rows must fail before any of them.
 WORK: list[str] = ["av.open", "warpnoise.io.noisefile.load_noise"]
 if HAS_DIFFUSERS:
-    WORK += ["warpnoise.diffusion.model.load_denoiser", "warpnoise.diffusion.demo.load_sr_clip",
+    WORK += ["warpnoise.diffusion.model.load_denoiser", "warpnoise.diffusion.demo.load_clip",
              "warpnoise.diffusion.sr.load_sr_model"]
 if HAS_RAY:
     WORK += ["ray.init"]

@@ -48,6 +48,21 @@ def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> 
     assert read_frames(out).shape == (2, 32, 32, 3)
 
 
+def test_edit_report_prints_the_four_measures(tmp_path: Path) -> None:
+    out = tmp_path / "sr.mp4"
+    src = clip(tmp_path / "in.mp4", t=3, size=16)
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", "fixed",
+               "--steps", "4", "--strength", "0.5", "--report", "-q")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("report:"))
+    for name in ("follows motion", "sticks to screen", "warping error", "detail"):
+        assert name in line
+    # Fixed noise under 8 px/frame of motion (2 px at the input): its detail stays put.
+    sticks = float(line.split("sticks to screen ")[1].split(",")[0])
+    follows = float(line.split("follows motion ")[1].split(",")[0])
+    assert sticks > follows
+
+
 def test_edit_refuses_the_super_resolver_for_sdedit(tmp_path: Path) -> None:
     from importlib import resources
 
@@ -81,20 +96,28 @@ def test_edit_missing_input_exits_2(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = invoke("demo", "-o", str(out), "--frames", "2", "--steps", "3", "-n", "random",
-               "-n", "control-a-video", "--no-noise-preview", "-q")
+    r = invoke("demo", "-o", str(out), "--frames", "3", "--steps", "3", "-n", "random",
+               "-n", "control-a-video", "--clip", "box", "--clip", "hand-box", "--no-former",
+               "--no-noise-preview", "-q")
     assert r.exit_code == 0, r.output
-    for name in ("side_by_side.mp4", "comparison.png", "frame_strip.png", "noise_figure.png",
-                 "results.json", "results.md"):
+    for name in ("side_by_side.mp4", "comparison.png", "xt_slices.png", "frame_strip.png",
+                 "noise_figure.png", "results.json", "results.md"):
         assert (out / name).is_file(), name
     def reject(name: str) -> None:  # strict parsers refuse NaN and Infinity
         raise AssertionError(f"not strict JSON: {name}")
 
     res = json.loads((out / "results.json").read_text(), parse_constant=reject)
     assert res["rows"][0]["psnr"] is None  # the ground truth against itself: infinite PSNR
-    assert [row["name"] for row in res["rows"]] == ["ground truth", "bicubic input", "random",
-                                                    "control-a-video"]
+    names = ["ground truth", "bicubic input", "random", "control-a-video"]
+    assert [(row["clip"], row["noise"]) for row in res["rows"]] == \
+        [("box", n) for n in names] + [("hand-box", n) for n in names]
     assert all(row["warping_error"] > 0 and row["seconds"] >= 0 for row in res["rows"])
     assert res["rows"][1]["psnr"] < float("inf") and 0 < res["rows"][1]["ssim"] < 1
-    assert "| control-a-video |" in (out / "results.md").read_text()
-    assert read_frames(out / "side_by_side.mp4").shape == (2, 128, 4 * 128, 3)
+    for row in res["rows"]:
+        measured = row["noise"] not in ("ground truth", "bicubic input")
+        for key in ("follows_motion", "sticks_to_screen"):
+            assert (row[key] is not None) == measured, (row, key)
+    assert set(res["clips"]) == {"box", "hand-box"}
+    text = (out / "results.md").read_text()
+    assert "| control-a-video |" in text and "### hand-box" in text
+    assert read_frames(out / "side_by_side.mp4").shape == (3, 2 * 128, 4 * 128, 3)

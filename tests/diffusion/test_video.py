@@ -83,3 +83,31 @@ def test_sr4_samples_with_the_bundled_conditional_model(monkeypatch: pytest.Monk
 def test_bad_batch_size_is_refused() -> None:
     with pytest.raises(ValueError, match="batch size"):
         EditOptions(batch_size=0).check()
+
+
+def test_noise_free_edit_is_the_same_whatever_the_method_and_seed() -> None:
+    zero = torch.zeros(1, 2, 40, 40)
+    lr = frames(2, 10)
+    runs = [edit_frames(lr, EditOptions(method=m, task="sr4", steps=4, strength=0.5, seed=s),
+                        flows=(zero, zero), noise_free=True).frames
+            for m, s in (("random", 0), ("fixed", 7))]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    noisy = edit_frames(lr, EditOptions(method="random", task="sr4", steps=4, strength=0.5),
+                        flows=(zero, zero)).frames
+    assert not np.array_equal(noisy, runs[0])  # the noise changes what the zero draws give
+
+
+def test_noise_free_edit_is_the_sampler_fed_zeros() -> None:
+    from diffusers import DDIMScheduler
+
+    from warpnoise.diffusion.sr import load_sr_model, super_resolve
+    from warpnoise.diffusion.video import to_model, to_uint8
+
+    net, sched = load_sr_model()
+    lr = frames(2, 10)
+    got = edit_frames(lr, EditOptions(task="sr4", steps=4, strength=0.5), unet=net,
+                      scheduler=sched, noise_free=True).frames
+    up = to_model(bicubic_up(lr, 4))
+    want = super_resolve(net, DDIMScheduler.from_config(sched.config), up,
+                         lambda *_: torch.zeros_like(up), strength=0.5, steps=4)
+    np.testing.assert_array_equal(got, to_uint8(want))

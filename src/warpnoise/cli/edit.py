@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from ..diffusion.demo import CLIPS, FORMER
+from ..diffusion.demo import SAMPLING as DEMO_SAMPLING
 from ..diffusion.pipelines import SCHEDULERS
 from ..diffusion.sr import STEPS as SR_STEPS
 from ..diffusion.sr import STRENGTH as SR_STRENGTH
@@ -108,6 +110,10 @@ def edit_command(
     frames: FramesOpt = None,
     stride: StrideOpt = 1,
     fps: Annotated[float, typer.Option("--fps", help="Frame rate of the output.")] = 12.0,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Also measure what the noise did (one more run, noise-free): follows "
+        "motion, sticks to screen, warping error, detail, with the input's flows as the motion "
+        "and the input as the detail reference.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Edit a video frame by frame with an image diffusion model fed warped noise.
@@ -120,7 +126,14 @@ def edit_command(
     --start/--frames/--stride).
     """
     from ..diffusion.pipelines import load_edit_model
-    from ..diffusion.video import EditOptions, check_frame_size, edit_frames
+    from ..diffusion.video import (
+        EditOptions,
+        check_frame_size,
+        edit_frames,
+        edit_measures,
+        input_frames,
+    )
+    from ..estimate import estimate_flows
     from ..io.atomic import check_outputs
     from ..io.video import _check_selection, read_frames, write_video
 
@@ -150,7 +163,12 @@ def edit_command(
     with progress_bar(quiet) as progress:
         clip = read_frames(input, size=frame_size, scale=scale, start=start, frames=frames,
                            stride=stride)
-        result = edit_frames(clip, opts, model=edit_model, progress=progress)
+        flows = None
+        if report:  # once, for the noise and the measures
+            flows = estimate_flows(input_frames(clip, task), opts.flow, preset=dis_preset)
+        result = edit_frames(clip, opts, model=edit_model, progress=progress, flows=flows)
+        measures = edit_measures(clip, opts, result.frames, model=edit_model,
+                                 flows=flows) if report else None
     write_video(out, result.frames, fps=fps)
     s = result.seconds
     t, h, w = result.frames.shape[:3]
@@ -158,6 +176,11 @@ def edit_command(
                f"noise {noise}, seed {seed}")
     typer.echo(f"time {s['total']:.1f} s: flow {s['flow']:.1f} s, noise {s['noise']:.1f} s, "
                f"diffusion {s['diffusion']:.1f} s")
+    if measures is not None:
+        m = measures
+        typer.echo(f"report: follows motion {m['follows_motion']:.3f}, sticks to screen "
+                   f"{m['sticks_to_screen']:.3f}, warping error {m['warping_error']:.2f} (0-255), "
+                   f"detail {m['detail']:.2f} (input = 1)")
 
 
 @app.command("demo")
@@ -166,27 +189,38 @@ def demo_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results.")
                       ] = Path("demo_out"),
     frames: Annotated[int | None, typer.Option(
-        "--frames", help="Use the first N frames of the 16-frame clip (faster).")] = None,
+        "--frames", help="Use the first N frames of each 16-frame clip (faster).")] = None,
     strength: Annotated[float | None, typer.Option(
-        "--strength", help="Share of the reverse process that runs (default: the model's, "
-        f"{SR_STRENGTH}).",
-        rich_help_panel=_DIFFUSION, show_default=False)] = None,
+        "--strength", help="Share of the reverse process that runs (default: "
+        f"{DEMO_SAMPLING['strength']}, where the noise matters and the model still beats "
+        "bicubic).", rich_help_panel=_DIFFUSION, show_default=False)] = None,
     steps: Annotated[int | None, typer.Option(
-        "--steps", help=f"Steps of the full schedule (default: the model's, {SR_STEPS}).",
+        "--steps", help=f"Steps of the full schedule (default: {DEMO_SAMPLING['steps']}).",
         rich_help_panel=_DIFFUSION, show_default=False)] = None,
+    eta: Annotated[float | None, typer.Option(
+        "--eta", help=f"DDIM eta (default: {DEMO_SAMPLING['eta']}; 0: noise at the start "
+        "only).", rich_help_panel=_DIFFUSION, show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
     noise: Annotated[list[str] | None, typer.Option(
         "--noise", "-n", help="Methods to compare (repeatable); default every baseline of the "
         f"paper (random, fixed, nearest, bilinear, bicubic, pyoco-mixed, pyoco-progressive, "
         f"control-a-video), bridge, integral and {DEFAULT_METHOD}.")] = None,
+    clip: Annotated[list[str] | None, typer.Option(
+        "--clip", help=f"Bundled clips to run (repeatable): {', '.join(CLIPS)} (default: all).")
+    ] = None,
+    former: Annotated[bool, typer.Option(
+        "--former/--no-former", help="Also run random and the default method with the former "
+        "default sampling (eta {eta:g}, strength {strength:g}, {steps} steps), where the noise "
+        "hardly matters.".format(**FORMER))] = True,
     noise_preview: Annotated[bool, typer.Option(
         "--noise-preview/--no-noise-preview", help="Also turn the bundled sample.mp4 into warped "
         "noise + a preview video (the basic `warpnoise noise` path).")] = True,
     quiet: QuietOpt = False,
 ) -> None:
-    """4x video super-resolution of a bundled real clip with the bundled conditional model, once
-    per noise method: side_by_side.mp4, comparison.png, frame_strip.png, noise_figure.png,
-    results.json, results.md."""
+    """4x video super-resolution of the bundled real clips with the bundled conditional model,
+    once per noise method and clip, scored by what the noise does (follows motion, sticks to the
+    screen, warping error, detail; PSNR, SSIM): side_by_side.mp4, comparison.png, xt_slices.png,
+    frame_strip.png, noise_figure.png, results.json, results.md."""
     from ..diffusion.demo import run_demo
 
     # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
@@ -196,9 +230,10 @@ def demo_command(
             typer.echo(msg, err=True)
 
     with progress_bar(quiet) as progress:
-        result = run_demo(output, strength=strength, steps=steps, seed=seed, frames=frames,
-                          methods=noise, noise_preview=noise_preview, progress=progress,
-                          log=log)
+        result = run_demo(output, strength=strength, steps=steps, eta=eta, seed=seed,
+                          frames=frames, methods=noise, clips=clip, former=former,
+                          noise_preview=noise_preview, progress=progress, log=log)
     typer.echo((output / "results.md").read_text().rstrip())
-    typer.echo(f"wrote {output}/: side_by_side.mp4, comparison.png, frame_strip.png, "
-               f"noise_figure.png, results.json, results.md in {result['seconds_total']:.0f} s")
+    typer.echo(f"wrote {output}/: side_by_side.mp4, comparison.png, xt_slices.png, "
+               f"frame_strip.png, noise_figure.png, results.json, results.md in "
+               f"{result['seconds_total']:.0f} s")

@@ -64,6 +64,7 @@ _RESIDUAL_SCALE = 4.0
 #: bicubic on the held-out images and 0.3 (6 steps) lost 1 dB, where these settings beat it.
 STRENGTH = 0.05
 STEPS = 40
+ETA = 1.0
 START_FROM = "mean"
 
 

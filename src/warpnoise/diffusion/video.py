@@ -32,7 +32,7 @@ from .sr import STRENGTH as SR_STRENGTH
 from .sr import is_sr_model, super_resolve
 
 __all__ = ["EditOptions", "EditResult", "bicubic_up", "check_frame_size", "downsample",
-           "edit_frames", "to_model", "to_uint8"]
+           "edit_frames", "edit_measures", "input_frames", "to_model", "to_uint8"]
 
 #: ``progress(stage, done, total)`` as in :mod:`warpnoise.pipeline`.
 Progress = Callable[[str, int, int], None]
@@ -121,6 +121,11 @@ def bicubic_up(frames: np.ndarray, factor: int) -> np.ndarray:
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def input_frames(frames: np.ndarray, task: str) -> np.ndarray:
+    """What the model edits: ``frames`` for ``sdedit``, their bicubic 4x upsampling for ``sr4``."""
+    return bicubic_up(frames, 4) if task == "sr4" else frames
+
+
 def to_model(frames: np.ndarray) -> Tensor:
     """``(T, H, W, 3)`` uint8 frames -> ``(T, 3, H, W)`` float32 in [-1, 1], the models' range."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -140,6 +145,7 @@ def edit_frames(
     model: EditModel | None = None,
     flows: tuple[Tensor, Tensor] | None = None,
     progress: Progress | None = None,
+    noise_free: bool = False,
 ) -> EditResult:
     """Edit ``(T, H, W, 3)`` uint8 frames with a diffusion model and warped noise.
 
@@ -156,6 +162,11 @@ def edit_frames(
     the model's config (default DDIM with ``eta``, 1: fresh warped noise enters at every step,
     through ``variance_noise``).
 
+    With ``noise_free`` every noise draw is zero (no flow, no warp): the model's deterministic
+    answer on the same input with the same sampling, which
+    :func:`~warpnoise.diffusion.metrics.hallucinated_detail` subtracts to isolate what the noise
+    made. ``options.method`` is then ignored.
+
     Raises:
         ValueError: bad options, fewer than 2 frames, or a size the model cannot take.
     """
@@ -169,7 +180,7 @@ def edit_frames(
     if frames.shape[0] < 2:
         raise ValueError("need at least 2 frames to warp noise between them")
     tic = time.perf_counter()
-    x = bicubic_up(frames, 4) if options.task == "sr4" else frames
+    x = input_frames(frames, options.task)
     h, w = x.shape[1:3]
     if model is None:
         if unet is None:
@@ -188,7 +199,9 @@ def edit_frames(
     strength = default_strength if options.strength is None else options.strength
     steps = default_steps if options.steps is None else options.steps
     seconds: dict[str, float] = {}
-    if flows is None and not uses_flows(options.method):  # the method ignores flows: zeros
+    if noise_free:
+        backward = forward = torch.zeros(0)
+    elif flows is None and not uses_flows(options.method):  # the method ignores flows: zeros
         backward = torch.zeros(x.shape[0] - 1, 2, h, w)
         forward = backward
     elif flows is None:
@@ -206,11 +219,19 @@ def edit_frames(
     per_draw = x.shape[0] * model.channels * h * w * 4  # warped at pixel resolution
     prefetch = max(1, min(n_draws, PREFETCH_BYTES // per_draw))
     tic = time.perf_counter()
-    guide = {"frames": x, "block": model.factor} if needs_frames(options.method) else {}
-    sampler = WarpedNoiseSampler(backward, model.channels, options.method, factor=model.factor,
-                                 seed=options.seed, forward_flows=forward, prefetch=prefetch,
-                                 device=model.device, **options.method_options, **guide)
-    first = sampler()  # with prefetch, this one warp makes the draws of the run
+    if noise_free:
+        first = torch.zeros(x.shape[0], model.channels, h // model.factor, w // model.factor,
+                            device=model.device)
+
+        def sampler(*_: Any) -> Tensor:
+            return first
+    else:
+        guide = {"frames": x, "block": model.factor} if needs_frames(options.method) else {}
+        sampler = WarpedNoiseSampler(backward, model.channels, options.method,
+                                     factor=model.factor, seed=options.seed,
+                                     forward_flows=forward, prefetch=prefetch,
+                                     device=model.device, **options.method_options, **guide)
+        first = sampler()  # with prefetch, this one warp makes the draws of the run
     seconds["noise"] = time.perf_counter() - tic
     served = {"first": False}
 
@@ -242,3 +263,34 @@ def edit_frames(
     seconds["diffusion"] = time.perf_counter() - tic
     seconds["total"] = sum(seconds.values())
     return EditResult(frames=to_uint8(out.float().cpu()), seconds=seconds, noise=first)
+
+
+def edit_measures(
+    frames: np.ndarray,
+    options: EditOptions,
+    edited: np.ndarray,
+    *,
+    model: EditModel | None = None,
+    unet: Any = None,
+    scheduler: Any = None,
+    flows: tuple[Tensor, Tensor] | None = None,
+) -> dict[str, float | None]:
+    """What the noise did to ``edited`` (:func:`edit_frames` of ``frames`` with ``options``),
+    without a ground truth: :func:`~warpnoise.diffusion.metrics.coherence_measures` with the
+    input's flows (``flows``, or DIS flow of the edited-at-resolution input, as
+    :func:`edit_frames` estimates them) standing for the real motion, the noise-free edit of the
+    same model (one more run, every draw zero) and the input as the detail's reference
+    (``detail`` 1 = as sharp as the input; for ``sr4``, its bicubic upsampling).
+
+    Returns:
+        ``{"follows_motion", "sticks_to_screen", "warping_error" (0-255), "detail"}``.
+    """
+    from ..estimate import estimate_flows
+    from .metrics import coherence_measures
+
+    x = input_frames(frames, options.task)
+    if flows is None:
+        flows = estimate_flows(x, options.flow, preset=options.dis_preset)
+    free = edit_frames(frames, options, unet=unet, scheduler=scheduler, model=model,
+                       noise_free=True).frames
+    return coherence_measures(edited, free, *flows, x)
