@@ -17,7 +17,14 @@ except ImportError as e:  # ComfyUI logs this message when it skips the pack
         "Python that runs ComfyUI: python -m pip install \"PATH/TO/warpnoise[comfyui]\" (see the "
         f"pack's README.md); import failed: {e}") from e
 
-from .nodes import CATEGORY, _frame_callback, _seed_input, _shared_inputs
+from .nodes import (
+    CATEGORY,
+    LATENT_OUTPUT_TIP,
+    NOISE_OUTPUT_TIP,
+    _frame_callback,
+    _seed_input,
+    _shared_inputs,
+)
 
 _MOTION_TIP = ("A warpnoise motion description (JSON): camera keyframes and layers cut from the "
                "first frame and dragged (see docs/motion.md). Leave empty to use the camera "
@@ -37,8 +44,8 @@ class WarpnoiseNoiseFromMotion:
     RETURN_TYPES = ("NOISE", "LATENT", "IMAGE", "MASK")
     RETURN_NAMES = ("noise", "latent", "animation", "masks")
     OUTPUT_TOOLTIPS = (
-        "Warped noise for SamplerCustomAdvanced: shaped like its latent, checked against it.",
-        "The same noise as a LATENT (unit variance, not a clean latent), in the chosen layout.",
+        NOISE_OUTPUT_TIP,
+        LATENT_OUTPUT_TIP,
         "The driving animation: the first frame with its layers moved, holes inpainted.",
         "Per frame, where the layers are seen (1 on a layer, 0 on the background).",
     )

@@ -63,6 +63,12 @@ _DEGRADATION_TIP = ("Go-with-the-Flow's degradation: ((1-g)Q + g*fresh)/sqrt((1-
                     "LoRAs (0.2-0.7 by task).")
 
 
+#: Tooltips of the NOISE and LATENT outputs that every warping node shares.
+NOISE_OUTPUT_TIP = ("Warped noise for SamplerCustomAdvanced: shaped like its latent, checked "
+                    "against it.")
+LATENT_OUTPUT_TIP = ("The same noise as a LATENT (unit variance, not a clean latent), in the "
+                     "chosen layout.")
+
 def _seed_input(tip: str) -> tuple[str, dict[str, Any]]:
     # "fixed": a new node keeps its seed across queues instead of re-warping with a new one.
     return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": "fixed",
@@ -131,8 +137,8 @@ class WarpnoiseNoiseFromVideo:
     RETURN_TYPES = ("NOISE", "LATENT", "IMAGE")
     RETURN_NAMES = ("noise", "latent", "preview")
     OUTPUT_TOOLTIPS = (
-        "Warped noise for SamplerCustomAdvanced: shaped like its latent, checked against it.",
-        "The same noise as a LATENT (unit variance, not a clean latent), in the chosen layout.",
+        NOISE_OUTPUT_TIP,
+        LATENT_OUTPUT_TIP,
         "Per latent frame: input | backward flow | noise (first 3 channels).",
     )
 
