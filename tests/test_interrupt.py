@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,33 @@ def test_deferral_is_a_no_op_outside_the_main_thread() -> None:
     t.start()
     t.join()
     assert errors == []
+
+
+def test_a_signal_inside_an_import_exits_at_once_instead_of_raising(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raising inside an import can cross C++ module initialisation (an abort): with
+    ``exit_now`` the handler calls it there, and raises as usual elsewhere."""
+    import sys
+
+    from warpnoise._interrupt import Terminated, signals_as_interrupts
+
+    (tmp_path / "_wn_signalled_module.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGTERM)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    calls: list[int] = []
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(signum: int) -> None:
+        calls.append(signum)
+        raise Exited
+
+    with signals_as_interrupts(exit_now=exit_now):
+        with pytest.raises(Exited):
+            import _wn_signalled_module  # noqa: F401
+        assert calls == [signal.SIGTERM]
+        with pytest.raises(Terminated):  # outside an import: the interrupt, as before
+            signal.raise_signal(signal.SIGTERM)
+    assert calls == [signal.SIGTERM]
+    sys.modules.pop("_wn_signalled_module", None)

@@ -28,7 +28,7 @@ import contextlib
 import errno
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 __all__ = ["Terminated", "as_interrupt", "deferred_interrupts", "interrupt_in_chain",
@@ -36,6 +36,7 @@ __all__ = ["Terminated", "as_interrupt", "deferred_interrupts", "interrupt_in_ch
 
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # signals raised as interrupts by signals_as_interrupts, in order
+_exit_now: list[Callable[[int], object]] = []  # innermost last (signals_as_interrupts' exit_now)
 
 
 class Terminated(KeyboardInterrupt):
@@ -53,22 +54,45 @@ def as_interrupt(signum: int | None) -> KeyboardInterrupt:
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+def _in_import(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside an import (a module's top level, reached through importlib)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
+    # An exception raised inside an import can cross C++ code that initialises an extension
+    # module (torch's pybind11 calls back into Python while it imports its submodules), which
+    # turns it into std::terminate and an abort. Imports write no output, so exiting at once
+    # is safe there.
+    if _exit_now and _in_import(frame):
+        _exit_now[-1](signum)
     raise as_interrupt(signum)
 
 
 @contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
+def signals_as_interrupts(exit_now: Callable[[int], object] | None = None) -> Iterator[None]:
     """For the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`; the
-    previous handlers are restored after. Outside the main thread it does nothing."""
+    previous handlers are restored after. Outside the main thread it does nothing.
+
+    ``exit_now(signum)``, if given, is called instead of raising when the signal lands inside an
+    import, where an exception is not safe (see :func:`_raise_interrupt`); it should end the
+    process (``os._exit``). A nested block without one keeps the enclosing block's."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {s: signal.signal(s, _raise_interrupt) for s in _DEFERRED}
+    if exit_now is not None:
+        _exit_now.append(exit_now)
     try:
         yield
     finally:
+        if exit_now is not None:
+            _exit_now.pop()
         for s, handler in saved.items():
             signal.signal(s, handler)
 

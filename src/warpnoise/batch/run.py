@@ -300,8 +300,12 @@ class RayExecutor:
                     yield item, result
                 fill()
         finally:
-            for ref in pending:  # interrupted: do not leave orphans computing on a cluster
-                ray.cancel(ref, force=True)
+            # Interrupted: do not leave orphans computing on a shared cluster. A cluster of our
+            # own is shut down with its workers; cancelling there too races the replies of the
+            # killed tasks, which Ray's core worker can abort on ("task that was not pending").
+            if not self._owns:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
 
 
 def _apply(shared: tuple[Callable[..., Any], dict[str, Any]], item: Any) -> Any:

@@ -47,6 +47,17 @@ def load_commands() -> typer.Typer:
     return __getattr__("app") if "app" not in globals() else globals()["app"]
 
 
+def _exit_at_once(signum: int) -> None:
+    """The one line and exit code of a signal that landed where raising is not safe (an import,
+    which writes nothing)."""
+    import os
+    import signal
+
+    message, code = TERMINATED if signum == signal.SIGTERM else INTERRUPTED
+    os.write(2, f"warpnoise: error: {message}\n".encode())
+    os._exit(code)
+
+
 def main() -> None:
     """The ``warpnoise`` console script. Ctrl-C and SIGTERM exit 130 / 143 with one line from
     its first statement on (see :func:`warpnoise.cli._common.run_cli`)."""
@@ -54,7 +65,7 @@ def main() -> None:
 
     from .._interrupt import signals_as_interrupts
 
-    with signals_as_interrupts():
+    with signals_as_interrupts(exit_now=_exit_at_once):
         try:
             from ._common import run_cli
 
