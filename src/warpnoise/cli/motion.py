@@ -3,6 +3,7 @@ parse, check everything, call :func:`warpnoise.motion.write`, print."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -24,13 +25,9 @@ def _pair(text: str, name: str) -> tuple[float, float]:
         x, y = float(parts[0]), float(parts[1])
     except ValueError:
         raise ValueError(f"{name} must be two numbers DX,DY, got {text!r}") from None
-    if not all(map(_finite, (x, y))):
+    if not all(map(math.isfinite, (x, y))):
         raise ValueError(f"{name} must be finite numbers, got {text!r}")
     return x, y
-
-
-def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
 
 
 @app.command("motion")
@@ -103,11 +100,11 @@ def motion_command(
         if frames is not None:
             spec = spec.with_frames(frames)
     else:
-        if zoom is not None and not (zoom > 0 and _finite(zoom)):
+        if zoom is not None and not (zoom > 0 and math.isfinite(zoom)):
             raise ValueError(f"--zoom must be a positive number, got {zoom}")
-        if rotate is not None and not _finite(rotate):
+        if rotate is not None and not math.isfinite(rotate):
             raise ValueError(f"--rotate must be a finite number, got {rotate}")
-        if not (fps > 0 and _finite(fps)):
+        if not (fps > 0 and math.isfinite(fps)):
             raise ValueError(f"--fps must be a positive number, got {fps}")
         spec = mo.camera_move(49 if frames is None else frames,
                               pan=(0.0, 0.0) if pan is None else _pair(pan, "--pan"),
