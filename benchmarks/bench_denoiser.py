@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from warpnoise.diffusion.demo import load_sr_clip
-from warpnoise.diffusion.model import load_denoiser
+from warpnoise.editing.demo import load_sr_clip
+from warpnoise.editing.denoiser import load_denoiser
 
 SIGMAS = (10, 25, 50, 100)
 

@@ -42,14 +42,14 @@ from importlib import resources
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import warpnoise
 from warpnoise.diffusion.demo import load_sr_clip
 from warpnoise.diffusion.metrics import detail_ratio, warping_error
 from warpnoise.diffusion.model import load_denoiser
 from warpnoise.diffusion.sr import STEPS as SR_STEPS
 from warpnoise.diffusion.sr import load_sr_model
 from warpnoise.diffusion.video import EditOptions, bicubic_up, downsample, edit_frames
+
+import warpnoise
 from warpnoise.estimate import estimate_flows
 
 NOISES = ("snap", "snap:slack=2", "persistent", "nearest", "fixed", "random", "integral",

@@ -2,15 +2,15 @@
 
 Held-out real images, none of them seen in training (``scripts/train_sr.py`` lists what was):
 scikit-image's ``chelsea``, ``coffee`` and ``rocket`` (whole, cropped to multiples of 4) and the
-demo's three 16-frame clips (:data:`warpnoise.diffusion.demo.CLIPS`, from ``box.mp4``, a video no
+demo's three 16-frame clips (:data:`warpnoise.editing.demo.CLIPS`, from ``box.mp4``, a video no
 training image comes from).
 Each is area-downsampled 4x and upsampled again, by bicubic interpolation (the floor) and by the
 model, sampling with i.i.d. noise (DDIM η = 1, fresh noise at every step) from several seeds.
 Printed: PSNR and SSIM per set (the images together, each clip alone) with their differences to
 bicubic, the spread between two seeds' outputs (PSNR of one against the other: infinite if the
 noise did not matter), and the seconds per megapixel of output. Without ``--strength``,
-``--steps``, ``--eta``: two rows, the model's default sampling (:mod:`warpnoise.diffusion.sr`)
-and the demo's (:data:`warpnoise.diffusion.demo.SAMPLING`, where the noise matters more).
+``--steps``, ``--eta``: two rows, the model's default sampling (:mod:`warpnoise.editing.sr`)
+and the demo's (:data:`warpnoise.editing.demo.SAMPLING`, where the noise matters more).
 
     python benchmarks/bench_sr.py                       # the model's and the demo's sampling
     python benchmarks/bench_sr.py --strength 0.5 --steps 20 --seeds 3 --weights /tmp/sr.safetensors
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from warpnoise.diffusion.demo import CLIPS, SAMPLING, load_clip
-from warpnoise.diffusion.metrics import psnr, ssim
-from warpnoise.diffusion.sr import ETA, STEPS, STRENGTH, load_sr_model, super_resolve
-from warpnoise.diffusion.video import bicubic_up, downsample, to_model, to_uint8
+from warpnoise.editing.demo import CLIPS, SAMPLING, load_clip
+from warpnoise.editing.edit import bicubic_up, downsample, to_model, to_uint8
+from warpnoise.editing.metrics import psnr, ssim
+from warpnoise.editing.sr import ETA, STEPS, STRENGTH, load_sr_model, super_resolve
 
 HELD_OUT = ("chelsea", "coffee", "rocket")
 

@@ -1,7 +1,7 @@
 """Where the noise matters and the bundled super-resolver still beats bicubic: a sampling sweep.
 
 For each sampling setting (DDIM η, strength, steps; the reverse process starts from the model's
-posterior mean noised to ``strength · T``, :func:`warpnoise.diffusion.sr.super_resolve`), on
+posterior mean noised to ``strength · T``, :func:`warpnoise.editing.sr.super_resolve`), on
 the held-out sets of ``bench_sr.py`` (the demo's three clips, and scikit-image's ``chelsea``,
 ``coffee``, ``rocket``): PSNR and SSIM against bicubic (Δ, mean over sets' items and seeds), and
 how much of the output the noise decides: the RMS of the hallucinated detail (output minus the
@@ -23,9 +23,9 @@ import torch
 from bench_sr import held_out_sets, sample
 from diffusers import DDIMScheduler
 
-from warpnoise.diffusion.metrics import psnr, ssim
-from warpnoise.diffusion.sr import ETA, STEPS, STRENGTH, load_sr_model
-from warpnoise.diffusion.video import bicubic_up, downsample
+from warpnoise.editing.edit import bicubic_up, downsample
+from warpnoise.editing.metrics import psnr, ssim
+from warpnoise.editing.sr import ETA, STEPS, STRENGTH, load_sr_model
 
 #: ``eta:strength:steps``; the first is the model's former default.
 GRID = [f"{ETA:g}:{STRENGTH:g}:{STEPS}", "1:0.1:20", "1:0.1:40", "1:0.15:20", "1:0.2:20",

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from _training import Trainer, seeded_init
 from PIL import Image
 
-from warpnoise.diffusion.model import denoiser_config, new_denoiser, save_denoiser
+from warpnoise.editing.denoiser import denoiser_config, new_denoiser, save_denoiser
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DIR = ROOT / "src" / "warpnoise" / "data" / "train_images"

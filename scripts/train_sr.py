@@ -1,14 +1,14 @@
 """Train the bundled 4x super-resolver (``src/warpnoise/data/sr4.safetensors``).
 
-The SR3-style residual model of :mod:`warpnoise.diffusion.sr`: with ``up`` the bicubic 4x
+The SR3-style residual model of :mod:`warpnoise.editing.sr`: with ``up`` the bicubic 4x
 upsampling of the 4x area-downsampled crop ``x0`` (the degradation the demo and ``warpnoise edit
---task sr4`` use, :func:`~warpnoise.diffusion.video.downsample` then
-:func:`~warpnoise.diffusion.video.bicubic_up`, uint8 at each stage as there), the residual
+--task sr4`` use, :func:`~warpnoise.editing.edit.downsample` then
+:func:`~warpnoise.editing.edit.bicubic_up`, uint8 at each stage as there), the residual
 ``r = k (x0 - up)`` is diffused and the network, given ``[r_t, up]`` and ``t``, is trained on
 ``|v - v_θ|²`` with ``v = sqrt(ᾱ_t) ε - sqrt(1-ᾱ_t) r`` (Salimans & Ho 2022, §4), for half of each
 batch with ``t = ⌊(T-1) u²⌋``, u uniform (low noise levels, where the sampler runs, weigh more;
 every level below ``T-1`` is trained). The other half trains the posterior-mean mode that the
-sampler starts from (:func:`~warpnoise.diffusion.sr.predicted_residual`): input ``r_t = 0`` at
+sampler starts from (:func:`~warpnoise.editing.sr.predicted_residual`): input ``r_t = 0`` at
 ``t = T-1``, target the ``v`` whose x0-prediction is ``r``, i.e. the regression of ``E[r | up]``.
 Measured while designing this: with t uniform only, that mean was learnt slowly (correlation
 0.08-0.15 with the true residual after 750 steps, where a plain regression of the same network
@@ -49,8 +49,8 @@ import torch.nn.functional as F
 from _training import Trainer, seeded_init
 from PIL import Image
 
-from warpnoise.diffusion.sr import new_sr_model, save_sr_model, sr_config
-from warpnoise.diffusion.video import bicubic_up, downsample, to_model
+from warpnoise.editing.edit import bicubic_up, downsample, to_model
+from warpnoise.editing.sr import new_sr_model, save_sr_model, sr_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DIR = ROOT / "src" / "warpnoise" / "data" / "train_images"

@@ -9,7 +9,7 @@ from typing import Any
 try:
     import torch
 
-    from warpnoise.diffusion.comfyui import WarpedNoise, arrange, custom_preset
+    from warpnoise.integrations.comfyui import WarpedNoise, arrange, custom_preset
     from warpnoise.motion.comfyui import camera_or_file, noise_from_motion
 except ImportError as e:  # ComfyUI logs this message when it skips the pack
     raise ImportError(

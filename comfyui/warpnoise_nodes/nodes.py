@@ -1,6 +1,6 @@
 """The nodes, on ComfyUI's legacy API (INPUT_TYPES, RETURN_TYPES, RETURN_NAMES, FUNCTION, CATEGORY).
 
-They only declare inputs and outputs and call :mod:`warpnoise.diffusion.comfyui`, where the work
+They only declare inputs and outputs and call :mod:`warpnoise.integrations.comfyui`, where the work
 and its tests live. ComfyUI's own modules (progress bar, interruption, input folder) are imported
 inside the calls, guarded, so the pack imports and runs without ComfyUI.
 """
@@ -17,7 +17,7 @@ try:
 
     from warpnoise import DEFAULT_METHOD, methods
     from warpnoise.diffusion import PRESETS, latent_preset
-    from warpnoise.diffusion.comfyui import (
+    from warpnoise.integrations.comfyui import (
         FLOWS,
         LAYOUTS,
         WarpedNoise,

@@ -47,8 +47,6 @@ from torch import Tensor
 
 from . import __version__
 from .backends import check_available
-from .diffusion.degradation import degradation_map, degrade, read_degradation_map
-from .diffusion.latents import LatentPreset, arrange_latents, check_video, latent_preset
 from .estimate import (
     FLOW_METHODS,
     PairEstimator,
@@ -60,8 +58,9 @@ from .field import block_integrate
 from .io.atomic import check_outputs
 from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
-from .io.video import ClipInfo, FrameSource, VideoWriter, read_frames
-from .io.video import _check_selection as check_selection
+from .io.video import ClipInfo, FrameSource, VideoWriter, check_selection, read_frames
+from .latent.degradation import degradation_map, degrade, read_degradation_map
+from .latent.presets import LatentPreset, arrange_latents, check_video, latent_preset
 from .methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
 from .rng import check_device, check_seed, derive_seed, make_generator
 from .viz import preview_frame

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from warpnoise.batch import SerialExecutor, plan_jobs, read_journal, run_batch
-from warpnoise.batch.run import PARTIAL_DIR, RayExecutor, _check_reachable, process_job
+from warpnoise.batch.run import PARTIAL_DIR, RayExecutor, check_reachable, process_job
 from warpnoise.io.noisefile import load_noise, save_noise, validate_noise_file
 
 CALLS: list[str] = []
@@ -171,8 +171,8 @@ def test_unreachable_cluster_address_fails_fast_with_value_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(ValueError, match="cannot reach the Ray cluster"):
-        _check_reachable(f"127.0.0.1:{port}", timeout=2)
-    _check_reachable("auto")  # left to Ray
+        check_reachable(f"127.0.0.1:{port}", timeout=2)
+    check_reachable("auto")  # left to Ray
 
 
 def test_ray_executor_rejects_bad_sizes() -> None:

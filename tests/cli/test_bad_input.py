@@ -236,8 +236,8 @@ if not HAS_CUDA:
 #: file, starting Ray. Early rows must fail before any of them.
 WORK: list[str] = ["av.open", "warpnoise.io.noisefile.load_noise"]
 if HAS_DIFFUSERS:
-    WORK += ["warpnoise.diffusion.model.load_denoiser", "warpnoise.diffusion.demo.load_clip",
-             "warpnoise.diffusion.sr.load_sr_model"]
+    WORK += ["warpnoise.editing.denoiser.load_denoiser", "warpnoise.editing.demo.load_clip",
+             "warpnoise.editing.sr.load_sr_model"]
 if HAS_RAY:
     WORK += ["ray.init"]
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.io._clips import texture
 from warpnoise import motion
-from warpnoise.diffusion.comfyui import arrange
+from warpnoise.integrations.comfyui import arrange
 from warpnoise.io.noisefile import load_latents
 from warpnoise.motion.comfyui import ExactPairs, camera_or_file, noise_from_motion
 from warpnoise.pipeline import NoiseOptions

@@ -193,7 +193,7 @@ class SerialExecutor:
                 yield item, err
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
+def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast on a ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody listens on: Ray itself
     retries for minutes. ``auto`` and other forms are left to Ray."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
@@ -246,7 +246,7 @@ class RayExecutor:
             if self.address is None:
                 kwargs["num_cpus"] = (self.workers or os.cpu_count() or 1) * self.cpus_per_worker
             else:
-                _check_reachable(self.address)
+                check_reachable(self.address)
                 kwargs["address"] = self.address
             try:
                 with kept_signal_handlers():  # Ray's handlers exit 15 and dump stacks

@@ -23,8 +23,8 @@ from .io_commands import (
     SizeOpt,
     StartOpt,
     StrideOpt,
-    _method_options,
-    _size,
+    option_pairs,
+    size_option,
 )
 
 EXIT_SOME_FAILED = 3
@@ -165,7 +165,7 @@ def batch_command(
     Exit code 0: all videos done; 3: finished, some videos failed; 2: bad input.
     """
     from ..batch import RayExecutor, plan_jobs, run_batch
-    from ..batch.run import RAY_MISSING, _check_reachable
+    from ..batch.run import RAY_MISSING, check_reachable
     from ..io.atomic import check_output_folder
     from ..pipeline import NoiseOptions
     from ..rng import check_seed
@@ -182,12 +182,13 @@ def batch_command(
     check_seed(seed, "--seed")
     check_output_folder(outdir)
     if address is not None:
-        _check_reachable(address)  # HOST:PORT nobody listens on; Ray itself would retry for minutes
+        check_reachable(address)  # HOST:PORT nobody listens on; Ray itself would retry for minutes
     options: dict[str, Any] = {
         "method": method, "channels": channels, "downsample": downsample, "flow": flow,
         "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(
-            raft_weights), "dtype": dtype, "size": _size(size), "scale": scale, "start": start,
-        "frames": frames, "stride": stride, "method_options": _method_options(option or [])}
+            raft_weights), "dtype": dtype, "size": size_option(size), "scale": scale,
+        "start": start, "frames": frames, "stride": stride,
+        "method_options": option_pairs(option or [])}
     # A bad batch-wide option fails now, not once per video; plan_jobs checks per-row ones.
     NoiseOptions(**options).check()
     jobs = plan_jobs(input, outdir, options, options_type=NoiseOptions, seed=seed,

@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from ..diffusion.demo import CLIPS, FORMER
-from ..diffusion.demo import SAMPLING as DEMO_SAMPLING
-from ..diffusion.pipelines import SCHEDULERS
-from ..diffusion.sr import STEPS as SR_STEPS
-from ..diffusion.sr import STRENGTH as SR_STRENGTH
+from ..editing.demo import CLIPS, FORMER
+from ..editing.demo import SAMPLING as DEMO_SAMPLING
+from ..editing.models import SCHEDULERS
+from ..editing.sr import STEPS as SR_STEPS
+from ..editing.sr import STRENGTH as SR_STRENGTH
 from ..methods import DEFAULT_METHOD, methods
 from . import app
 from ._common import handle_errors, progress_bar
@@ -26,8 +26,8 @@ from .io_commands import (
     ScaleOpt,
     StartOpt,
     StrideOpt,
-    _method_options,
-    _size,
+    option_pairs,
+    size_option,
 )
 
 _DIFFUSION = "Diffusion"
@@ -57,7 +57,7 @@ def edit_command(
     model: Annotated[str, typer.Option(
         "--model", help="'bundled' (the project's models: a small pixel-space denoiser for "
         "--task sdedit, the conditional 4x super-resolver for --task sr4), a .safetensors saved "
-        "by warpnoise.diffusion.model.save_denoiser or diffusion.sr.save_sr_model (config .json "
+        "by warpnoise.editing.denoiser.save_denoiser or diffusion.sr.save_sr_model (config .json "
         "beside it), a local diffusers pipeline folder, or a hub id (from_pretrained; needs a "
         "network). UNet pipelines: Stable Diffusion 1.x/2.x, SDXL, DeepFloyd IF stage I, DDPM.",
         rich_help_panel=_DIFFUSION)] = "bundled",
@@ -125,26 +125,26 @@ def edit_command(
     Needs the whole clip: its frames, flows and noise are held in memory (pick a part with
     --start/--frames/--stride).
     """
-    from ..diffusion.pipelines import load_edit_model
-    from ..diffusion.video import (
+    from ..editing.edit import (
         EditOptions,
         check_frame_size,
         edit_frames,
         edit_measures,
         input_frames,
     )
+    from ..editing.models import load_edit_model
     from ..estimate import estimate_flows
     from ..io.atomic import check_outputs
-    from ..io.video import _check_selection, read_frames, write_video
+    from ..io.video import check_selection, read_frames, write_video
 
     opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
                        seed=seed, scheduler=scheduler, batch_size=batch_size,
-                       dis_preset=dis_preset, method_options=_method_options(option or []))
+                       dis_preset=dis_preset, method_options=option_pairs(option or []))
     opts.check()
     if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
-    frame_size = _size(size)
-    _check_selection(frame_size, scale, start, frames, stride)
+    frame_size = size_option(size)
+    check_selection(frame_size, scale, start, frames, stride)
     if frame_size is not None and model == "bundled" and task == "sdedit":
         check_frame_size(*frame_size, task)  # other models' multiple: once loaded; sr4: any size
     if not 0 < fps < math.inf:
@@ -221,7 +221,7 @@ def demo_command(
     once per noise method and clip, scored by what the noise does (follows motion, sticks to the
     screen, warping error, detail; PSNR, SSIM): side_by_side.mp4, comparison.png, xt_slices.png,
     frame_strip.png, noise_figure.png, results.json, results.md."""
-    from ..diffusion.demo import run_demo
+    from ..editing.demo import run_demo
 
     # run_demo checks every argument (folder, frames, methods, strength, steps, seed) first.
 

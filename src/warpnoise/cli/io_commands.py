@@ -44,19 +44,19 @@ _OCCLUSION_HELP = (
 )
 
 
-def _latent_models() -> list[str]:
-    from ..diffusion.latents import PRESETS
+def latent_models() -> list[str]:
+    from ..latent.presets import PRESETS
 
     return list(PRESETS)
 
 
-def _size(text: str | None) -> tuple[int, int] | None:
+def size_option(text: str | None) -> tuple[int, int] | None:
     from ..io.video import parse_size
 
     return None if text is None else parse_size(text)
 
 
-def _method_options(items: list[str]) -> dict[str, Any]:
+def option_pairs(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -110,7 +110,8 @@ def flow_command(
 
     opts = NoiseOptions(flow=flow, dis_preset=dis_preset,
                         raft_weights=None if raft_weights is None else str(raft_weights),
-                        size=_size(size), scale=scale, start=start, frames=frames, stride=stride)
+                        size=size_option(size), scale=scale, start=start, frames=frames,
+                        stride=stride)
     with progress_bar(quiet) as progress:
         res = video_to_flows(input, output, opts, progress=progress)
     typer.echo(f"wrote {output}: {res.flows} backward + {res.flows} forward flows, "
@@ -156,7 +157,7 @@ def noise_command(
         "torch (an explicit choice fails instead of falling back).")] = "auto",
     latent: Annotated[str | None, typer.Option(
         "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
-        f"(.safetensors, tensor 'latents'): {', '.join(_latent_models())}. Sets channels and "
+        f"(.safetensors, tensor 'latents'): {', '.join(latent_models())}. Sets channels and "
         "downsample; checks the frame and size rules. Holds the latent frames in memory until "
         "the end (the tensor is arranged whole; a small fraction of the pixel noise).",
         rich_help_panel=_LATENT)] = None,
@@ -190,14 +191,14 @@ def noise_command(
     docs/memory.md).
     """
     from ..diagnostics import compile_notice
-    from ..diffusion.latents import latent_preset
+    from ..latent.presets import latent_preset
     from ..pipeline import NoiseOptions, video_to_noise
 
     opts = NoiseOptions(
         method=method, channels=channels, downsample=downsample, flow=flow,
         dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
-        seed=seed, dtype=dtype, size=_size(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_with_backend(_method_options(option or []), backend),
+        seed=seed, dtype=dtype, size=size_option(size), scale=scale, start=start, frames=frames,
+        stride=stride, method_options=_with_backend(option_pairs(option or []), backend),
         device=device,
         latent=latent, degradation=degradation,
         degradation_map=None if degradation_map is None else str(degradation_map),

@@ -11,7 +11,7 @@ import typer
 
 from . import app
 from ._common import handle_errors, progress_bar
-from .io_commands import QuietOpt, _latent_models
+from .io_commands import QuietOpt, latent_models
 
 _CAMERA = "Ready-made camera moves (instead of a motion file)"
 _LATENT = "Diffusion models"
@@ -60,7 +60,7 @@ def motion_command(
     ] = 16.0,
     latent: Annotated[str | None, typer.Option(
         "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline: "
-        f"{', '.join(_latent_models())}. Sets channels and downsample; checks the frame and "
+        f"{', '.join(latent_models())}. Sets channels and downsample; checks the frame and "
         "size rules.", rich_help_panel=_LATENT)] = None,
     degradation: Annotated[float, typer.Option(
         "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1] (0.5 for its LoRAs).",

@@ -1,42 +1,63 @@
-"""Diffusion hooks: warped noise into k-diffusion samplers and diffusers models.
+"""The names of warpnoise 0.x's ``warpnoise.diffusion``, kept so that code written for them runs.
 
-- :class:`WarpedNoiseSampler`: a k-diffusion ``noise_sampler(sigma, sigma_next)`` serving a fresh
-  warped ``(T, C, h, w)`` sequence per call (per step), at pixel or latent resolution.
-- :func:`sdedit`: SDEdit for video with a diffusers UNet/transformer + scheduler (+ VAE, text
-  embeddings), every noise draw ours (``add_noise``/``scale_noise``, ``variance_noise``, or own
-  DDPM / Euler-ancestral steps).
-- :func:`to_video_latents`: warped noise as ``latents=`` for AnimateDiff/Wan ``[B, C, F, H, W]`` and
-  CogVideoX ``[B, F, C, H, W]``.
-- :func:`latents_for` and :data:`PRESETS`: warped noise as the exact ``latents=`` tensor of Wan,
-  CogVideoX, HunyuanVideo, LTX-Video, SD/SDXL and Flux pipelines (frame and size rules checked).
-- :func:`degrade`: Go-with-the-Flow's degradation γ, blending in fresh noise, exactly N(0, 1).
-- :func:`video_to_video_latents`: SDEdit for Wan/CogVideoX video pipelines, ``latents=`` noised
-  to the step ``strength`` starts from with our noise.
-- :func:`load_edit_model`: a pretrained diffusers UNet pipeline (folder or hub id) for
-  :func:`sdedit`, as ``warpnoise edit --model`` uses it.
-- :func:`load_denoiser`: the small pixel-space model the project trains and bundles.
-
-Needs the ``diffusion`` extra (``pip install 'warpnoise[diffusion]'``) for diffusers models.
+The code lives by what it serves: :mod:`warpnoise.latent` (latent presets, layouts and
+degradation, below the pipeline), :mod:`warpnoise.editing` (editing with the bundled or
+pretrained models, their metrics and the demo) and :mod:`warpnoise.integrations` (k-diffusion,
+video-to-video, ComfyUI). ``warpnoise.diffusion.X`` for each former module ``X`` is that module
+(the same object, so patching one patches the other).
 """
 
 from __future__ import annotations
 
-from .degradation import degradation_map, degrade
-from .latents import (
+import importlib
+import sys
+
+#: Former module name -> where the module lives now.
+MOVED = {
+    "latents": "warpnoise.latent.presets",
+    "degradation": "warpnoise.latent.degradation",
+    "noise": "warpnoise.integrations.kdiffusion",
+    "model": "warpnoise.editing.denoiser",
+    "sr": "warpnoise.editing.sr",
+    "sdedit": "warpnoise.editing.sdedit",
+    "pipelines": "warpnoise.editing.models",
+    "video": "warpnoise.editing.edit",
+    "metrics": "warpnoise.editing.metrics",
+    "demo": "warpnoise.editing.demo",
+    "comfyui": "warpnoise.integrations.comfyui",
+    "video2video": "warpnoise.integrations.video2video",
+}
+
+for _old, _new in MOVED.items():
+    _module = importlib.import_module(_new)
+    sys.modules[f"{__name__}.{_old}"] = _module
+    globals()[_old] = _module
+
+from ..editing.denoiser import load_denoiser  # noqa: E402
+from ..editing.models import EditModel, load_edit_model  # noqa: E402
+from ..editing.sdedit import (  # noqa: E402
+    ddpm_step,
+    euler_ancestral_step,
+    noise_to,
+    sdedit,
+    sdedit_timesteps,
+)
+from ..integrations.kdiffusion import WarpedNoiseSampler, warped_noise  # noqa: E402
+from ..integrations.video2video import encode_video, video_to_video_latents  # noqa: E402
+from ..latent import (  # noqa: E402
     PRESETS,
     LatentPreset,
     arrange_latents,
     check_video,
+    degradation_map,
+    degrade,
     keeps_frame,
     latent_preset,
     latents_for,
+    read_degradation_map,
     split_latents,
+    to_video_latents,
 )
-from .model import load_denoiser
-from .noise import WarpedNoiseSampler, to_video_latents, warped_noise
-from .pipelines import EditModel, load_edit_model
-from .sdedit import ddpm_step, euler_ancestral_step, noise_to, sdedit, sdedit_timesteps
-from .video2video import encode_video, video_to_video_latents
 
 __all__ = [
     "PRESETS",

@@ -11,7 +11,7 @@ Convention:
       (Burgert et al., CVPR 2025: what its CogVideoX inference reads).
     * ``.safetensors`` written by ``warpnoise noise --latent MODEL``: one tensor ``latents`` in
       exactly the shape the model's diffusers pipeline takes as ``latents=`` (see
-      :mod:`warpnoise.diffusion.latents`), metadata ``format`` ``warpnoise-latents/1`` and
+      :mod:`warpnoise.latent.presets`), metadata ``format`` ``warpnoise-latents/1`` and
       ``latent_model``; read it with :func:`load_latents`.
 """
 

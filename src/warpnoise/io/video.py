@@ -64,7 +64,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _check_selection(size: tuple[int, int] | None, scale: float | None, start: int,
+def check_selection(size: tuple[int, int] | None, scale: float | None, start: int,
                      frames: int | None, stride: int) -> None:
     if size is not None and scale is not None:
         raise ValueError("give either size or scale, not both")
@@ -130,7 +130,7 @@ class FrameSource:
     def __init__(self, path: str | os.PathLike, *, size: tuple[int, int] | None = None,
                  scale: float | None = None, start: int = 0, frames: int | None = None,
                  stride: int = 1) -> None:
-        _check_selection(size, scale, start, frames, stride)
+        check_selection(size, scale, start, frames, stride)
         self.path = Path(path)
         if not self.path.exists():
             raise ValueError(f"input {str(self.path)!r} does not exist")

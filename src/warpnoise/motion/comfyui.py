@@ -1,7 +1,7 @@
 """The motion node's work for ComfyUI: a first frame and a motion to latent noise, the driving
 animation and the layers' masks.
 
-The noise is made by :func:`warpnoise.diffusion.comfyui.latent_noise_from_images` on the rendered
+The noise is made by :func:`warpnoise.integrations.comfyui.latent_noise_from_images` on the rendered
 animation, with :class:`ExactPairs` in place of an optical-flow estimator: the same pieces and
 bits as ``warpnoise motion IMAGE MOTION --latent MODEL --degradation γ --seed SEED``.
 
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..diffusion.comfyui import LatentNoise, frame_rgb8, latent_noise_from_images
-from ..diffusion.latents import LatentPreset, check_video, latent_preset
+from ..integrations.comfyui import LatentNoise, frame_rgb8, latent_noise_from_images
+from ..latent.presets import LatentPreset, check_video, latent_preset
 from .flows import flows
 from .render import render
 from .scene import Scene, scene

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .scene import BACKGROUND, Scene, _apply, apply_grid
+from .scene import BACKGROUND, Scene, apply_grid, apply_matrix
 
 __all__ = ["BACKGROUND", "FlowStep", "flows", "positions"]
 
@@ -62,7 +62,7 @@ def _moved(sc: Scene, owner: np.ndarray, t_from: int, t_to: int) -> np.ndarray:
         if idx.size:
             if grid is None:
                 grid = apply_grid(np.eye(3), sc.height, sc.width).reshape(2, -1)
-            flat[:, idx] = _apply(sc.step_map(k, t_from, t_to), grid[:, idx])
+            flat[:, idx] = apply_matrix(sc.step_map(k, t_from, t_to), grid[:, idx])
     return out
 
 
@@ -98,4 +98,4 @@ def positions(sc: Scene, points: np.ndarray, layer: int, t: int) -> np.ndarray:
     """``(N, 2)``: where frame t shows first-frame points ``(N, 2)`` of ``layer`` (-1:
     background), camera included."""
     pts = np.asarray(points, dtype=np.float64).T
-    return _apply(sc.placement(layer, t), pts).T
+    return apply_matrix(sc.placement(layer, t), pts).T

@@ -112,7 +112,7 @@ def _layer_maps(layer: Layer, frames: int, anchor: np.ndarray) -> np.ndarray:
     return out
 
 
-def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_matrix(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """``m`` applied to points ``(2, ...)`` (homogeneous division included)."""
     x, y = pts[0], pts[1]
     out = np.empty(pts.shape, dtype=np.float64)
@@ -235,7 +235,7 @@ class Scene:
             lo, hi = self.frame_bounds(k, t)
             idx = np.flatnonzero((flat[0] >= lo[0]) & (flat[0] <= hi[0]) & (flat[1] >= lo[1])
                                  & (flat[1] <= hi[1]))
-            back = _apply(np.linalg.inv(self.placement(k, t)), flat[:, idx])
+            back = apply_matrix(np.linalg.inv(self.placement(k, t)), flat[:, idx])
             flat_out[idx[self.layers[k].contains(back)]] = k
         return out
 
@@ -260,7 +260,7 @@ class Scene:
         pixel's margin."""
         lo, hi = self.layers[layer].bounds
         corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-        q = _apply(self.placement(layer, t), corners.T)
+        q = apply_matrix(self.placement(layer, t), corners.T)
         return q.min(axis=1) - 1.0, q.max(axis=1) + 1.0
 
 

@@ -38,8 +38,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import motion as mo
-from ..diffusion.latents import PRESETS
 from ..io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..latent.presets import PRESETS
 from ..pipeline import NoiseOptions
 from .preview import preview, single_threaded
 

@@ -14,9 +14,10 @@ pytest.importorskip("diffusers")
 
 from diffusers import DDIMScheduler
 
-from warpnoise.diffusion.metrics import psnr, ssim
-from warpnoise.diffusion.model import denoiser_config, new_denoiser, save_denoiser
-from warpnoise.diffusion.sr import (
+from warpnoise.editing.denoiser import denoiser_config, new_denoiser, save_denoiser
+from warpnoise.editing.edit import bicubic_up, downsample
+from warpnoise.editing.metrics import psnr, ssim
+from warpnoise.editing.sr import (
     SR3Net,
     is_sr_file,
     is_sr_model,
@@ -26,7 +27,6 @@ from warpnoise.diffusion.sr import (
     sr_config,
     super_resolve,
 )
-from warpnoise.diffusion.video import bicubic_up, downsample
 
 BUNDLED = Path(str(resources.files("warpnoise") / "data" / "sr4.safetensors"))
 

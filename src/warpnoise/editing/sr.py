@@ -3,7 +3,7 @@
 SR3 (Saharia et al., "Image Super-Resolution via Iterative Refinement", TPAMI 2022, §2) denoises
 ``x_t`` with the bicubic upsampling of the low-resolution image concatenated beside it, so every
 step is conditioned on the input; sampling is ancestral, so fresh noise enters at every step
-(here DDIM with ``eta = 1`` fed warped noise by :func:`~warpnoise.diffusion.sdedit`). Three choices
+(here DDIM with ``eta = 1`` fed warped noise by :func:`~warpnoise.editing.sdedit`). Three choices
 make a small model trainable on a CPU in minutes:
 
 - **Residual diffusion** (SRDiff, Li et al., Neurocomputing 2022, §3.2): the diffused variable is
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import read_weights, save_denoiser
+from .denoiser import read_weights, save_denoiser
 
 __all__ = ["SR_WEIGHTS", "SR3Net", "is_sr_model", "load_sr_model", "new_sr_model", "sr_config",
            "super_resolve"]
@@ -237,7 +237,7 @@ def super_resolve(
 ) -> Tensor:
     """Sample high-resolution frames given their bicubic upsampling, all noise supplied.
 
-    Runs :func:`~warpnoise.diffusion.sdedit` on the residual, with ``up`` concatenated to the
+    Runs :func:`~warpnoise.editing.sdedit` on the residual, with ``up`` concatenated to the
     model input at every step, and returns ``up + r / k``. The reverse process starts at
     ``strength · T`` from ``start_from``: ``"bicubic"`` (``r = 0``) or ``"mean"`` (the network's
     :func:`predicted_residual`: the last part of the reverse process then adds the detail that

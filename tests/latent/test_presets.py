@@ -22,8 +22,8 @@ from warpnoise.diffusion import (  # noqa: E402
     latents_for,
     split_latents,
 )
-from warpnoise.diffusion.latents import pack_tokens, unpack_tokens  # noqa: E402
 from warpnoise.field import block_integrate  # noqa: E402
+from warpnoise.latent.presets import pack_tokens, unpack_tokens  # noqa: E402
 
 
 def bare(cls: type, **components: object) -> object:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from warpnoise.diffusion import latents_for
-from warpnoise.diffusion.comfyui import (
+from warpnoise.integrations.comfyui import (
     LatentNoise,
     WarpedNoise,
     arrange,
@@ -23,8 +23,8 @@ from warpnoise.diffusion.comfyui import (
     parse_method_options,
     resolve_input_path,
 )
-from warpnoise.diffusion.latents import latent_preset
 from warpnoise.io.noisefile import save_noise
+from warpnoise.latent.presets import latent_preset
 from warpnoise.rng import derive_seed
 
 
@@ -224,7 +224,7 @@ def test_frame_guided_methods_get_the_images_as_frames() -> None:
 def test_first_run_announces_the_kernel_compilation(cached: bool, monkeypatch, capsys) -> None:
     """A ComfyUI console shows why the first run waits (numba compiling), and when it is over;
     nothing once the kernels are cached."""
-    from warpnoise.diffusion.comfyui import custom_preset
+    from warpnoise.integrations.comfyui import custom_preset
     from warpnoise.kernels import boxes
 
     monkeypatch.setattr(boxes, "cache_status", lambda channels=4: cached)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from warpnoise.diffusion.metrics import (
+from warpnoise.editing.metrics import (
     detail_ratio,
     follows_motion,
     psnr,

@@ -1,11 +1,11 @@
 """Pretrained diffusers pipelines as SDEdit models: load one, take its parts, pick a scheduler.
 
 ``warpnoise edit --model`` takes the bundled denoiser, a ``.safetensors`` saved by
-:func:`~warpnoise.diffusion.model.save_denoiser`, a local diffusers pipeline folder
+:func:`~warpnoise.editing.denoiser.save_denoiser`, a local diffusers pipeline folder
 (``save_pretrained`` / a downloaded snapshot) or a hub id (``from_pretrained``: downloads when a
 network is there). Whatever the source, it becomes an :class:`EditModel`: the UNet, its
 scheduler, the VAE (latent models) and the prompt's text embeddings, which is what
-:func:`~warpnoise.diffusion.sdedit` needs. Latent models get noise warped at pixel resolution and
+:func:`~warpnoise.editing.sdedit` needs. Latent models get noise warped at pixel resolution and
 integrated over the VAE's ``s x s`` blocks (``factor``), exactly N(0, 1) on the latent grid.
 
 Supported: pipelines whose denoiser is a UNet called as ``unet(x, t, encoder_hidden_states=...)``
@@ -55,7 +55,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class EditModel:
-    """Everything :func:`~warpnoise.diffusion.sdedit` needs from a model, plus how to feed it.
+    """Everything :func:`~warpnoise.editing.sdedit` needs from a model, plus how to feed it.
 
     Attributes:
         unet: called as ``unet(x, t, encoder_hidden_states=...)`` (or ``unet(x, t)``).
@@ -68,7 +68,7 @@ class EditModel:
         encoder_hidden_states / negative_encoder_hidden_states: prompt embeddings (batch 1).
         size_kwargs: for UNets conditioned on the image size too (SDXL): called with the frame
             ``(height, width)``, returns ``(cond_kwargs, negative_cond_kwargs)`` for
-            :func:`~warpnoise.diffusion.sdedit`.
+            :func:`~warpnoise.editing.sdedit`.
         guidance_scale: classifier-free guidance (1: none).
         device, dtype: where and in what precision the model runs.
         name: for messages.
@@ -155,7 +155,7 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu") -> 
 
 def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "",
                         guidance_scale: float = 7.5) -> EditModel:
-    """Take a loaded pipeline apart for :func:`~warpnoise.diffusion.sdedit`.
+    """Take a loaded pipeline apart for :func:`~warpnoise.editing.sdedit`.
 
     Text-conditioned pipelines (an ``encode_prompt`` and a text encoder) get the prompt's
     embeddings, and the negative prompt's when ``guidance_scale > 1``.
@@ -231,7 +231,7 @@ def load_edit_model(spec: str = "bundled", *, prompt: str | None = None,
     """The :class:`EditModel` behind ``warpnoise edit --model spec --task task``.
 
     ``"bundled"``: the project's conditional 4x super-resolver for ``task="sr4"``
-    (:mod:`~warpnoise.diffusion.sr`), its pixel-space denoiser otherwise. A ``.safetensors``
+    (:mod:`~warpnoise.editing.sr`), its pixel-space denoiser otherwise. A ``.safetensors``
     file: either format, told apart by the config beside it (a super-resolver only for
     ``sr4``). Neither takes a prompt. A folder or a hub id: :func:`load_pipeline` +
     :func:`pipeline_edit_model` (``guidance_scale`` defaults to 7.5, the prompts to empty).
@@ -240,7 +240,7 @@ def load_edit_model(spec: str = "bundled", *, prompt: str | None = None,
         ValueError: anything that cannot be loaded, and prompts or guidance for a model
             without a text encoder.
     """
-    from .model import load_denoiser
+    from .denoiser import load_denoiser
     from .sr import is_sr_file, load_sr_model
 
     torch_dtype = _dtype(dtype)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from warpnoise import DEFAULT_METHOD
-from warpnoise.diffusion.demo import BASELINES, demo_methods
+from warpnoise.editing.demo import BASELINES, demo_methods
 
 
 def test_demo_compares_the_baselines_and_the_default_once() -> None:
@@ -20,7 +20,7 @@ def test_demo_compares_every_baseline_the_paper_names() -> None:
 
 
 def test_results_table_writes_a_dash_where_a_score_has_no_meaning() -> None:
-    from warpnoise.diffusion.demo import DemoRow, _table
+    from warpnoise.editing.demo import DemoRow, _table
 
     settings = {"frames": 2, "size": "64x48", "eta": 1.0, "strength": 0.5, "steps": 10,
                 "seed": 0, "former": False, "default_method": "persistent"}
@@ -40,7 +40,7 @@ def test_results_table_writes_a_dash_where_a_score_has_no_meaning() -> None:
 def test_every_bundled_clip_is_16_frames_of_128_squared_and_distinct() -> None:
     import numpy as np
 
-    from warpnoise.diffusion.demo import CLIPS, load_clip, load_sr_clip
+    from warpnoise.editing.demo import CLIPS, load_clip, load_sr_clip
 
     clips = {name: load_clip(name) for name in CLIPS}
     assert set(clips) == {"box", "box-turn", "hand-box"}
@@ -53,7 +53,7 @@ def test_every_bundled_clip_is_16_frames_of_128_squared_and_distinct() -> None:
 def test_an_unknown_clip_is_refused_by_name() -> None:
     import pytest
 
-    from warpnoise.diffusion.demo import load_clip
+    from warpnoise.editing.demo import load_clip
 
     with pytest.raises(ValueError, match="unknown clip 'tree'"):
         load_clip("tree")
@@ -62,7 +62,7 @@ def test_an_unknown_clip_is_refused_by_name() -> None:
 def test_slice_row_is_the_row_with_the_most_horizontal_motion() -> None:
     import torch
 
-    from warpnoise.diffusion.demo import slice_row
+    from warpnoise.editing.demo import slice_row
 
     b = torch.zeros(3, 2, 64, 64)
     b[:, 0, 40] = -3.0

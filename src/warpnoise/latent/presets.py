@@ -44,7 +44,7 @@ from torch import Tensor
 from ..field import block_integrate
 from ..rng import make_generator
 from .degradation import degrade
-from .noise import to_video_latents
+from .layout import to_video_latents
 
 __all__ = [
     "PRESETS",

@@ -129,7 +129,7 @@ def test_read_degradation_map_scales_8_and_16_bit_images_and_checks_values(tmp_p
     import cv2
     import numpy as np
 
-    from warpnoise.diffusion.degradation import read_degradation_map
+    from warpnoise.latent.degradation import read_degradation_map
 
     ramp = np.array([[0, 51, 255]], np.uint8)
     cv2.imwrite(str(tmp_path / "g8.png"), ramp)

@@ -12,13 +12,13 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from tests.diffusion._tiny import cogvideox_v2v, wan_v2v
+from tests.editing._tiny import cogvideox_v2v, wan_v2v
 from warpnoise.diffusion import (
     encode_video,
     latents_for,
     video_to_video_latents,
 )
-from warpnoise.diffusion.video2video import video_preset
+from warpnoise.integrations.video2video import video_preset
 from warpnoise.warper import warp_noise
 
 T, H, W = 9, 32, 32

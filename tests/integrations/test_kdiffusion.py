@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from warpnoise.diffusion.noise import WarpedNoiseSampler, to_video_latents, warped_noise
+from warpnoise.integrations.kdiffusion import WarpedNoiseSampler, warped_noise
+from warpnoise.latent.layout import to_video_latents
 from warpnoise.stats import shifted_correlation
 
 

@@ -11,8 +11,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from warpnoise.diffusion.demo import load_sr_clip
-from warpnoise.diffusion.model import (
+from warpnoise.editing.demo import load_sr_clip
+from warpnoise.editing.denoiser import (
     denoiser_config,
     load_denoiser,
     new_denoiser,

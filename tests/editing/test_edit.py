@@ -9,8 +9,8 @@ import torch
 pytest.importorskip("diffusers")
 
 from warpnoise.diffusion import video
-from warpnoise.diffusion.sr import is_sr_model
-from warpnoise.diffusion.video import EditOptions, bicubic_up, downsample, edit_frames
+from warpnoise.editing.edit import EditOptions, bicubic_up, downsample, edit_frames
+from warpnoise.editing.sr import is_sr_model
 
 
 def frames(t: int = 3, size: int = 16) -> np.ndarray:
@@ -100,8 +100,8 @@ def test_noise_free_edit_is_the_same_whatever_the_method_and_seed() -> None:
 def test_noise_free_edit_is_the_sampler_fed_zeros() -> None:
     from diffusers import DDIMScheduler
 
-    from warpnoise.diffusion.sr import load_sr_model, super_resolve
-    from warpnoise.diffusion.video import to_model, to_uint8
+    from warpnoise.editing.edit import to_model, to_uint8
+    from warpnoise.editing.sr import load_sr_model, super_resolve
 
     net, sched = load_sr_model()
     lr = frames(2, 10)

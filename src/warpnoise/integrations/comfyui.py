@@ -51,12 +51,9 @@ from ..diagnostics import compile_notice
 from ..estimate import PairEstimator, make_estimator
 from ..field import block_integrate
 from ..io.noisefile import LATENTS_FORMAT, load_latents, load_noise
-from ..methods import DEFAULT_METHOD, needs_frames, uses_flows
-from ..rng import derive_seed, make_generator
-from ..viz import preview_frame
-from ..warper import NoiseWarper
-from .degradation import check_degradation, degrade
-from .latents import (
+from ..latent.degradation import check_degradation, degrade
+from ..latent.layout import to_video_latents
+from ..latent.presets import (
     LatentPreset,
     arrange_latents,
     check_video,
@@ -64,7 +61,10 @@ from .latents import (
     latent_preset,
     split_latents,
 )
-from .noise import to_video_latents
+from ..methods import DEFAULT_METHOD, needs_frames, uses_flows
+from ..rng import derive_seed, make_generator
+from ..viz import preview_frame
+from ..warper import NoiseWarper
 
 __all__ = [
     "FLOWS",

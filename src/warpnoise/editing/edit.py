@@ -1,8 +1,8 @@
 """Video editing with the bundled models or a pretrained pipeline: SDEdit and 4x super-resolution.
 
-Frames -> flow -> warped noise -> :func:`~warpnoise.diffusion.sdedit` -> frames. ``task="sr4"``
+Frames -> flow -> warped noise -> :func:`~warpnoise.editing.sdedit` -> frames. ``task="sr4"``
 is 4x super-resolution, the paper's video super-resolution setting (Chang et al. 2024 §6.2):
-with the bundled conditional model (:mod:`warpnoise.diffusion.sr`, SR3-style, sampling conditioned
+with the bundled conditional model (:mod:`warpnoise.editing.sr`, SR3-style, sampling conditioned
 on the bicubic upsampling at every step) or, given another model, SDEdit from the bicubic
 upsampling. ``task="sdedit"`` re-noises and denoises the frames (the bundled unconditional
 denoiser by default).
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..estimate import check_flow_options
+from ..integrations.kdiffusion import WarpedNoiseSampler
 from ..methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
 from ..rng import check_seed
-from .noise import WarpedNoiseSampler
-from .pipelines import SCHEDULERS, EditModel, make_scheduler
+from .models import SCHEDULERS, EditModel, make_scheduler
 from .sdedit import sdedit, takes_step_noise
 from .sr import STEPS as SR_STEPS
 from .sr import STRENGTH as SR_STRENGTH
@@ -52,12 +52,12 @@ class EditOptions:
     method: str = DEFAULT_METHOD
     task: str = "sdedit"
     #: None: the model's default (0.2 and 50 for SDEdit; the bundled super-resolver's
-    #: :data:`~warpnoise.diffusion.sr.STRENGTH` and ``STEPS`` for ``sr4`` with it).
+    #: :data:`~warpnoise.editing.sr.STRENGTH` and ``STEPS`` for ``sr4`` with it).
     strength: float | None = None
     steps: int | None = None
     eta: float = 1.0
     seed: int = 0
-    scheduler: str = "ddim"  # a warpnoise.diffusion.pipelines.SCHEDULERS name
+    scheduler: str = "ddim"  # a warpnoise.editing.models.SCHEDULERS name
     flow: str = "dis"
     dis_preset: str = "medium"
     batch_size: int | None = 8
@@ -149,11 +149,11 @@ def edit_frames(
 ) -> EditResult:
     """Edit ``(T, H, W, 3)`` uint8 frames with a diffusion model and warped noise.
 
-    The model is ``model`` (any :class:`~warpnoise.diffusion.pipelines.EditModel`: a pretrained
+    The model is ``model`` (any :class:`~warpnoise.editing.models.EditModel`: a pretrained
     pipeline, latent or pixel space, with its prompt embeddings), else ``unet``/``scheduler``
     (pixel space), else the bundled one: the conditional super-resolver for ``task="sr4"``, the
     denoiser for ``"sdedit"``. ``task="sr4"`` treats ``frames`` as low-resolution and returns 4x
-    larger frames: with a super-resolver (:func:`~warpnoise.diffusion.sr.is_sr_model`) sampled
+    larger frames: with a super-resolver (:func:`~warpnoise.editing.sr.is_sr_model`) sampled
     conditioned on the bicubic upsampling, with any other model by SDEdit from it. The noise is
     warped along flows estimated on the (upsampled) input at pixel resolution, unless
     ``flows=(backward, forward)`` ``(T-1, 2, H, W)`` at output resolution are given, then
@@ -164,14 +164,14 @@ def edit_frames(
 
     With ``noise_free`` every noise draw is zero (no flow, no warp): the model's deterministic
     answer on the same input with the same sampling, which
-    :func:`~warpnoise.diffusion.metrics.hallucinated_detail` subtracts to isolate what the noise
+    :func:`~warpnoise.editing.metrics.hallucinated_detail` subtracts to isolate what the noise
     made. ``options.method`` is then ignored.
 
     Raises:
         ValueError: bad options, fewer than 2 frames, or a size the model cannot take.
     """
     from ..estimate import estimate_flows
-    from .model import load_denoiser
+    from .denoiser import load_denoiser
     from .sr import load_sr_model
 
     options.check()
@@ -276,7 +276,7 @@ def edit_measures(
     flows: tuple[Tensor, Tensor] | None = None,
 ) -> dict[str, float | None]:
     """What the noise did to ``edited`` (:func:`edit_frames` of ``frames`` with ``options``),
-    without a ground truth: :func:`~warpnoise.diffusion.metrics.coherence_measures` with the
+    without a ground truth: :func:`~warpnoise.editing.metrics.coherence_measures` with the
     input's flows (``flows``, or DIS flow of the edited-at-resolution input, as
     :func:`edit_frames` estimates them) standing for the real motion, the noise-free edit of the
     same model (one more run, every draw zero) and the input as the detail's reference

@@ -119,7 +119,7 @@ def hallucinated_detail(frames: np.ndarray | Tensor, noise_free: np.ndarray | Te
     """The detail the noise made: ``frames - noise_free``, ``(T, 3, H, W)`` float.
 
     ``noise_free`` is the output of the same model on the same input with every noise draw set to
-    zero (:func:`warpnoise.diffusion.video.edit_frames` ``noise_free=True``): the model's
+    zero (:func:`warpnoise.editing.edit.edit_frames` ``noise_free=True``): the model's
     deterministic answer, which follows the content by construction because it is a function of
     the input frame. Subtracting it leaves what the noise decided. Subtracting the input instead
     would leave the model's deterministic correction too (the super-resolver's predicted residual,

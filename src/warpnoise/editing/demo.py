@@ -4,7 +4,7 @@ scored for what the noise does to the video (Chang et al., "How I Warped Your No
 §6.2 and Table 2), plus the paper's noise figure (a frame of each noise and its covariance maps).
 
 Each baseline fails in its own visible way, and one measure shows each failure
-(:mod:`warpnoise.diffusion.metrics`): fresh noise flickers (warping error), fixed noise sticks to
+(:mod:`warpnoise.editing.metrics`): fresh noise flickers (warping error), fixed noise sticks to
 the screen (``sticks_to_screen``), interpolated noise blurs the detail away (``detail``), and
 noise that moves with the video makes the detail follow the content (``follows_motion``). The
 hallucinated detail is the output minus the noise-free output of the same model, input and
@@ -13,7 +13,7 @@ sampling (every draw zero).
 The clips are real (:data:`CLIPS`: 16 frames of 128x128 from OpenCV's ``box.mp4``, a video no
 training image of the model comes from): a slow translation, a turn towards the camera, and a
 hand carrying the box away. The low-resolution input is their 4x area-downsampling; the model
-samples conditioned on its bicubic upsampling (:mod:`warpnoise.diffusion.sr`), the noise entering
+samples conditioned on its bicubic upsampling (:mod:`warpnoise.editing.sr`), the noise entering
 at the start and at every stochastic step. Noise is warped along DIS flow estimated on the bicubic
 input (what a user has; Control-A-Video's mask uses those frames); the measures use DIS flow of
 the ground-truth video (what is really there).
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..methods import DEFAULT_METHOD
+from .edit import EditOptions, bicubic_up, downsample, edit_frames
 from .metrics import coherence_measures, hallucinated_detail, psnr, ssim
-from .video import EditOptions, bicubic_up, downsample, edit_frames
 
 __all__ = ["CLIPS", "DemoRow", "demo_methods", "load_clip", "load_sr_clip", "run_demo"]
 
