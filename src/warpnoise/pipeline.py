@@ -54,27 +54,28 @@ from .estimate import (
     estimate_flows,
     make_estimator,
 )
-from .field import block_integrate
 from .io.atomic import check_outputs
 from .io.flowfile import FlowReader, FlowWriter, load_flows
 from .io.noisefile import NOISE_EXTENSIONS, NoiseWriter, save_latents, validate_noise_file
 from .io.video import ClipInfo, FrameSource, VideoWriter, check_selection, read_frames
-from .latent.degradation import degradation_map, degrade, read_degradation_map
-from .latent.presets import LatentPreset, arrange_latents, check_video, latent_preset
-from .methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
-from .rng import check_device, check_seed, derive_seed, make_generator
-from .viz import preview_frame
-from .warper import NoiseWarper
+from .latent.degradation import read_degradation_map
+from .latent.presets import LatentPreset, arrange_latents, check_video
+from .methods import DEFAULT_METHOD, needs_frames, uses_flows
+from .stream import Degradation, NoiseStream, Step, Target, WarpSpec
 
 __all__ = [
     "LOOKAHEAD",
     "FlowResult",
+    "FlowSource",
     "NoiseOptions",
+    "NoisePlan",
     "NoiseResult",
     "Progress",
+    "Selection",
     "Step",
     "check_frame_shape",
     "flows_to_noise",
+    "plan_metadata",
     "source_flows",
     "validate_noise_file",
     "video_to_flows",
@@ -114,44 +115,104 @@ class NoiseOptions:
     record_source_path: bool = False  # metadata names input files by full path, not name only
 
     def check(self) -> None:
-        """Raise ValueError naming the first bad option; nothing is read or written."""
-        if self.method not in methods():
-            raise ValueError(f"unknown method {self.method!r}; choose one of "
-                             f"{', '.join(methods())}")
-        if needs_frames(self.method) and "frames" in self.method_options:
-            raise ValueError(f"method {self.method!r} takes its frames from the input video, "
-                             "not from an option")
-        check_options(self.method, **self.method_options)  # bad names or values fail now
-        for name in ("channels", "downsample"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        """Raise ValueError naming the first bad option; nothing is written (:meth:`plan`)."""
+        self.plan()
+
+    def plan(self) -> NoisePlan:
+        """Resolve the options once into the typed parts everything downstream takes; raise
+        ValueError naming the first bad option. Reads only a degradation map (decoded here, once)
+        and a flow file's existence; nothing is written."""
+        warp = WarpSpec.checked(self.method, self.method_options, self.seed, self.device)
+        if "backend" in warp.options:  # a method with compiled kernels (backends.py)
+            check_available(warp.options["backend"], warp.device)
+        target = Target.of(self.channels, self.downsample, self.latent)
         if self.dtype not in ("float32", "float16"):
             raise ValueError(f"dtype must be float32 or float16, got {self.dtype!r}")
-        check_seed(self.seed)
-        check_device(self.device)
-        if "backend" in self.method_options:  # a method with compiled kernels (backends.py)
-            check_available(self.method_options["backend"], self.device)
-        if self.latent is not None:
-            p = latent_preset(self.latent)
-            if self.channels not in (4, p.channels) or self.downsample not in (1, p.spatial):
-                raise ValueError(f"--latent {p.name} sets {p.channels} channels and downsample "
-                                 f"{p.spatial}; drop --channels/--downsample")
         if (not isinstance(self.degradation, (int, float)) or isinstance(self.degradation, bool)
                 or not 0 <= self.degradation <= 1):
             raise ValueError(f"degradation must be a number in [0, 1], got {self.degradation!r}")
-        if self.degradation_map is not None:
-            if self.degradation:
-                raise ValueError("give --degradation or --degradation-map, not both")
-            read_degradation_map(self.degradation_map)
-        if self.flow not in FLOW_METHODS and not Path(self.flow).exists():
-            raise ValueError(f"--flow {self.flow!r} is neither a flow method "
-                             f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
-        check_flow_options(self.flow if self.flow in FLOW_METHODS else None, self.dis_preset,
-                           self.raft_weights)
-        check_selection(self.size, self.scale, self.start, self.frames, self.stride)
+        if self.degradation_map is not None and self.degradation:
+            raise ValueError("give --degradation or --degradation-map, not both")
+        gamma_map = None if self.degradation_map is None else read_degradation_map(
+            self.degradation_map)
+        degradation = Degradation.of(self.degradation, gamma_map, seed=warp.seed,
+                                     source=self.degradation_map)
+        flow = FlowSource.of(self.flow, self.dis_preset, self.raft_weights)
+        selection = Selection.of(self.size, self.scale, self.start, self.frames, self.stride)
         if not 0 < self.preview_fps < math.inf:
             raise ValueError(f"preview fps must be a positive number, got {self.preview_fps}")
+        return NoisePlan(warp, target, degradation, flow, selection, self.dtype,
+                         self.preview_fps, self.record_source_path, self.degradation_map)
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """Where a run's flows come from: an estimator (``method``, one of
+    :data:`~warpnoise.estimate.FLOW_METHODS`, with its DIS preset or RAFT weights), or a flow
+    file (``file``, :mod:`warpnoise.io.flowfile`)."""
+
+    method: str | None
+    file: str | None
+    dis_preset: str = "medium"
+    raft_weights: str | None = None
+
+    @classmethod
+    def of(cls, flow: str, dis_preset: str = "medium",
+           raft_weights: str | None = None) -> FlowSource:
+        """``--flow``: a method name, else the path of an existing flow file."""
+        if flow in FLOW_METHODS:
+            check_flow_options(flow, dis_preset, raft_weights)
+            return cls(flow, None, dis_preset, raft_weights)
+        if not Path(flow).exists():
+            raise ValueError(f"--flow {flow!r} is neither a flow method "
+                             f"({', '.join(FLOW_METHODS)}) nor an existing flow file")
+        check_flow_options(None, dis_preset, raft_weights)
+        return cls(None, flow, dis_preset, raft_weights)
+
+    def estimator(self) -> PairEstimator | None:
+        """The pair estimator, or None for a flow file."""
+        if self.method is None:
+            return None
+        return make_estimator(self.method, preset=self.dis_preset,
+                              raft_weights=self.raft_weights)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which frames of the input, at which size (:class:`~warpnoise.io.video.FrameSource`)."""
+
+    size: tuple[int, int] | None = None
+    scale: float | None = None
+    start: int = 0
+    frames: int | None = None
+    stride: int = 1
+
+    @classmethod
+    def of(cls, size: tuple[int, int] | None = None, scale: float | None = None, start: int = 0,
+           frames: int | None = None, stride: int = 1) -> Selection:
+        check_selection(size, scale, start, frames, stride)
+        return cls(size, scale, start, frames, stride)
+
+    def source(self, input: str | os.PathLike) -> FrameSource:
+        return FrameSource(input, size=self.size, scale=self.scale, start=self.start,
+                           frames=self.frames, stride=self.stride)
+
+
+@dataclass(frozen=True)
+class NoisePlan:
+    """:class:`NoiseOptions` resolved once (:meth:`NoiseOptions.plan`): the warp, the target
+    grid, the degradation (its map decoded), the flow source and the frame selection, plus how
+    files are written. Metadata is written from it (:func:`plan_metadata`)."""
+
+    warp: WarpSpec
+    target: Target
+    degradation: Degradation
+    flow: FlowSource
+    selection: Selection
+    dtype: str = "float32"
+    preview_fps: float = 12.0
+    record_source_path: bool = False
+    degradation_map: str | None = None
 
 
 @dataclass
@@ -164,11 +225,6 @@ class NoiseResult:
     seconds: dict[str, float]
     preview: Path | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-
-
-def _source(input: str | os.PathLike, o: NoiseOptions) -> FrameSource:
-    return FrameSource(input, size=o.size, scale=o.scale, start=o.start, frames=o.frames,
-                       stride=o.stride)
 
 
 def _scan(source: FrameSource, progress: Progress | None) -> ClipInfo:
@@ -192,7 +248,7 @@ def _check_flow_file(reader: FlowReader, path: str, info: ClipInfo) -> None:
 
 
 def _check_outputs(input: str | os.PathLike | None, output: str | os.PathLike,
-                   preview: str | os.PathLike | None, o: NoiseOptions) -> None:
+                   preview: str | os.PathLike | None, o: NoisePlan) -> None:
     """The outputs' suffixes, that they can be written, and that none is an input file."""
     out = Path(output)
     check_outputs({"output": out, "--preview": preview}, _inputs(input, o))
@@ -201,13 +257,15 @@ def _check_outputs(input: str | os.PathLike | None, output: str | os.PathLike,
                          "Go-with-the-Flow's [T, H, W, C] float16 layout")
     if preview is not None and Path(preview).suffix.lower() != ".mp4":
         raise ValueError(f"preview {str(preview)!r} must be an .mp4 file")
+    if o.target.preset is not None and out.suffix.lower() != ".safetensors":
+        raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
+                         f"{out.suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
 
 
-def _inputs(input: str | os.PathLike | None, o: NoiseOptions) -> dict[str, Any]:
-    """Every file the options make a run read, named as the CLI names them."""
-    return {"the input video": input,
-            "--flow": None if o.flow in FLOW_METHODS else o.flow,
-            "--degradation-map": o.degradation_map, "--raft-weights": o.raft_weights}
+def _inputs(input: str | os.PathLike | None, o: NoisePlan) -> dict[str, Any]:
+    """Every file the plan makes a run read, named as the CLI names them."""
+    return {"the input video": input, "--flow": o.flow.file,
+            "--degradation-map": o.degradation_map, "--raft-weights": o.flow.raft_weights}
 
 
 def video_to_noise(
@@ -232,42 +290,40 @@ def video_to_noise(
             its shape before any work, NaN or inf when the step is reached; nothing is written
             then).
     """
-    options.check()
-    _check_outputs(input, output, preview, options)
-    _check_latent_output(options, output)
+    plan = options.plan()
+    _check_outputs(input, output, preview, plan)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}
     # Build the estimator first: a RAFT setup error should not wait for the pre-pass.
-    estimator = None if options.flow not in FLOW_METHODS else make_estimator(
-        options.flow, preset=options.dis_preset, raft_weights=options.raft_weights)
-    source = _source(input, options)
+    estimator = plan.flow.estimator()
+    source = plan.selection.source(input)
     with contextlib.ExitStack() as stack:
         # A flow file's headers are read and checked before the clip is decoded.
-        flow_file = None if estimator is not None else stack.enter_context(
-            FlowReader(options.flow))
+        flow_file = None if plan.flow.file is None else stack.enter_context(
+            FlowReader(plan.flow.file))
         info = _scan(source, progress)
         seconds["decode"] = time.perf_counter() - t_start
         t, h, w = info.frames, info.height, info.width
-        check_frame_shape(options, t, h, w)
+        check_frame_shape(plan, t, h, w)
         if flow_file is not None:
-            _check_flow_file(flow_file, options.flow, info)
+            _check_flow_file(flow_file, plan.flow.file, info)
         occlusion = estimator is not None or bool(flow_file and flow_file.has_forward)
-        meta = _metadata(input, options, (t, h, w), occlusion)
-        if estimator is not None and (uses_flows(options.method) or preview is not None):
+        meta = plan_metadata(plan, (t, h, w), occlusion, input)
+        if estimator is not None and (uses_flows(plan.warp.method) or preview is not None):
             steps = _estimated_steps(estimator, source, seconds)
             stack.enter_context(_spare_one_thread())
         elif estimator is not None:  # the method reads the frames itself, and no flow
             steps = _still_steps(t, h, w)
         else:
             steps = _file_steps(flow_file, source if preview is not None else None, seconds)
-        return _warp_steps(stack, steps, output, options, (t, h, w), meta, source, seconds,
+        return _warp_steps(stack, steps, output, plan, (t, h, w), meta, source, seconds,
                            t_start, preview, progress)
 
 
 def flows_to_noise(
     steps: Iterable[Step],
     output: str | os.PathLike,
-    options: NoiseOptions,
+    options: NoiseOptions | NoisePlan,
     frame_shape: tuple[int, int, int],
     metadata: dict[str, str],
     *,
@@ -283,32 +339,31 @@ def flows_to_noise(
         ``(frame_0, None, None)``, then frame t's ``(H, W, 3)`` uint8 RGB frame (or None when no
         ``preview`` is asked), its backward flow ``(2, H, W)`` and frame t-1's forward flow
         ``(2, H, W)`` (or None), dx then dy in pixels. ``frame_shape`` is ``(T, H, W)``.
-        ``metadata`` is recorded in the file beside the options' own (method, seed, channels,
+        ``metadata`` is recorded in the file beside the plan's own (method, seed, channels,
         degradation and its seed, frame size and count), which it may not override. The time
         spent producing each step is added to ``seconds["flow"]``.
 
     Raises:
-        ValueError: bad options (:meth:`NoiseOptions.check`, except ``flow``), a method that reads
-            video frames, a frame size or count the latent preset refuses, or a bad flow when its
-            step is reached (nothing is written then).
+        ValueError: bad options (:meth:`NoiseOptions.plan`; the flow source is not used), a
+            method that reads video frames, a frame size or count the latent preset refuses, or
+            a bad flow when its step is reached (nothing is written then).
     """
-    options.check()
-    if needs_frames(options.method):
-        raise ValueError(f"method {options.method!r} reads video frames; flows given directly "
+    plan = options if isinstance(options, NoisePlan) else options.plan()
+    if needs_frames(plan.warp.method):
+        raise ValueError(f"method {plan.warp.method!r} reads video frames; flows given directly "
                          "need a method that follows flows")
-    _check_outputs(None, output, preview, options)
-    _check_latent_output(options, output)
+    _check_outputs(None, output, preview, plan)
     t, h, w = frame_shape
-    check_frame_shape(options, t, h, w)
+    check_frame_shape(plan, t, h, w)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0} | (seconds or {})
-    own = _metadata(None, options, frame_shape, occlusion=True)
+    own = plan_metadata(plan, frame_shape, occlusion=True)
     # What describes a video and its flow estimate is the caller's to say.
     own = {k: v for k, v in own.items() if k not in _VIDEO_KEYS}
     meta = {k: str(v) for k, v in metadata.items()} | own
     with contextlib.ExitStack() as stack:
         timed = _timed_iter(steps, seconds, "flow")
-        return _warp_steps(stack, timed, output, options, frame_shape, meta, None, seconds,
+        return _warp_steps(stack, timed, output, plan, frame_shape, meta, None, seconds,
                            t_start, preview, progress)
 
 
@@ -316,70 +371,49 @@ def flows_to_noise(
 _VIDEO_KEYS = ("flow", "dis_preset", "source", "start", "stride", "occlusion")
 
 
-def _check_latent_output(options: NoiseOptions, output: str | os.PathLike) -> None:
-    if options.latent is not None and Path(output).suffix.lower() != ".safetensors":
-        raise ValueError(f"--latent writes the pipeline's latents tensor to .safetensors, not "
-                         f"{Path(output).suffix!r} (.npy is Go-with-the-Flow's [T, H, W, C])")
-
-
-def check_frame_shape(options: NoiseOptions, t: int, h: int, w: int) -> None:
+def check_frame_shape(options: NoiseOptions | NoisePlan, t: int, h: int, w: int) -> None:
     """The latent preset's frame and size rules, and the block size dividing the frame."""
-    preset = None if options.latent is None else latent_preset(options.latent)
-    s = options.downsample if preset is None else preset.spatial
-    if preset is not None:
-        check_video(preset, t, h, w)
+    target = (options if isinstance(options, NoisePlan) else options.plan()).target
+    if target.preset is not None:
+        check_video(target.preset, t, h, w)
+    s = target.block
     if h % s or w % s:
         raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
                          f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
 
 
 def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str | os.PathLike,
-                options: NoiseOptions, frame_shape: tuple[int, int, int], meta: dict[str, str],
+                plan: NoisePlan, frame_shape: tuple[int, int, int], meta: dict[str, str],
                 frames: Any, seconds: dict[str, float], t_start: float,
                 preview: str | os.PathLike | None, progress: Progress | None) -> NoiseResult:
-    """The loop shared by :func:`video_to_noise` and :func:`flows_to_noise`: warp each step,
-    integrate, degrade, write (and preview); files are finalised when ``stack`` closes."""
+    """Drain the streaming core (:class:`~warpnoise.stream.NoiseStream`) into the files: the
+    noise or latents file (frames go to disk as they are made; the latents tensor, a small
+    fraction of the noise, is arranged whole at the end) and the preview; files are finalised
+    when ``stack`` closes."""
     t, h, w = frame_shape
-    preset = None if options.latent is None else latent_preset(options.latent)
-    s = options.downsample if preset is None else preset.spatial
-    channels = options.channels if preset is None else preset.channels
-    gamma = options.degradation if options.degradation_map is None else _gamma_map(
-        options.degradation_map, (h, w), (h // s, w // s))
-    r = 1 if preset is None else preset.temporal
-    shape = ((t - 1) // r + 1, channels, h // s, w // s)
-    warper = NoiseWarper(channels, h, w, options.method, seed=options.seed,
-                         device=options.device, **_method_options(options, frames, s))
-    # The degradation's fresh noise is a second stream of the same seed (recorded in metadata).
-    deg_gen = make_generator(int(meta["degradation_seed"]))
-    max_speed = 1.0
+    stream = NoiseStream(plan.warp, plan.target, plan.degradation, t, h, w, guide=frames,
+                         seconds=seconds)
+    shape = stream.shape
+    preset = plan.target.preset
     with stack:
-        # Frames go to disk as they are made: a long clip never sits in memory as noise (the
-        # latents tensor, a small fraction of it, is arranged whole at the end).
         sink: Any = stack.enter_context(
-            NoiseWriter(output, shape, meta, dtype=options.dtype) if preset is None else
-            _LatentsSink(output, preset, shape, meta, options.dtype, deg_gen))
-
-        def emit(i: int, noise: Tensor) -> None:
-            if i % r == 0:  # temporal compression keeps every r-th frame (unit variance)
-                sink.write(degrade(noise, gamma, generator=deg_gen))
-
+            NoiseWriter(output, shape, meta, dtype=plan.dtype) if preset is None else
+            _LatentsSink(output, preset, shape, meta, plan.dtype, stream))
         writer = None
         if preview is not None:
-            writer = stack.enter_context(VideoWriter(preview, options.preview_fps))
+            writer = stack.enter_context(VideoWriter(preview, plan.preview_fps))
         steps = stack.enter_context(contextlib.closing(iter(steps)))  # type: ignore[type-var]
-        for i, (frame, b, f) in enumerate(steps):
-            noise = _timed(seconds, "warp", lambda b=b, f=f: _integrate(
-                warper.noise if b is None else warper.step(b, f), s))
-            _timed(seconds, "write", emit, i, noise)
+        items = stack.enter_context(contextlib.closing(stream.run(steps, every=writer is not None)))
+        for item in items:
+            if item.kept:
+                _timed(seconds, "write", sink.write, item.noise)
             if writer is not None:
-                if b is not None:
-                    # A running maximum of robust speeds keeps the colours comparable.
-                    speed = float(torch.quantile(b.square().sum(0).sqrt().flatten()[::7], 0.99))
-                    max_speed = max(max_speed, speed)
-                writer.write(preview_frame(frame, b, noise, max_speed))
-            if progress is not None and i:
-                progress("noise", i, t - 1)
-            del frame, b, f, noise  # hold nothing of this step while waiting for the next
+                writer.write(stream.preview(item))
+            if progress is not None and item.index:
+                progress("noise", item.index, t - 1)
+            del item  # hold nothing of this step while waiting for the next
+        if progress is not None and t > 1 and not plan.target.keeps(t - 1) and writer is None:
+            progress("noise", t - 1, t - 1)
         tic = time.perf_counter()
     # Closing the stack finalises and renames the files.
     seconds["write"] += time.perf_counter() - tic
@@ -388,27 +422,6 @@ def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str 
         shape = sink.latents_shape
     return NoiseResult(output=Path(output), frames=t, shape=shape, seconds=seconds,
                        preview=None if preview is None else Path(preview), metadata=meta)
-
-
-def _gamma_map(path: str, frame: tuple[int, int], grid: tuple[int, int]) -> Tensor:
-    """The per-pixel γ of ``path`` area-averaged to the noise ``grid``; the map must have the
-    frames' aspect ratio (within 1%), so that it lands where it was drawn."""
-    m = read_degradation_map(path)
-    (mh, mw), (h, w) = m.shape, frame
-    if abs(mw * h - mh * w) > 0.01 * mh * w:
-        raise ValueError(f"degradation map {path!r} is {mw}x{mh}, the frames are {w}x{h}: give "
-                         "a map with the frames' aspect ratio")
-    return degradation_map(m, 1.0, 0.0, grid)
-
-
-def _method_options(o: NoiseOptions, frames: Any, block: int) -> dict[str, Any]:
-    """The method's options, plus the frames for a frame-guided method (control-a-video), whose
-    mask cells are then the ``block x block`` cells of the latent grid the noise is integrated
-    to. ``frames`` is the re-iterable frame source: the method makes its own streaming passes
-    (one for the clip's residual maximum, one as it steps), one frame pair in memory."""
-    if not needs_frames(o.method):
-        return dict(o.method_options)
-    return {"block": block, **o.method_options, "frames": frames}
 
 
 @contextlib.contextmanager
@@ -431,13 +444,14 @@ def _spare_one_thread() -> Iterator[None]:
 class _LatentsSink:
     """Collects the kept latent frames and writes the pipeline's ``latents=`` tensor on a clean
     exit (latent frames are small: 1/(s² r) of the pixel noise; CogVideoX 1.5's padding is
-    drawn from ``generator`` after every degradation draw, as in ``latents_for``)."""
+    drawn from the stream's degradation generator after every degradation draw, as in
+    ``latents_for``)."""
 
     def __init__(self, path: str | os.PathLike, preset: LatentPreset,
                  shape: tuple[int, int, int, int], metadata: dict[str, str], dtype: str,
-                 generator: torch.Generator) -> None:
+                 stream: NoiseStream) -> None:
         self.path, self.preset, self.shape = path, preset, shape
-        self.metadata, self.dtype, self.generator = metadata, dtype, generator
+        self.metadata, self.dtype, self.stream = metadata, dtype, stream
         self.frames: list[Tensor] = []
         self.latents_shape: tuple[int, ...] = ()
 
@@ -453,7 +467,7 @@ class _LatentsSink:
         if len(self.frames) != self.shape[0]:
             raise ValueError(f"only {len(self.frames)} of {self.shape[0]} latent frames were made")
         latents = arrange_latents(torch.stack(self.frames), self.preset, seed=None,
-                                  generator=self.generator)
+                                  generator=self.stream.generator)
         save_latents(self.path, latents, self.metadata, dtype=self.dtype)
         self.latents_shape = tuple(latents.shape)
 
@@ -465,20 +479,12 @@ def _timed(seconds: dict[str, float], stage: str, fn: Callable[..., Any], *args:
     return out
 
 
-def _integrate(noise: Tensor, factor: int) -> Tensor:
-    return (noise if factor == 1 else block_integrate(noise, factor)).cpu()
-
-
 #: Steps the flow thread may run ahead of the warper. One finished step waiting while the warper
 #: works on the current one keeps both threads busy when they take turns at the same speed; a
 #: second absorbs frames whose flow takes longer than their warp (or the reverse) without a
 #: stall. More buys nothing on two cores and costs a frame and two flows each (16 bytes per pixel
 #: for the flows: 33 MB a step at 1080p).
 LOOKAHEAD = 2
-
-#: ``(frame t, backward flow of t, forward flow of t-1)``; no flows for the first frame.
-Step = tuple[np.ndarray | None, Tensor | None, Tensor | None]
-
 
 def _estimated_steps(estimator: PairEstimator, source: Iterable[np.ndarray],
                      seconds: dict[str, float], ahead: int = LOOKAHEAD) -> Iterator[Step]:
@@ -562,34 +568,35 @@ def _file_name(path: str | os.PathLike, full: bool) -> str:
     return str(p) if full else p.name
 
 
-def _metadata(input: str | os.PathLike | None, o: NoiseOptions,
-              frame_shape: tuple[int, int, int], occlusion: bool) -> dict[str, str]:
-    """What a noise or latents file says about its tensor and how it was made: the channels,
-    block size and grid are the tensor's (a ``--latent`` preset's, not the options' defaults).
-    ``input`` is the video, or None when the flows came from elsewhere (:func:`flows_to_noise`)."""
-    preset = None if o.latent is None else latent_preset(o.latent)
-    channels = o.channels if preset is None else preset.channels
-    spatial = o.downsample if preset is None else preset.spatial
+def plan_metadata(plan: NoisePlan, frame_shape: tuple[int, int, int], occlusion: bool,
+                  input: str | os.PathLike | None = None) -> dict[str, str]:
+    """What a noise or latents file says about its tensor and how it was made, from the plan:
+    the channels, block size and grid are the tensor's (a ``--latent`` preset's, not the
+    options' defaults). ``input`` is the video, or None when the flows came from elsewhere
+    (:func:`flows_to_noise`)."""
+    target, full = plan.target, plan.record_source_path
     t, h, w = frame_shape
-    r = 1 if preset is None else preset.temporal
-    full = o.record_source_path
+    s, r, sel = target.block, target.temporal, plan.selection
+    flow = plan.flow.method if plan.flow.file is None else _file_name(plan.flow.file, full)
+    deg = plan.degradation
     return {
-        "method": o.method, "method_options": json.dumps(o.method_options, sort_keys=True),
-        "seed": str(o.seed), "channels": str(channels), "downsample": str(spatial),
-        "temporal_compression": str(r), "grid": f"{w // spatial}x{h // spatial}",
-        "flow": o.flow if o.flow in FLOW_METHODS else _file_name(o.flow, full),
-        "dis_preset": o.dis_preset,
+        "method": plan.warp.method,
+        "method_options": json.dumps(plan.warp.options, sort_keys=True),
+        "seed": str(plan.warp.seed), "channels": str(target.channels), "downsample": str(s),
+        "temporal_compression": str(r), "grid": f"{w // s}x{h // s}", "flow": str(flow),
+        "dis_preset": plan.flow.dis_preset,
         "source": "" if input is None else _file_name(input, full),
-        "frame_size": f"{w}x{h}", "start": str(o.start), "stride": str(o.stride),
-        "frames": str(t), "dtype": o.dtype,
-        "degradation": str(o.degradation) if o.degradation_map is None else "per-pixel map",
-        "degradation_seed": str(derive_seed(o.seed, "degradation")),
+        "frame_size": f"{w}x{h}", "start": str(sel.start), "stride": str(sel.stride),
+        "frames": str(t), "dtype": plan.dtype,
+        "degradation": str(deg.gamma) if deg.map is None else "per-pixel map",
+        "degradation_seed": str(deg.seed),
         "occlusion": OCCLUSION_RULE if occlusion else "none (no forward flows)",
         "warpnoise_version": __version__, "torch_version": torch.__version__,
-    } | ({} if o.degradation_map is None else
-         {"degradation_map": _file_name(o.degradation_map, full)}) | ({} if preset is None else {
-             "latent_model": preset.name, "layout": preset.layout,
-             "latent_frames": str((t - 1) // r + 1)})
+    } | ({} if plan.degradation_map is None else
+         {"degradation_map": _file_name(plan.degradation_map, full)}) | (
+        {} if target.preset is None else {
+            "latent_model": target.preset.name, "layout": target.preset.layout,
+            "latent_frames": str((t - 1) // r + 1)})
 
 
 @dataclass
@@ -621,17 +628,19 @@ def video_to_flows(
     by step, :class:`warpnoise.io.flowfile.FlowReader`.
     """
     check_flow_options(options.flow, options.dis_preset, options.raft_weights)
-    check_selection(options.size, options.scale, options.start, options.frames, options.stride)
+    selection = Selection.of(options.size, options.scale, options.start, options.frames,
+                             options.stride)
     out = Path(output)
     if out.suffix.lower() not in (".safetensors", ".npz"):
         raise ValueError(f"flow output {str(out)!r} must end in .safetensors or .npz (they hold "
                          "both backward and forward flows)")
-    check_outputs({"output": out}, _inputs(input, options))
+    check_outputs({"output": out}, {"the input video": input,
+                                    "--raft-weights": options.raft_weights})
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "write": 0.0}
     estimator = make_estimator(options.flow, preset=options.dis_preset,
                                raft_weights=options.raft_weights)
-    source = _source(input, options)
+    source = selection.source(input)
     info = _scan(source, progress)
     seconds["decode"] = time.perf_counter() - t_start
     t, h, w = info.frames, info.height, info.width

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.io._clips import moving_frames, write_png_folder
 from warpnoise.diffusion import latents_for
 from warpnoise.integrations.comfyui import (
     LatentNoise,
@@ -23,8 +24,10 @@ from warpnoise.integrations.comfyui import (
     parse_method_options,
     resolve_input_path,
 )
-from warpnoise.io.noisefile import save_noise
+from warpnoise.io.noisefile import load_latents, save_noise
 from warpnoise.latent.presets import latent_preset
+from warpnoise.methods import methods
+from warpnoise.pipeline import NoiseOptions, video_to_noise
 from warpnoise.rng import derive_seed
 
 
@@ -237,3 +240,19 @@ def test_first_run_announces_the_kernel_compilation(cached: bool, monkeypatch, c
     else:
         assert "compiling the CPU kernels" in err and "warpnoise warmup" in err
         assert "kernels ready" in err
+
+
+@pytest.mark.parametrize("method", methods())
+def test_node_noise_equals_the_command_for_every_method(method: str, tmp_path: Path) -> None:
+    """The node and ``warpnoise noise --latent`` run one streaming core: the same bits for every
+    registered method (frame-guided ones get the latent block size on both paths)."""
+    frames = moving_frames(t=5, height=32, width=48, dx=2, dy=1)
+    clip = write_png_folder(tmp_path / "clip", frames)
+    out = tmp_path / "noise.safetensors"
+    video_to_noise(clip, out, NoiseOptions(method=method, latent="wan2.1", seed=5,
+                                           degradation=0.25))
+    want, _ = load_latents(out)
+    got = latent_noise_from_images(torch.from_numpy(frames).float() / 255.0, "wan2.1",
+                                   estimator=flow_estimator("dis-medium"), method=method,
+                                   seed=5, degradation=0.25)
+    assert torch.equal(arrange(got, "diffusers"), want)

@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ from torch import Tensor
 
 from ..diagnostics import compile_notice
 from ..estimate import PairEstimator, make_estimator
-from ..field import block_integrate
 from ..io.noisefile import LATENTS_FORMAT, load_latents, load_noise
 from ..latent.degradation import check_degradation, degrade
 from ..latent.layout import to_video_latents
@@ -57,14 +56,12 @@ from ..latent.presets import (
     LatentPreset,
     arrange_latents,
     check_video,
-    keeps_frame,
     latent_preset,
     split_latents,
 )
-from ..methods import DEFAULT_METHOD, needs_frames, uses_flows
+from ..methods import DEFAULT_METHOD, uses_flows
 from ..rng import derive_seed, make_generator
-from ..viz import preview_frame
-from ..warper import NoiseWarper
+from ..stream import Degradation, NoiseStream, Step, Target, WarpSpec
 
 __all__ = [
     "FLOWS",
@@ -258,46 +255,49 @@ def latent_noise_from_images(
         check_video(p, t, h, w)
     except ValueError as e:
         raise _comfy_hint(e) from None
-    check_degradation(degradation)
-    options = dict(method_options or {})
-    if needs_frames(method) and "frames" not in options:
-        options["frames"] = _Frames(images, (w, h))
+    warp = WarpSpec.checked(method, method_options, seed, device)
+    stream = NoiseStream(warp, Target(p.channels, p.spatial, p.temporal, p),
+                         Degradation.of(degradation, seed=seed), t, h, w,
+                         guide=_Frames(images, (w, h)))
     # The first run compiles the kernels (a minute on the CPU): say so rather than wait silently.
-    notice = compile_notice(method, p.channels, device, options)
+    notice = compile_notice(method, p.channels, device, warp.options)
     if notice is not None:
         print(notice, file=sys.stderr, flush=True)
     started = time.perf_counter()
-    warper = NoiseWarper(p.channels, h, w, method, seed=seed, device=device, **options)
-    gen = make_generator(derive_seed(seed, "degradation"))
+    # A method that ignores flows gets zero flows: none is estimated unless the preview shows it.
+    estimate = uses_flows(method) or preview
     kept: list[Tensor] = []
     rows: list[np.ndarray] = []
-    prev = frame_rgb8(images[0], (w, h))
-    flow = None
-    # A method that ignores flows gets zero flows: none is estimated unless the preview shows it.
-    still = None if uses_flows(method) or preview else torch.zeros(2, h, w)
-    max_speed = 1.0
-    noise = warper.noise
-    for i in range(t):
-        if i > 0:
-            cur = frame_rgb8(images[i], (w, h))
-            flow, fwd = estimator(prev, cur) if still is None else (still, still)
-            noise = warper.step(flow, fwd)
-            prev = cur
-            if notice is not None and i == 1:
-                print(f"warpnoise: kernels ready ({time.perf_counter() - started:.0f} s)",
-                      file=sys.stderr, flush=True)
-        if keeps_frame(p, i):
-            lat = degrade(block_integrate(noise, p.spatial).cpu(), degradation, generator=gen)
-            kept.append(lat)
-            if preview:
-                if flow is not None:
-                    # One colour scale for the whole clip: a running maximum of the speed.
-                    max_speed = max(max_speed, float(flow.square().sum(0).sqrt().max()))
-                rows.append(_shrink(preview_frame(prev, flow, lat, max_speed), w))
+    for item in stream.run(_image_steps(images, (w, h), estimator if estimate else None)):
+        kept.append(item.noise)
+        if preview:
+            rows.append(_shrink(stream.preview(item), w))
+        if notice is not None and item.index >= 1:
+            print(f"warpnoise: kernels ready ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+            notice = None
         if on_frame is not None:
-            on_frame(i + 1, t)
+            on_frame(item.index + 1, t)
+    if on_frame is not None and t > 1 and not stream.target.keeps(t - 1):
+        on_frame(t, t)
     return LatentNoise(frames=torch.stack(kept), preset=p, pixel_frames=t, pixel_size=(w, h),
-                       generator=gen, preview=np.stack(rows) if preview else None)
+                       generator=stream.generator, preview=np.stack(rows) if preview else None)
+
+
+def _image_steps(images: Tensor, size: tuple[int, int],
+                 estimator: PairEstimator | None) -> Iterator[Step]:
+    """The streaming core's steps from an IMAGE batch: each frame as ``(H, W, 3)`` uint8 at
+    ``size`` with its flows from ``estimator`` (zero flows without one: a method that ignores
+    them, and no preview)."""
+    w, h = size
+    prev = frame_rgb8(images[0], size)
+    yield prev, None, None
+    still = torch.zeros(2, h, w)
+    for image in images[1:]:
+        cur = frame_rgb8(image, size)
+        b, f = (still, still) if estimator is None else estimator(prev, cur)
+        yield cur, b, f
+        prev = cur
 
 
 def load_latent_noise(

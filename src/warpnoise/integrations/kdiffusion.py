@@ -9,16 +9,16 @@ denoising step"). Every sequence comes from one seed chain, never from global ra
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..field import block_integrate
 from ..flow import as_flows
 from ..methods import DEFAULT_METHOD
 from ..rng import check_device, make_generator
-from ..warper import warp_noise
+from ..stream import Degradation, NoiseStream, Target, WarpSpec
 
 __all__ = ["WarpedNoiseSampler", "warped_noise"]
 
@@ -49,12 +49,35 @@ def warped_noise(
         frame t's backward flow, frame t-1's forward flow). Returns ``(T, C, H // factor,
         W // factor)``.
 
+    A frame-guided method (``control-a-video``) takes the clip as ``frames=`` (re-iterable
+    ``(H, W, 3)`` uint8), its mask cells then ``factor x factor``. The sequence runs through the
+    streaming core (:class:`warpnoise.stream.NoiseStream`), as every other path does.
+
     Raises:
-        ValueError: bad flows, or ``H``/``W`` not divisible by ``factor``.
+        ValueError: bad flows, method or options, or ``H``/``W`` not divisible by ``factor``.
     """
-    noise = warp_noise(backward_flows, channels, method, seed=seed, generator=generator,
-                       forward_flows=forward_flows, device=device, dtype=dtype, **options)
-    return noise if factor == 1 else block_integrate(noise, factor)
+    if device is None:
+        device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
+    device = check_device(device)
+    flows = as_flows(backward_flows, name="backward_flows", device=device)
+    t1, _, h, w = flows.shape
+    fwd = None
+    if forward_flows is not None:
+        fwd = as_flows(forward_flows, h, w, name="forward_flows", device=device)
+        if fwd.shape[0] != t1:
+            raise ValueError(f"forward_flows has {fwd.shape[0]} flows but backward_flows has {t1}")
+    if factor < 1 or h % factor or w % factor:
+        raise ValueError(f"flows of {h}x{w} pixels cannot be integrated by factor {factor}")
+    guide = options.pop("frames", None)
+    warp = WarpSpec.checked(method, options, 0 if seed is None else seed, device)
+    stream = NoiseStream(warp, Target(channels, factor), Degradation(), t1 + 1, h, w,
+                         guide=guide, generator=generator, device=device, dtype=dtype)
+    out = torch.empty(stream.shape, device=device, dtype=dtype)
+    steps = chain([(None, None, None)],
+                  ((None, flows[i], None if fwd is None else fwd[i]) for i in range(t1)))
+    for item in stream.run(steps):
+        out[item.index] = item.noise
+    return out
 
 
 class WarpedNoiseSampler:
