@@ -395,6 +395,9 @@ def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str 
                          seconds=seconds)
     shape = stream.shape
     preset = plan.target.preset
+    stream.start()  # the backend is chosen now, and recorded
+    if stream.backend is not None:
+        meta["backend"] = stream.backend
     with stack:
         sink: Any = stack.enter_context(
             NoiseWriter(output, shape, meta, dtype=plan.dtype) if preset is None else

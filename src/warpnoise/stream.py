@@ -212,6 +212,7 @@ class NoiseStream:
     dtype: torch.dtype = torch.float32
     seconds: dict[str, float] = field(default_factory=lambda: {"warp": 0.0})
     speed: float = 1.0
+    _warper: NoiseWarper | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         h, w, s = self.height, self.width, self.target.block
@@ -225,15 +226,28 @@ class NoiseStream:
         """``(F, C, h, w)`` of what :meth:`run` yields."""
         return self.target.shape(self.frames, self.height, self.width)
 
+    def start(self) -> NoiseWarper:
+        """Make the warper (the first frame's noise is drawn, the backend chosen) if :meth:`run`
+        has not yet: a caller that records the backend does this before writing anything."""
+        if self._warper is None:
+            self._warper = self.warp.warper(self.target.channels, self.height, self.width,
+                                            frames=self.guide, block=self.target.block,
+                                            generator=self.generator, dtype=self.dtype)
+        return self._warper
+
+    @property
+    def backend(self) -> str | None:
+        """The backend the warper runs on (``"numba"``, ``"triton"``, ``"torch"``), once started;
+        None for a method that does not say."""
+        return None if self._warper is None else getattr(self._warper, "backend", None)
+
     def run(self, steps: Iterable[Step], *, every: bool = False) -> Iterator[NoiseFrame]:
         """Warp every step and yield the kept frames' noise (with ``every``, every frame's: the
         ones a temporal VAE drops come integrated, not degraded, ``kept`` False). A step's
         objects are dropped before the next is asked for: memory stays flat in the clip's
         length."""
         s = self.target.block
-        warper = self.warp.warper(self.target.channels, self.height, self.width,
-                                  frames=self.guide, block=s, generator=self.generator,
-                                  dtype=self.dtype)
+        warper = self.start()
         self.generator = make_generator(self.degradation.seed)
         for i, (frame, b, f) in enumerate(steps):
             tic = time.perf_counter()
