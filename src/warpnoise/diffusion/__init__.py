@@ -19,7 +19,7 @@ MOVED = {
     "noise": "warpnoise.integrations.kdiffusion",
     "model": "warpnoise.editing.denoiser",
     "sr": "warpnoise.editing.sr",
-    "sdedit": "warpnoise.editing.sdedit",
+    "sdedit": "warpnoise.integrations.sdedit",
     "pipelines": "warpnoise.editing.models",
     "video": "warpnoise.editing.edit",
     "metrics": "warpnoise.editing.metrics",
@@ -35,14 +35,14 @@ for _old, _new in MOVED.items():
 
 from ..editing.denoiser import load_denoiser  # noqa: E402
 from ..editing.models import EditModel, load_edit_model  # noqa: E402
-from ..editing.sdedit import (  # noqa: E402
+from ..integrations.kdiffusion import WarpedNoiseSampler, warped_noise  # noqa: E402
+from ..integrations.sdedit import (  # noqa: E402
     ddpm_step,
     euler_ancestral_step,
     noise_to,
     sdedit,
     sdedit_timesteps,
 )
-from ..integrations.kdiffusion import WarpedNoiseSampler, warped_noise  # noqa: E402
 from ..integrations.video2video import encode_video, video_to_video_latents  # noqa: E402
 from ..latent import (  # noqa: E402
     PRESETS,

@@ -1,9 +1,8 @@
 """Editing a video with warped noise: the bundled and pretrained models, their metrics, the demo.
 
 - :mod:`.edit`: :func:`~.edit.edit_frames` and :class:`~.edit.EditOptions`, what
-  ``warpnoise edit`` runs (SDEdit or super-resolution of a clip, one warped sequence per step).
-- :mod:`.sdedit`: SDEdit for video with a diffusers UNet/transformer and scheduler, every noise
-  draw ours (``add_noise``/``scale_noise``, ``variance_noise``, or own DDPM/Euler-ancestral steps).
+  ``warpnoise edit`` runs (SDEdit or super-resolution of a clip, one warped sequence per step,
+  through :func:`warpnoise.integrations.sdedit.sdedit`).
 - :mod:`.models`: :func:`~.models.load_edit_model`, the bundled denoiser or a pretrained diffusers
   UNet pipeline (folder or hub id) as one :class:`~.models.EditModel`.
 - :mod:`.denoiser` and :mod:`.sr`: the small pixel-space denoiser and 4x super-resolver the

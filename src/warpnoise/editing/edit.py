@@ -1,6 +1,6 @@
 """Video editing with the bundled models or a pretrained pipeline: SDEdit and 4x super-resolution.
 
-Frames -> flow -> warped noise -> :func:`~warpnoise.editing.sdedit` -> frames. ``task="sr4"``
+Frames -> flow -> warped noise -> :func:`~warpnoise.integrations.sdedit` -> frames. ``task="sr4"``
 is 4x super-resolution, the paper's video super-resolution setting (Chang et al. 2024 §6.2):
 with the bundled conditional model (:mod:`warpnoise.editing.sr`, SR3-style, sampling conditioned
 on the bicubic upsampling at every step) or, given another model, SDEdit from the bicubic
@@ -23,10 +23,10 @@ from torch import Tensor
 
 from ..estimate import check_flow_options
 from ..integrations.kdiffusion import WarpedNoiseSampler
+from ..integrations.sdedit import sdedit, takes_step_noise
 from ..methods import DEFAULT_METHOD, check_options, methods, needs_frames, uses_flows
 from ..rng import check_seed
 from .models import SCHEDULERS, EditModel, make_scheduler
-from .sdedit import sdedit, takes_step_noise
 from .sr import STEPS as SR_STEPS
 from .sr import STRENGTH as SR_STRENGTH
 from .sr import is_sr_model, super_resolve

@@ -5,7 +5,7 @@
 (``save_pretrained`` / a downloaded snapshot) or a hub id (``from_pretrained``: downloads when a
 network is there). Whatever the source, it becomes an :class:`EditModel`: the UNet, its
 scheduler, the VAE (latent models) and the prompt's text embeddings, which is what
-:func:`~warpnoise.editing.sdedit` needs. Latent models get noise warped at pixel resolution and
+:func:`~warpnoise.integrations.sdedit` needs. Latent models get noise warped at pixel resolution and
 integrated over the VAE's ``s x s`` blocks (``factor``), exactly N(0, 1) on the latent grid.
 
 Supported: pipelines whose denoiser is a UNet called as ``unet(x, t, encoder_hidden_states=...)``
@@ -55,7 +55,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class EditModel:
-    """Everything :func:`~warpnoise.editing.sdedit` needs from a model, plus how to feed it.
+    """Everything :func:`~warpnoise.integrations.sdedit` needs from a model, plus how to feed it.
 
     Attributes:
         unet: called as ``unet(x, t, encoder_hidden_states=...)`` (or ``unet(x, t)``).
@@ -68,7 +68,7 @@ class EditModel:
         encoder_hidden_states / negative_encoder_hidden_states: prompt embeddings (batch 1).
         size_kwargs: for UNets conditioned on the image size too (SDXL): called with the frame
             ``(height, width)``, returns ``(cond_kwargs, negative_cond_kwargs)`` for
-            :func:`~warpnoise.editing.sdedit`.
+            :func:`~warpnoise.integrations.sdedit`.
         guidance_scale: classifier-free guidance (1: none).
         device, dtype: where and in what precision the model runs.
         name: for messages.
@@ -155,7 +155,7 @@ def load_pipeline(spec: str, *, dtype: str = "float32", device: str = "cpu") -> 
 
 def pipeline_edit_model(pipe: Any, *, prompt: str = "", negative_prompt: str = "",
                         guidance_scale: float = 7.5) -> EditModel:
-    """Take a loaded pipeline apart for :func:`~warpnoise.editing.sdedit`.
+    """Take a loaded pipeline apart for :func:`~warpnoise.integrations.sdedit`.
 
     Text-conditioned pipelines (an ``encode_prompt`` and a text encoder) get the prompt's
     embeddings, and the negative prompt's when ``guidance_scale > 1``.

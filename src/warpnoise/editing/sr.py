@@ -3,8 +3,8 @@
 SR3 (Saharia et al., "Image Super-Resolution via Iterative Refinement", TPAMI 2022, §2) denoises
 ``x_t`` with the bicubic upsampling of the low-resolution image concatenated beside it, so every
 step is conditioned on the input; sampling is ancestral, so fresh noise enters at every step
-(here DDIM with ``eta = 1`` fed warped noise by :func:`~warpnoise.editing.sdedit`). Three choices
-make a small model trainable on a CPU in minutes:
+(here DDIM with ``eta = 1`` fed warped noise by :func:`~warpnoise.integrations.sdedit`). Three
+choices make a small model trainable on a CPU in minutes:
 
 - **Residual diffusion** (SRDiff, Li et al., Neurocomputing 2022, §3.2): the diffused variable is
   ``r = k (x0 - up)``, what bicubic upsampling misses, scaled by ``k = residual_scale`` to about
@@ -237,7 +237,7 @@ def super_resolve(
 ) -> Tensor:
     """Sample high-resolution frames given their bicubic upsampling, all noise supplied.
 
-    Runs :func:`~warpnoise.editing.sdedit` on the residual, with ``up`` concatenated to the
+    Runs :func:`~warpnoise.integrations.sdedit` on the residual, with ``up`` concatenated to the
     model input at every step, and returns ``up + r / k``. The reverse process starts at
     ``strength · T`` from ``start_from``: ``"bicubic"`` (``r = 0``) or ``"mean"`` (the network's
     :func:`predicted_residual`: the last part of the reverse process then adds the detail that
@@ -248,7 +248,7 @@ def super_resolve(
         ``noise`` a ``(T, 3, H, W)`` tensor or sampler as :func:`sdedit` takes (with a sampler, a
         fresh draw enters every step). Returns ``(T, 3, H, W)``, not clamped.
     """
-    from .sdedit import sdedit
+    from ..integrations.sdedit import sdedit
 
     if start_from not in ("bicubic", "mean"):
         raise ValueError(f"start_from must be 'bicubic' or 'mean', got {start_from!r}")

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..editing.sdedit import noise_to, sdedit_timesteps
 from ..latent.presets import LatentPreset, latent_preset
+from .sdedit import noise_to, sdedit_timesteps
 
 __all__ = ["encode_video", "video_preset", "video_to_video_latents"]
 

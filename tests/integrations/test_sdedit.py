@@ -258,13 +258,13 @@ def test_guidance_mixes_the_noise_and_keeps_the_conditional_variance() -> None:
 ], ids=["ddim0", "ddim1", "ddpm", "euler_a", "euler", "dpm_sde", "dpmpp"])
 def test_takes_step_noise_says_which_schedulers_get_a_draw_per_step(make, eta: float,
                                                                    expected: bool) -> None:
-    from warpnoise.editing.sdedit import takes_step_noise
+    from warpnoise.integrations.sdedit import takes_step_noise
 
     assert takes_step_noise(make(), eta) is expected
 
 
 def test_takes_step_noise_refuses_schedulers_that_draw_their_own() -> None:
-    from warpnoise.editing.sdedit import takes_step_noise
+    from warpnoise.integrations.sdedit import takes_step_noise
 
     with pytest.raises(ValueError, match="draws its own noise"):
         takes_step_noise(diffusers.KDPM2AncestralDiscreteScheduler())
