@@ -271,7 +271,7 @@ def _inputs(input: str | os.PathLike | None, o: NoisePlan) -> dict[str, Any]:
 def video_to_noise(
     input: str | os.PathLike,
     output: str | os.PathLike,
-    options: NoiseOptions,
+    options: NoiseOptions | NoisePlan,
     *,
     preview: str | os.PathLike | None = None,
     progress: Progress | None = None,
@@ -282,7 +282,9 @@ def video_to_noise(
     ``options.dtype`` with metadata; ``.npy``: Go-with-the-Flow's ``[T, H/s, W/s, C]`` float16)
     and, if asked, an mp4 ``preview`` (input | flow | noise). Both appear atomically when
     complete. The input is read twice, frame by frame (see the module docstring): the first pass
-    counts and checks the frames before any work, the second makes the noise.
+    counts and checks the frames before any work, the second makes the noise. ``options`` may
+    be already resolved (:meth:`NoiseOptions.plan`), as the command line does before its own
+    checks.
 
     Raises:
         ValueError: bad options, unreadable input, a frame size not divisible by ``downsample``,
@@ -290,7 +292,7 @@ def video_to_noise(
             its shape before any work, NaN or inf when the step is reached; nothing is written
             then).
     """
-    plan = options.plan()
+    plan = options if isinstance(options, NoisePlan) else options.plan()
     _check_outputs(input, output, preview, plan)
     t_start = time.perf_counter()
     seconds = {"decode": 0.0, "flow": 0.0, "warp": 0.0, "write": 0.0}

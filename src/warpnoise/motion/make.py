@@ -148,11 +148,11 @@ def write(
         raise ValueError(f"the image is {image.shape[1]}x{image.shape[0]} but the motion's "
                          f"frames are {sc.width}x{sc.height}")
     out = check_output_folder(out_dir)
-    options.check()
+    plan = replace(options, preview_fps=sc.fps).plan()
     names = ["noise.safetensors", "animation.mp4", "preview.mp4",
              *(_mask_video_name(k, layer.name) for k, layer in enumerate(sc.layers))]
     check_outputs({n: out / n for n in names}, inputs, writable=False)
-    check_frame_shape(options, sc.frames, sc.height, sc.width)
+    check_frame_shape(plan, sc.frames, sc.height, sc.width)
     out.mkdir(parents=True, exist_ok=True)
     seconds = {"flows": 0.0, "render": 0.0}
     meta = {"flow": FLOW_NOTE, "occlusion": OCCLUSION_NOTE, "motion": sc.spec.to_json(),
@@ -182,8 +182,7 @@ def write(
                 yield shown, (None if step is None else step.backward), (
                     None if step is None else step.forward)
 
-        opts = replace(options, preview_fps=sc.fps)
-        res = flows_to_noise(steps(), out / "noise.safetensors", opts,
+        res = flows_to_noise(steps(), out / "noise.safetensors", plan,
                              (sc.frames, sc.height, sc.width), meta,
                              preview=out / "preview.mp4" if preview else None, progress=progress)
     s = res.seconds | seconds

@@ -159,11 +159,11 @@ class Session:
         """Check everything, then generate in a thread into a fresh job folder."""
         if self.closing.is_set():
             raise ClientError("the studio is shutting down", 503)
-        options.check()
+        plan = options.plan()
         sc, first = mo.load_scene(spec, image)
         from ..pipeline import check_frame_shape
 
-        check_frame_shape(options, sc.frames, sc.height, sc.width)
+        check_frame_shape(plan, sc.frames, sc.height, sc.width)
         key = uuid.uuid4().hex
         job = Job(key, self.root / "jobs" / key)
         self.jobs[key] = job
