@@ -32,7 +32,7 @@ def invoke(*args: str):
 @pytest.mark.slow
 def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--noise", "bilinear",
+    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--method", "bilinear",
                "--steps", "4", "--strength", "0.5", "-q")
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (3, 16, 16, 3)
@@ -42,7 +42,7 @@ def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
 def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> None:
     out = tmp_path / "sr.mp4"
     src = clip(tmp_path / "in.mp4", t=2, size=8)
-    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", noise,
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--method", noise,
                "--steps", "2", "--strength", "0.5", "-q")
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (2, 32, 32, 3)
@@ -51,7 +51,7 @@ def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> 
 def test_edit_report_prints_the_four_measures(tmp_path: Path) -> None:
     out = tmp_path / "sr.mp4"
     src = clip(tmp_path / "in.mp4", t=3, size=16)
-    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", "fixed",
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--method", "fixed",
                "--steps", "4", "--strength", "0.5", "--report", "-q")
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.output.splitlines() if ln.startswith("report:"))
@@ -73,7 +73,7 @@ def test_edit_refuses_the_super_resolver_for_sdedit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--noise", "nope"], "unknown noise method"),
+    (["--method", "nope"], "unknown noise method"),
     (["--task", "colorize"], "task must be"),
     (["--size", "20x20"], "divisible by 8"),
     (["--strength", "1.5"], "strength"),

@@ -13,10 +13,10 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 import torch
-from tests.editing._tiny import if_pipeline, sd_pipeline, sdxl_pipeline
 from typer.testing import CliRunner
 
 import warpnoise.editing.models as pipelines
+from tests.editing._tiny import if_pipeline, sd_pipeline, sdxl_pipeline
 from warpnoise.cli import load_commands
 from warpnoise.diffusion import WarpedNoiseSampler, sdedit_timesteps
 from warpnoise.estimate import estimate_flows
