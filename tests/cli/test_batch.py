@@ -21,7 +21,7 @@ from tests.io._clips import moving_frames
 from warpnoise.batch import read_journal, video_seed
 from warpnoise.batch.run import PARTIAL_DIR
 from warpnoise.cli import load_commands
-from warpnoise.io.noisefile import load_noise, validate_noise_file
+from warpnoise.io.noisefile import load_latents, load_noise, validate_noise_file
 from warpnoise.io.video import write_video
 from warpnoise.pipeline import NoiseOptions, video_to_noise
 
@@ -240,3 +240,53 @@ def test_sigterm_at_any_moment_exits_143_with_one_line(
     assert stderr.splitlines() == [
         "warpnoise: error: terminated (SIGTERM); no output was left half-written"], stderr
     assert [p for p in out.rglob("*") if p.is_file() and ".part" in p.name] == []
+
+
+def test_latent_batch_writes_what_warpnoise_noise_writes_and_resumes(
+        cluster: str, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    make_videos(videos, ["a.mp4", "b.mp4"])
+    out = tmp_path / "out"
+    args = ["-m", "nearest", "--latent", "wan2.1", "--degradation", "0.5", "--frames", "5"]
+    code, output = invoke(videos, "-o", out, "--seed", "4", *args)
+    assert code == 0, output
+    records = read_journal(out / "results.jsonl")
+    assert sorted(r["key"] for r in records) == ["a.mp4", "b.mp4"]
+    for r in records:
+        single = tmp_path / f"single-{r['key']}.safetensors"
+        result = CliRunner().invoke(app, ["noise", str(videos / r["key"]), "-o", str(single),
+                                          "--seed", str(r["seed"]), "-q", *args])
+        assert result.exit_code == 0, result.output
+        batch_latents, batch_meta = load_latents(out / Path(r["key"]).with_suffix(".safetensors"))
+        latents, meta = load_latents(single)
+        assert batch_latents.shape == (1, 16, 2, 6, 8) and r["shape"] == [1, 16, 2, 6, 8]
+        assert torch.equal(batch_latents, latents) and batch_meta == meta
+        assert r["frames"] == 5 and meta["degradation"] == "0.5"
+    code, output = invoke(videos, "-o", out, "--seed", "4", *args)  # the quick check reads them
+    assert code == 0 and "0 done, 2 already done" in output, output
+
+
+def test_device_cuda_without_cuda_exits_2_with_one_line_before_any_work(
+        videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray was started before the options were checked")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ray, "init", started)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["batch", str(videos), "-o", str(out), "--device", "cuda"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "warpnoise: error: device cuda was asked for but CUDA is not available"]
+    assert not out.exists()
+
+
+def test_job_options_leave_out_later_fields_at_their_defaults() -> None:
+    from warpnoise.cli.batch import job_options
+
+    # The options the first batches ran with: their fingerprints must not change.
+    assert set(job_options(NoiseOptions())) == {
+        "method", "channels", "downsample", "flow", "dis_preset", "raft_weights", "dtype",
+        "size", "scale", "start", "frames", "stride", "method_options"}
+    assert job_options(NoiseOptions(latent="sd", device="cpu"))["latent"] == "sd"
+    assert "device" not in job_options(NoiseOptions(latent="sd", device="cpu"))

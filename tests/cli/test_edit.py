@@ -121,3 +121,21 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     text = (out / "results.md").read_text()
     assert "| control-a-video |" in text and "### hand-box" in text
     assert read_frames(out / "side_by_side.mp4").shape == (3, 2 * 128, 4 * 128, 3)
+
+
+def test_edit_noise_is_a_hidden_alias_of_method(tmp_path: Path) -> None:
+    src = clip(tmp_path / "in.mp4", t=2, size=8)
+    common = ["--task", "sr4", "--steps", "2", "--strength", "0.5", "-q"]
+    new = invoke("edit", str(src), "-o", str(tmp_path / "m.mp4"), "--method", "nearest", *common)
+    old = invoke("edit", str(src), "-o", str(tmp_path / "n.mp4"), "--noise", "nearest", *common)
+    short = invoke("edit", str(src), "-o", str(tmp_path / "s.mp4"), "-n", "nearest", *common)
+    for r in (new, old, short):
+        assert r.exit_code == 0, r.output
+        assert "method nearest" in r.stdout
+    assert "deprecated; use --method" in old.stderr and new.stderr == ""
+    assert np.array_equal(read_frames(tmp_path / "m.mp4"), read_frames(tmp_path / "n.mp4"))
+    assert np.array_equal(read_frames(tmp_path / "m.mp4"), read_frames(tmp_path / "s.mp4"))
+    default = invoke("edit", str(src), "-o", str(tmp_path / "d.mp4"), *common)
+    assert default.exit_code == 0 and "method persistent" in default.stdout
+    text = invoke("edit", "--help").stdout
+    assert "--method" in text and "--noise" not in text and "-n " not in text
