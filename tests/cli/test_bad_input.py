@@ -189,6 +189,8 @@ ROWS: list[Row] = [
     Row("batch {videos} -o {out}/b --degradation-map {out}/none.png", "does not exist"),
     Row("batch {videos} -o {out}/b --degradation 0.5 --degradation-map {gmap}", "not both"),
     Row("batch {videos} -o {out}/b --device gpu0", "unknown device 'gpu0'"),
+    Row("batch {videos} -o {out}/b --gpus-per-worker -1", "--gpus-per-worker must be a number"),
+    Row("batch {videos} -o {out}/b --gpus-per-worker nan", "--gpus-per-worker must be a number"),
     Row("batch {videos} -o {out}/b --backend triton", "runs on CUDA devices, not on cpu"),
     Row("batch {videos} -o {out}/b --backend torch --option backend=numba", "not both"),
     Row("batch {latent_npy_row} -o {out}/b --format npy",

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from tests.io._clips import moving_frames
 from warpnoise.batch import read_journal, video_seed
-from warpnoise.batch.run import PARTIAL_DIR
+from warpnoise.batch.run import PARTIAL_DIR, RayExecutor
 from warpnoise.cli import load_commands
 from warpnoise.io.noisefile import load_latents, load_noise, validate_noise_file
 from warpnoise.io.video import write_video
@@ -34,8 +34,9 @@ GOOD = [f"clip{i}.mp4" for i in range(3)] + ["sub/clip3.mp4"]
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """One local Ray cluster for the module; in-process commands reuse it, subprocesses connect
-    to its address."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    to its address. It declares 2 GPUs (none need exist) for the GPU reservations."""
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -290,3 +291,19 @@ def test_job_options_leave_out_later_fields_at_their_defaults() -> None:
         "size", "scale", "start", "frames", "stride", "method_options"}
     assert job_options(NoiseOptions(latent="sd", device="cpu"))["latent"] == "sd"
     assert "device" not in job_options(NoiseOptions(latent="sd", device="cpu"))
+
+
+def test_gpus_per_worker_reserves_each_video_its_own_gpu(cluster: str) -> None:
+    def visible(item: int) -> tuple[list, str | None]:
+        return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    with RayExecutor(gpus_per_worker=1) as ex:
+        assert ex.concurrency == 2  # 2 GPUs, one each
+        seen = [result for _, result in ex.map_unordered(visible, range(4))]
+    for ids, env in seen:
+        assert len(ids) == 1 and env == str(ids[0]), (ids, env)
+    with RayExecutor(cpus_per_worker=1, gpus_per_worker=0.5) as ex:
+        assert ex.concurrency == 2  # 4 half-GPU slots, but 2 CPUs
+    with pytest.raises(ValueError, match="needs 3 GPU"), RayExecutor(gpus_per_worker=3):
+        pass
+    assert ray.is_initialized()  # the module's cluster is left as it was

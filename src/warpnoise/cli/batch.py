@@ -4,6 +4,7 @@ call :mod:`warpnoise.batch`, draw a progress bar over videos, summarise."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -148,6 +149,10 @@ def batch_command(
         "start a local one.", rich_help_panel=_RUN)] = None,
     cpus_per_worker: Annotated[int, typer.Option(
         "--cpus-per-worker", help="CPUs (and threads) per video.", rich_help_panel=_RUN)] = 1,
+    gpus_per_worker: Annotated[float | None, typer.Option(
+        "--gpus-per-worker", help="GPUs Ray reserves per video (0.25: four videos share one); "
+        "each video's --device cuda is then its own GPU. Default: 1 with --device cuda, else 0.",
+        rich_help_panel=_RUN, show_default=False)] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="safetensors, or npy (Go-with-the-Flow's [T, H, W, C] float16; not "
         "with --latent).")
@@ -212,6 +217,8 @@ def batch_command(
                         ("--min-frames", min_frames)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if gpus_per_worker is not None and not 0 <= gpus_per_worker < math.inf:
+        raise ValueError(f"--gpus-per-worker must be a number >= 0, got {gpus_per_worker}")
     check_seed(seed, "--seed")
     check_output_folder(outdir)
     if address is not None:
@@ -231,7 +238,10 @@ def batch_command(
         import ray  # noqa: F401
     except ImportError:
         fail(RAY_MISSING)
-    executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if opts.device.startswith("cuda") else 0.0
+    executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                           gpus_per_worker=gpus_per_worker)
     with _video_bar(quiet) as (on_start, on_result):
         summary = run_batch(jobs, outdir, executor, retry_failed=retry_failed, verify=verify,
                             min_frames=min_frames, on_start=on_start, on_result=on_result)
