@@ -199,3 +199,37 @@ def test_bad_option_values_fail_the_plan_with_the_row(tmp_path: Path) -> None:
     manifest.write_text(json.dumps({"path": "a.mp4", "seed": 2**64}) + "\n")
     with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
         plan_jobs(manifest, tmp_path / "out", options_type=NoiseOptions)
+
+
+def test_manifest_rows_override_latent_degradation_device_with_map_paths_made_absolute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from warpnoise.pipeline import NoiseOptions
+
+    touch(tmp_path / "data" / "a.mp4")
+    touch(tmp_path / "data" / "b.mp4")
+    np.save(tmp_path / "data" / "gmap.npy", np.full((4, 4), 0.25, np.float32))
+    manifest = tmp_path / "data" / "list.csv"
+    manifest.write_text("path,latent,degradation,degradation_map,device,record_source_path\n"
+                        "a.mp4,wan2.1,0.5,,cpu,yes\n"
+                        "b.mp4,,,gmap.npy,,\n")
+    monkeypatch.chdir(tmp_path)  # the map is found beside the manifest, not in the cwd
+    batch = {"method": "nearest", "latent": "sd", "device": "cpu"}
+    a, b = plan_jobs(manifest, tmp_path / "out", batch, options_type=NoiseOptions, seed=1)
+    assert a.options["latent"] == "wan2.1" and a.options["degradation"] == 0.5
+    assert a.options["record_source_path"] is True and "degradation_map" not in a.options
+    assert b.options["latent"] == "sd" and "degradation" not in b.options
+    assert b.options["degradation_map"] == str(tmp_path / "data" / "gmap.npy")
+    assert a.fingerprint != b.fingerprint
+
+
+def test_latent_with_npy_output_is_refused_before_any_job(tmp_path: Path) -> None:
+    touch(tmp_path / "in" / "a.mp4")
+    with pytest.raises(ValueError, match=r"to \.safetensors, not \.npy \(drop --format npy\)"):
+        plan_jobs(tmp_path / "in", tmp_path / "out", {"latent": "sd"}, suffix=".npy")
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(json.dumps({"path": "in/a.mp4", "latent": "sd"}) + "\n")
+    with pytest.raises(ValueError, match=r"row 1 \(in/a.mp4\): latent 'sd'"):
+        plan_jobs(manifest, tmp_path / "out", {}, suffix=".npy")
+    assert len(plan_jobs(manifest, tmp_path / "out", {}, suffix=".safetensors")) == 1

@@ -180,6 +180,8 @@ def test_ray_executor_rejects_bad_sizes() -> None:
         RayExecutor(workers=0)
     with pytest.raises(ValueError, match="cpus_per_worker"):
         RayExecutor(cpus_per_worker=0)
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        RayExecutor(gpus_per_worker=-0.5)
 
 
 def test_quick_resume_reads_headers_only_full_resume_validates_every_output(tmp_path: Path

@@ -9,15 +9,24 @@ import pytest
 import torch
 
 from warpnoise.batch.verify import quick_check_noise_file
-from warpnoise.io.noisefile import save_noise, validate_noise_file
+from warpnoise.io.noisefile import save_latents, save_noise, validate_noise_file
+
+#: A latents file (``warpnoise noise --latent``) of 5 video frames: (B, T', C, H, W).
+LATENTS_SHAPE = (1, 2, 16, 8, 6)
 
 
 @pytest.fixture(params=[(".safetensors", "float32"), (".safetensors", "float16"),
-                        (".npy", "float16")], ids=["st32", "st16", "npy"])
+                        (".npy", "float16"), ("latents", "float32")],
+                ids=["st32", "st16", "npy", "latents"])
 def noise_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     suffix, dtype = request.param
-    path = tmp_path / f"n{suffix}"
     g = torch.Generator().manual_seed(0)
+    if suffix == "latents":
+        path = tmp_path / "l.safetensors"
+        save_latents(path, torch.randn(*LATENTS_SHAPE, generator=g), {"frames": 5},
+                     dtype=dtype)
+        return path
+    path = tmp_path / f"n{suffix}"
     save_noise(path, torch.randn(5, 3, 8, 6, generator=g), {"seed": 0}, dtype=dtype)
     return path
 
@@ -26,8 +35,9 @@ def test_complete_file_passes_with_the_same_frames_and_shape_as_full_validation(
         noise_file: Path) -> None:
     quick = quick_check_noise_file(noise_file)
     full = validate_noise_file(noise_file)
+    shape = LATENTS_SHAPE if noise_file.name == "l.safetensors" else (5, 3, 8, 6)
     assert quick == {"frames": full["frames"], "shape": full["shape"]} == {
-        "frames": 5, "shape": (5, 3, 8, 6)}
+        "frames": 5, "shape": shape}
 
 
 @pytest.mark.parametrize("damage", ["truncate-1", "truncate-half", "pad", "empty"])

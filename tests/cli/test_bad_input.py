@@ -23,7 +23,8 @@ joins by adding rows. Placeholders in the command line:
   ``{noise_png}``: symlinks to ``{clip}`` and ``{noise}`` under other suffixes;
   ``{gmap}``: a degradation map (.npy); ``{self_row}``: a manifest whose row's output is its
   own input when OUTDIR is ``{root}``, the folder of all these; ``{txt_row}``: a manifest
-  whose row asks for an ``x.txt`` output;
+  whose row asks for an ``x.txt`` output; ``{latent_npy_row}``: one whose row asks for
+  ``latent`` (refused with ``--format npy``);
 - ``{out}``: the (empty) output folder of the row.
 """
 
@@ -179,6 +180,21 @@ ROWS: list[Row] = [
     Row("batch {videos} -o {out}/b --verify maybe", "--verify must be quick or full"),
     Row("batch {videos} -o {out}/b --format pt", "--format must be safetensors or npy"),
     Row("batch {videos} -o {out}/b --address 127.0.0.1:1", "cannot reach the Ray cluster"),
+    Row("batch {videos} -o {out}/b --latent wan2.1 --format npy",
+        "latents tensor to .safetensors, not .npy (drop --format npy)"),
+    Row("batch {videos} -o {out}/b --latent nope", "unknown latent model 'nope'"),
+    Row("batch {videos} -o {out}/b --latent wan2.1 --channels 3",
+        "sets 16 channels and downsample 8"),
+    Row("batch {videos} -o {out}/b --degradation 1.5", "degradation must be a number in [0, 1]"),
+    Row("batch {videos} -o {out}/b --degradation-map {out}/none.png", "does not exist"),
+    Row("batch {videos} -o {out}/b --degradation 0.5 --degradation-map {gmap}", "not both"),
+    Row("batch {videos} -o {out}/b --device gpu0", "unknown device 'gpu0'"),
+    Row("batch {videos} -o {out}/b --gpus-per-worker -1", "--gpus-per-worker must be a number"),
+    Row("batch {videos} -o {out}/b --gpus-per-worker nan", "--gpus-per-worker must be a number"),
+    Row("batch {videos} -o {out}/b --backend triton", "runs on CUDA devices, not on cpu"),
+    Row("batch {videos} -o {out}/b --backend torch --option backend=numba", "not both"),
+    Row("batch {latent_npy_row} -o {out}/b --format npy",
+        "row 1 (videos/v0.mp4): latent 'sd' writes the pipeline's latents tensor"),
     Row("batch {videos} -o {file}", "is a file"),
     Row("batch {videos} -o {file}/b", "is a file"),
     Row("batch {out}/missing -o {out}/b", "does not exist"),
@@ -187,7 +203,9 @@ ROWS: list[Row] = [
     # edit
     Row("edit {clip} -o {out}/e.avi", "must be an .mp4"),
     Row("edit {clip} -o {file}/e.mp4", "is not a folder"),
-    Row("edit {clip} -o {out}/e.mp4 --noise nope", "unknown noise method"),
+    Row("edit {clip} -o {out}/e.mp4 --method nope", "unknown noise method"),
+    Row("edit {clip} -o {out}/e.mp4 --method random --noise nearest", "not both"),
+    Row("edit {clip} -o {out}/e.mp4 --backend triton", "runs on CUDA devices, not on cpu"),
     Row("edit {clip} -o {out}/e.mp4 --option nonsense=1", "bad options for method"),
     Row("edit {clip} -o {out}/e.mp4 --task colorize", "task must be"),
     Row("edit {clip} -o {out}/e.mp4 --strength 0", "strength must be in (0, 1]"),
@@ -206,7 +224,7 @@ ROWS: list[Row] = [
     Row("edit {clip} -o {out}/e.mp4 --size 20x20", "divisible by 8"),
     Row("edit {clip} -o {out}/e.mp4 --task sr4 --steps 0", "steps must be >= 1"),
     Row("edit {clip} -o {out}/e.mp4 --task sr4 --strength 2", "strength must be in (0, 1]"),
-    Row("edit {clip} -o {out}/e.mp4 --noise control-a-video --option tau=2", "tau must be"),
+    Row("edit {clip} -o {out}/e.mp4 --method control-a-video --option tau=2", "tau must be"),
     Row("edit {clip} -o {out}/e.mp4 --scale 0", "scale must be a positive number"),
     Row("edit {clip} -o {out}/e.mp4 --frames 0", "frames must be >= 1"),
     Row("edit {clip} -o {out}/e.mp4 --stride 0", "stride must be >= 1"),
@@ -230,7 +248,8 @@ ROWS: list[Row] = [
 ]
 if not HAS_CUDA:
     ROWS += [Row("noise {clip} -o {out}/n.safetensors --device cuda", "CUDA is not available"),
-             Row("edit {clip} -o {out}/e.mp4 --device cuda", "CUDA is not available")]
+             Row("edit {clip} -o {out}/e.mp4 --device cuda", "CUDA is not available"),
+             Row("batch {videos} -o {out}/b --device cuda", "CUDA is not available")]
 
 #: Calls that mean work has started: decoding video, loading a model, the demo's clip or a noise
 #: file, starting Ray. Early rows must fail before any of them.
@@ -269,12 +288,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "noise.png").symlink_to(root / "noise.safetensors")
     np.save(root / "gmap.npy", np.full((48, 64), 0.5, np.float32))
     (root / "self_row.jsonl").write_text(json.dumps({"path": "noise.safetensors"}) + "\n")
+    (root / "latent_npy_row.jsonl").write_text(
+        json.dumps({"path": "videos/v0.mp4", "latent": "sd"}) + "\n")
     (root / "txt_row.jsonl").write_text(json.dumps({"path": "videos/v0.mp4", "output": "x.txt"})
                                         + "\n")
     return {"root": root, "clip_link": root / "clip_link.mp4",
             "clip_hard": root / "clip_hard.mp4", "clip_st": root / "clip_st.safetensors",
             "noise_png": root / "noise.png", "gmap": root / "gmap.npy",
             "self_row": root / "self_row.jsonl", "txt_row": root / "txt_row.jsonl",
+            "latent_npy_row": root / "latent_npy_row.jsonl",
             "clip": root / "clip.mp4", "videos": root / "videos",
             "noise": root / "noise.safetensors", "flows8": root / "flows8.safetensors",
             "flows_cut": root / "flows_cut.safetensors", "flows_inf": root / "flows_inf.npy",

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from tests.io._clips import moving_frames
 from warpnoise.batch import read_journal, video_seed
-from warpnoise.batch.run import PARTIAL_DIR
+from warpnoise.batch.run import PARTIAL_DIR, RayExecutor
 from warpnoise.cli import load_commands
-from warpnoise.io.noisefile import load_noise, validate_noise_file
+from warpnoise.io.noisefile import load_latents, load_noise, validate_noise_file
 from warpnoise.io.video import write_video
 from warpnoise.pipeline import NoiseOptions, video_to_noise
 
@@ -34,8 +34,9 @@ GOOD = [f"clip{i}.mp4" for i in range(3)] + ["sub/clip3.mp4"]
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """One local Ray cluster for the module; in-process commands reuse it, subprocesses connect
-    to its address."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    to its address. It declares 2 GPUs (none need exist) for the GPU reservations."""
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -240,3 +241,69 @@ def test_sigterm_at_any_moment_exits_143_with_one_line(
     assert stderr.splitlines() == [
         "warpnoise: error: terminated (SIGTERM); no output was left half-written"], stderr
     assert [p for p in out.rglob("*") if p.is_file() and ".part" in p.name] == []
+
+
+def test_latent_batch_writes_what_warpnoise_noise_writes_and_resumes(
+        cluster: str, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    make_videos(videos, ["a.mp4", "b.mp4"])
+    out = tmp_path / "out"
+    args = ["-m", "nearest", "--latent", "wan2.1", "--degradation", "0.5", "--frames", "5"]
+    code, output = invoke(videos, "-o", out, "--seed", "4", *args)
+    assert code == 0, output
+    records = read_journal(out / "results.jsonl")
+    assert sorted(r["key"] for r in records) == ["a.mp4", "b.mp4"]
+    for r in records:
+        single = tmp_path / f"single-{r['key']}.safetensors"
+        result = CliRunner().invoke(app, ["noise", str(videos / r["key"]), "-o", str(single),
+                                          "--seed", str(r["seed"]), "-q", *args])
+        assert result.exit_code == 0, result.output
+        batch_latents, batch_meta = load_latents(out / Path(r["key"]).with_suffix(".safetensors"))
+        latents, meta = load_latents(single)
+        assert batch_latents.shape == (1, 16, 2, 6, 8) and r["shape"] == [1, 16, 2, 6, 8]
+        assert torch.equal(batch_latents, latents) and batch_meta == meta
+        assert r["frames"] == 5 and meta["degradation"] == "0.5"
+    code, output = invoke(videos, "-o", out, "--seed", "4", *args)  # the quick check reads them
+    assert code == 0 and "0 done, 2 already done" in output, output
+
+
+def test_device_cuda_without_cuda_exits_2_with_one_line_before_any_work(
+        videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray was started before the options were checked")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ray, "init", started)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["batch", str(videos), "-o", str(out), "--device", "cuda"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "warpnoise: error: device cuda was asked for but CUDA is not available"]
+    assert not out.exists()
+
+
+def test_job_options_leave_out_later_fields_at_their_defaults() -> None:
+    from warpnoise.cli.batch import job_options
+
+    # The options the first batches ran with: their fingerprints must not change.
+    assert set(job_options(NoiseOptions())) == {
+        "method", "channels", "downsample", "flow", "dis_preset", "raft_weights", "dtype",
+        "size", "scale", "start", "frames", "stride", "method_options"}
+    assert job_options(NoiseOptions(latent="sd", device="cpu"))["latent"] == "sd"
+    assert "device" not in job_options(NoiseOptions(latent="sd", device="cpu"))
+
+
+def test_gpus_per_worker_reserves_each_video_its_own_gpu(cluster: str) -> None:
+    def visible(item: int) -> tuple[list, str | None]:
+        return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    with RayExecutor(gpus_per_worker=1) as ex:
+        assert ex.concurrency == 2  # 2 GPUs, one each
+        seen = [result for _, result in ex.map_unordered(visible, range(4))]
+    for ids, env in seen:
+        assert len(ids) == 1 and env == str(ids[0]), (ids, env)
+    with RayExecutor(cpus_per_worker=1, gpus_per_worker=0.5) as ex:
+        assert ex.concurrency == 2  # 4 half-GPU slots, but 2 CPUs
+    with pytest.raises(ValueError, match="needs 3 GPU"), RayExecutor(gpus_per_worker=3):
+        pass
+    assert ray.is_initialized()  # the module's cluster is left as it was

@@ -32,7 +32,7 @@ def invoke(*args: str):
 @pytest.mark.slow
 def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--noise", "bilinear",
+    r = invoke("edit", str(clip(tmp_path / "in.mp4")), "-o", str(out), "--method", "bilinear",
                "--steps", "4", "--strength", "0.5", "-q")
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (3, 16, 16, 3)
@@ -42,7 +42,7 @@ def test_edit_writes_a_video_of_the_same_size(tmp_path: Path) -> None:
 def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> None:
     out = tmp_path / "sr.mp4"
     src = clip(tmp_path / "in.mp4", t=2, size=8)
-    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", noise,
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--method", noise,
                "--steps", "2", "--strength", "0.5", "-q")
     assert r.exit_code == 0, r.output
     assert read_frames(out).shape == (2, 32, 32, 3)
@@ -51,7 +51,7 @@ def test_edit_sr4_makes_frames_four_times_larger(tmp_path: Path, noise: str) -> 
 def test_edit_report_prints_the_four_measures(tmp_path: Path) -> None:
     out = tmp_path / "sr.mp4"
     src = clip(tmp_path / "in.mp4", t=3, size=16)
-    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--noise", "fixed",
+    r = invoke("edit", str(src), "-o", str(out), "--task", "sr4", "--method", "fixed",
                "--steps", "4", "--strength", "0.5", "--report", "-q")
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.output.splitlines() if ln.startswith("report:"))
@@ -73,7 +73,7 @@ def test_edit_refuses_the_super_resolver_for_sdedit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--noise", "nope"], "unknown noise method"),
+    (["--method", "nope"], "unknown noise method"),
     (["--task", "colorize"], "task must be"),
     (["--size", "20x20"], "divisible by 8"),
     (["--strength", "1.5"], "strength"),
@@ -121,3 +121,21 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     text = (out / "results.md").read_text()
     assert "| control-a-video |" in text and "### hand-box" in text
     assert read_frames(out / "side_by_side.mp4").shape == (3, 2 * 128, 4 * 128, 3)
+
+
+def test_edit_noise_is_a_hidden_alias_of_method(tmp_path: Path) -> None:
+    src = clip(tmp_path / "in.mp4", t=2, size=8)
+    common = ["--task", "sr4", "--steps", "2", "--strength", "0.5", "-q"]
+    new = invoke("edit", str(src), "-o", str(tmp_path / "m.mp4"), "--method", "nearest", *common)
+    old = invoke("edit", str(src), "-o", str(tmp_path / "n.mp4"), "--noise", "nearest", *common)
+    short = invoke("edit", str(src), "-o", str(tmp_path / "s.mp4"), "-n", "nearest", *common)
+    for r in (new, old, short):
+        assert r.exit_code == 0, r.output
+        assert "method nearest" in r.stdout
+    assert "deprecated; use --method" in old.stderr and new.stderr == ""
+    assert np.array_equal(read_frames(tmp_path / "m.mp4"), read_frames(tmp_path / "n.mp4"))
+    assert np.array_equal(read_frames(tmp_path / "m.mp4"), read_frames(tmp_path / "s.mp4"))
+    default = invoke("edit", str(src), "-o", str(tmp_path / "d.mp4"), *common)
+    assert default.exit_code == 0 and "method persistent" in default.stdout
+    text = invoke("edit", "--help").stdout
+    assert "--method" in text and "--noise" not in text and "-n " not in text

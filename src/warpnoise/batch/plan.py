@@ -40,7 +40,7 @@ PATH_COLUMN = "path"
 OUTPUT_COLUMN = "output"
 # Options that may name a file; tasks run in other processes (and folders), so a relative file
 # name is made absolute against where it was written (the manifest's folder or the cwd).
-PATH_OPTIONS = ("flow", "raft_weights")
+PATH_OPTIONS = ("flow", "raft_weights", "degradation_map")
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,14 @@ def _check_options(options_type: type | None, options: Mapping[str, Any],
     checked.add(signature)
 
 
+def _check_format(options: Mapping[str, Any], suffix: str) -> None:
+    """A pipeline's latents tensor (``latent``) goes to ``.safetensors`` only: refused here,
+    before any task, rather than once per video."""
+    if options.get("latent") is not None and suffix != ".safetensors":
+        raise ValueError(f"latent {options['latent']!r} writes the pipeline's latents tensor to "
+                         f".safetensors, not {suffix} (drop --format {suffix[1:]})")
+
+
 def _safe_relative(name: str, what: str) -> PurePosixPath:
     rel = PurePosixPath(name.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -284,7 +292,8 @@ def plan_jobs(
         options_type: the options dataclass; when given, names are checked and CSV strings are
             converted to its field types.
         seed: the batch seed each video's seed derives from.
-        suffix: ``".safetensors"`` or ``".npy"``.
+        suffix: ``".safetensors"`` or ``".npy"`` (not with a ``latent`` option: a pipeline's
+            latents tensor is written to ``.safetensors`` only).
         ignore_extra_columns: drop manifest columns that are not options instead of failing
             (manifests of training sets often carry captions and such).
 
@@ -301,6 +310,7 @@ def plan_jobs(
         raise ValueError(f"output folder {str(outdir)!r} is a file")
     base_options = _absolute_paths(options or {}, Path.cwd())
     base_options.pop("seed", None)
+    _check_format(base_options, suffix)
     rows: list[dict[str, Any]]
     if src.is_dir():
         base = src
@@ -343,6 +353,7 @@ def plan_jobs(
         if "seed" not in row_options:
             merged["seed"] = video_seed(seed, key)
         try:
+            _check_format(merged, suffix)
             _check_options(options_type, merged, checked)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{str(src)!r} row {n} ({key}): {err}") from None

@@ -16,7 +16,9 @@ half-written noise file; the partial folder is cleared when a batch starts and e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import shutil
 import socket
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 PARTIAL_DIR = ".warpnoise-partial"
+#: Seconds to wait for the cancelled tasks of an interrupted batch on a shared cluster to end.
+_CANCEL_WAIT = 10.0
 RAY_MISSING = ("Ray is not installed; install the batch extra: pip install 'warpnoise[batch]'")
 
 NoiseFn = Callable[[str, Path, Mapping[str, Any]], Any]
@@ -216,18 +220,25 @@ class RayExecutor:
         workers: tasks run at once; default: the local CPU count, or the cluster's CPUs divided
             by ``cpus_per_worker``.
         cpus_per_worker: CPUs reserved per task, and its threads.
+        gpus_per_worker: GPUs reserved per task (a fraction packs several tasks on one GPU);
+            Ray then runs the task on a node with that much GPU free and shows it only its own
+            GPUs (``CUDA_VISIBLE_DEVICES``), so the task's ``cuda`` is its GPU. 0: none reserved.
         max_retries: Ray's retries of a task whose worker process died.
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
-                 cpus_per_worker: int = 1, max_retries: int = 2) -> None:
+                 cpus_per_worker: int = 1, gpus_per_worker: float = 0.0,
+                 max_retries: int = 2) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if cpus_per_worker < 1:
             raise ValueError(f"cpus_per_worker must be >= 1, got {cpus_per_worker}")
+        if not 0 <= gpus_per_worker < math.inf:
+            raise ValueError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker}")
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
+        self.gpus_per_worker = gpus_per_worker
         self.max_retries = max_retries
         self.concurrency = workers or 1
         self.threads = cpus_per_worker
@@ -255,8 +266,16 @@ class RayExecutor:
                 raise ValueError(f"cannot connect to the Ray cluster at {self.address!r}: {err}"
                                  ) from None
             self._owns = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.concurrency = self.workers or max(1, cpus // self.cpus_per_worker)
+        resources = ray.cluster_resources()
+        fit = max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)
+        if self.gpus_per_worker:
+            gpus = resources.get("GPU", 0)
+            if gpus < self.gpus_per_worker:
+                self.__exit__()
+                raise ValueError(f"each video needs {self.gpus_per_worker:g} GPU(s) but the Ray "
+                                 f"cluster has {gpus:g}")
+            fit = min(fit, int(gpus / self.gpus_per_worker + 1e-9))
+        self.concurrency = self.workers or fit
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -272,6 +291,7 @@ class RayExecutor:
         import ray
 
         remote = ray.remote(_apply).options(num_cpus=self.cpus_per_worker,
+                                            num_gpus=self.gpus_per_worker,
                                             max_retries=self.max_retries)
         # Injected functions and options are shipped once, not once per task.
         shared = ray.put((fn, kwargs))
@@ -303,9 +323,13 @@ class RayExecutor:
             # Interrupted: do not leave orphans computing on a shared cluster. A cluster of our
             # own is shut down with its workers; cancelling there too races the replies of the
             # killed tasks, which Ray's core worker can abort on ("task that was not pending").
-            if not self._owns:
+            if not self._owns and pending:
                 for ref in pending:
                     ray.cancel(ref, force=True)
+                # Until their workers are gone they may still write into the partial folder,
+                # which the batch clears once this returns.
+                with contextlib.suppress(Exception):  # leaving anyway: best effort
+                    ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT)
 
 
 def _apply(shared: tuple[Callable[..., Any], dict[str, Any]], item: Any) -> Any:
@@ -438,26 +462,30 @@ def run_batch(
         if todo:
             partial_dir.mkdir()
             executor = executor if executor is not None else RayExecutor()
-            with Journal(journal_path) as journal, executor as ex:
-                startup = time.perf_counter() - start
-                if on_start is not None:
-                    on_start(len(todo), len(jobs) - len(todo))
-                for job, result in ex.map_unordered(
-                        process_job, todo, partial_dir=str(partial_dir),
-                        min_frames=min_frames,
-                        threads=threads if threads is not None else ex.threads,
-                        noise_fn=noise_fn, validate_fn=validate_fn):
-                    if isinstance(result, BaseException):
-                        result = _record(job, "failed", error=_task_error(result))
-                    result["output"] = names[job.output]
-                    journal.append(result)
-                    if result["status"] == "ok":
-                        finished += 1
-                    else:
-                        failed += 1
-                    if on_result is not None:
-                        on_result(result)
-            shutil.rmtree(partial_dir, ignore_errors=True)
+            try:
+                with Journal(journal_path) as journal, executor as ex:
+                    startup = time.perf_counter() - start
+                    if on_start is not None:
+                        on_start(len(todo), len(jobs) - len(todo))
+                    for job, result in ex.map_unordered(
+                            process_job, todo, partial_dir=str(partial_dir),
+                            min_frames=min_frames,
+                            threads=threads if threads is not None else ex.threads,
+                            noise_fn=noise_fn, validate_fn=validate_fn):
+                        if isinstance(result, BaseException):
+                            result = _record(job, "failed", error=_task_error(result))
+                        result["output"] = names[job.output]
+                        journal.append(result)
+                        if result["status"] == "ok":
+                            finished += 1
+                        else:
+                            failed += 1
+                        if on_result is not None:
+                            on_result(result)
+            finally:
+                # Interrupted too: the tasks are over (a cluster of our own is shut down, tasks
+                # on a shared one cancelled), so nothing of this batch is left half-written.
+                shutil.rmtree(partial_dir, ignore_errors=True)
         records = compact_journal(journal_path, order=list(names.values()))
         mine = set(names.values())
         records = [r for r in records if r["output"] in mine]

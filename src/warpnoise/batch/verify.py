@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..io.noisefile import NOISE_FORMAT
+from ..io.noisefile import LATENTS_FORMAT, NOISE_FORMAT
 from ..io.tensorfile import read_npy_header, read_safetensors_header
 
 __all__ = ["quick_check_noise_file"]
@@ -23,6 +23,12 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
     # The shared reader checks that the tensors exactly cover the file (truncated or padded).
     with path.open("rb") as fh:
         spans, meta = read_safetensors_header(fh, str(path))
+    if meta.get("format") == LATENTS_FORMAT and "latents" in spans:
+        # `warpnoise noise --latent`: the pipeline's latents tensor, any rank; its frames are
+        # the video frames it was made from, as validate_noise_file reports them.
+        if not meta.get("frames", "").isdigit():
+            raise ValueError(f"{str(path)!r}: latents metadata lacks the frame count")
+        return {"frames": int(meta["frames"]), "shape": spans["latents"].shape}
     if "noise" not in spans:
         raise ValueError(f"{str(path)!r} has no 'noise' tensor")
     if meta.get("format") != NOISE_FORMAT:
@@ -52,7 +58,8 @@ def quick_check_noise_file(path: str | os.PathLike) -> dict[str, Any]:
     """Check from its header alone that a noise file is complete.
 
     Convention:
-        Returns ``{"frames": T, "shape": (T, C, H, W)}`` like
+        Returns ``{"frames": T, "shape": (T, C, H, W)}`` (a latents file of
+        ``warpnoise noise --latent``: T video frames and the latents tensor's shape) like
         :func:`warpnoise.io.noisefile.validate_noise_file`, which also reads the values (NaN,
         inf); this one reads a few hundred bytes whatever the file's size.
 

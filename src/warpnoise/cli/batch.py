@@ -3,33 +3,71 @@ call :mod:`warpnoise.batch`, draw a progress bar over videos, summarise."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..methods import DEFAULT_METHOD, methods
+from ..methods import DEFAULT_METHOD
 from . import app
 from ._common import fail, handle_errors
-from .io_commands import (
+from .options import (
+    NOISE,
+    BackendOpt,
+    ChannelsOpt,
+    DegradationMapOpt,
+    DegradationOpt,
+    DeviceOpt,
+    DownsampleOpt,
+    DtypeOpt,
+    FlowOpt,
     FramesOpt,
+    LatentOpt,
+    MethodOpt,
+    OptionOpt,
     PresetOpt,
     QuietOpt,
     RaftOpt,
+    RecordSourcePathOpt,
     ScaleOpt,
     SizeOpt,
     StartOpt,
     StrideOpt,
-    option_pairs,
-    size_option,
+    noise_options,
 )
+
+if TYPE_CHECKING:
+    from ..pipeline import NoiseOptions
 
 EXIT_SOME_FAILED = 3
 _RUN = "Cluster"
-_NOISE = "Noise (as `warpnoise noise`)"
+#: NoiseOptions fields the batch's jobs carry only when they differ from the default: a job's
+#: fingerprint hashes its options, and these came after the first batches were run, which must
+#: resume without redoing their videos.
+_LATER_FIELDS = ("device", "latent", "degradation", "degradation_map", "record_source_path",
+                 "preview_fps")
+#: A video's noise options without its seed (plan_jobs derives each video's).
+_NOT_JOB_FIELDS = ("seed",)
+
+BatchSeedOpt = Annotated[int, typer.Option(
+    "--seed", help="Batch seed, 0 to 2**64-1. Each video's seed is a hash of it and the video's "
+    "path relative to INPUT (without INPUT's own name), so its noise does not depend on worker "
+    "or order; a manifest 'seed' column is used as it is.", rich_help_panel=NOISE)]
+
+
+def job_options(opts: NoiseOptions) -> dict[str, Any]:
+    """The batch-wide ``NoiseOptions`` keyword arguments every job starts from (rows of a
+    manifest override them): all fields but the seed, and the fields of
+    :data:`_LATER_FIELDS` only when they differ from the default."""
+    defaults = type(opts)()
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)
+            if f.name not in _NOT_JOB_FIELDS
+            and (f.name not in _LATER_FIELDS or getattr(opts, f.name) != getattr(defaults, f.name))}
 
 
 @contextmanager
@@ -98,7 +136,8 @@ def batch_command(
         help="A folder of videos (searched recursively) or a manifest: .csv with a header or "
         ".jsonl, a 'path' per row (relative to the manifest), optional 'output' (relative to "
         "OUTDIR) and optional per-row noise options named as NoiseOptions fields (method, "
-        "channels, seed, size, ...).", show_default=False)],
+        "channels, seed, size, latent, degradation, degradation_map, device, ...).",
+        show_default=False)],
     outdir: Annotated[Path, typer.Option(
         "--output", "-o", help="Output folder: one noise file per video, mirroring the input "
         "paths, plus results.jsonl / results.csv.")],
@@ -110,8 +149,13 @@ def batch_command(
         "start a local one.", rich_help_panel=_RUN)] = None,
     cpus_per_worker: Annotated[int, typer.Option(
         "--cpus-per-worker", help="CPUs (and threads) per video.", rich_help_panel=_RUN)] = 1,
+    gpus_per_worker: Annotated[float | None, typer.Option(
+        "--gpus-per-worker", help="GPUs Ray reserves per video (0.25: four videos share one); "
+        "each video's --device cuda is then its own GPU. Default: 1 with --device cuda, else 0.",
+        rich_help_panel=_RUN, show_default=False)] = None,
     fmt: Annotated[str, typer.Option(
-        "--format", help="safetensors, or npy (Go-with-the-Flow's [T, H, W, C] float16).")
+        "--format", help="safetensors, or npy (Go-with-the-Flow's [T, H, W, C] float16; not "
+        "with --latent).")
     ] = "safetensors",
     min_frames: Annotated[int, typer.Option(
         "--min-frames", help="Videos with fewer frames are reported as failed (too short).")] = 2,
@@ -125,28 +169,21 @@ def batch_command(
     ignore_extra_columns: Annotated[bool, typer.Option(
         "--ignore-extra-columns", help="Ignore manifest columns that are not noise options "
         "(captions, ...) instead of failing.")] = False,
-    method: Annotated[str, typer.Option(
-        "--method", "-m", help=f"Warping method: {', '.join(methods())}.",
-        rich_help_panel=_NOISE)] = DEFAULT_METHOD,
-    channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels.",
-                                          rich_help_panel=_NOISE)] = 4,
-    downsample: Annotated[int, typer.Option(
-        "--downsample", help="Integrate FxF blocks after warping (latent noise for a VAE with "
-        "factor F).", rich_help_panel=_NOISE)] = 1,
-    flow: Annotated[str, typer.Option(
-        "--flow", help="dis, farneback, raft, or a flow file.", rich_help_panel=_NOISE)] = "dis",
+    method: MethodOpt = DEFAULT_METHOD,
+    channels: ChannelsOpt = 4,
+    downsample: DownsampleOpt = 1,
+    flow: FlowOpt = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Batch seed, 0 to 2**64-1. Each video's seed is a hash of it and the "
-        "video's path relative to INPUT (without INPUT's own name), so its noise does not depend "
-        "on worker or order; a manifest 'seed' column is used as it is.",
-        rich_help_panel=_NOISE)] = 0,
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.",
-                                       rich_help_panel=_NOISE)] = "float32",
-    option: Annotated[list[str] | None, typer.Option(
-        "--option", help="Method option KEY=VALUE (JSON value), repeatable.",
-        rich_help_panel=_NOISE)] = None,
+    seed: BatchSeedOpt = 0,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    option: OptionOpt = None,
+    backend: BackendOpt = "auto",
+    latent: LatentOpt = None,
+    degradation: DegradationOpt = 0.0,
+    degradation_map: DegradationMapOpt = None,
+    record_source_path: RecordSourcePathOpt = False,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -156,7 +193,8 @@ def batch_command(
 ) -> None:
     """Warped noise for every video of a folder or manifest, in parallel on Ray.
 
-    Outputs are written as `warpnoise noise` writes them, atomically.
+    Outputs are written as `warpnoise noise` writes them, atomically (with --latent: the
+    pipeline's latents tensor; a video whose frame count or size the model refuses fails).
 
     A video that fails is recorded with its reason in OUTDIR/results.jsonl; the batch goes on.
 
@@ -179,25 +217,31 @@ def batch_command(
                         ("--min-frames", min_frames)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if gpus_per_worker is not None and not 0 <= gpus_per_worker < math.inf:
+        raise ValueError(f"--gpus-per-worker must be a number >= 0, got {gpus_per_worker}")
     check_seed(seed, "--seed")
     check_output_folder(outdir)
     if address is not None:
         check_reachable(address)  # HOST:PORT nobody listens on; Ray itself would retry for minutes
-    options: dict[str, Any] = {
-        "method": method, "channels": channels, "downsample": downsample, "flow": flow,
-        "dis_preset": dis_preset, "raft_weights": None if raft_weights is None else str(
-            raft_weights), "dtype": dtype, "size": size_option(size), "scale": scale,
-        "start": start, "frames": frames, "stride": stride,
-        "method_options": option_pairs(option or [])}
+    opts = noise_options(
+        method=method, channels=channels, downsample=downsample, flow=flow,
+        dis_preset=dis_preset, raft_weights=raft_weights, dtype=dtype, device=device,
+        option=option, backend=backend, latent=latent, degradation=degradation,
+        degradation_map=degradation_map, record_source_path=record_source_path, size=size,
+        scale=scale, start=start, frames=frames, stride=stride)
     # A bad batch-wide option fails now, not once per video; plan_jobs checks per-row ones.
-    NoiseOptions(**options).check()
+    opts.check()
+    options = job_options(opts)
     jobs = plan_jobs(input, outdir, options, options_type=NoiseOptions, seed=seed,
                      suffix=f".{fmt}", ignore_extra_columns=ignore_extra_columns)
     try:
         import ray  # noqa: F401
     except ImportError:
         fail(RAY_MISSING)
-    executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if opts.device.startswith("cuda") else 0.0
+    executor = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                           gpus_per_worker=gpus_per_worker)
     with _video_bar(quiet) as (on_start, on_result):
         summary = run_batch(jobs, outdir, executor, retry_failed=retry_failed, verify=verify,
                             min_frames=min_frames, on_start=on_start, on_result=on_result)

@@ -15,22 +15,41 @@ from ..editing.demo import SAMPLING as DEMO_SAMPLING
 from ..editing.models import SCHEDULERS
 from ..editing.sr import STEPS as SR_STEPS
 from ..editing.sr import STRENGTH as SR_STRENGTH
-from ..methods import DEFAULT_METHOD, methods
+from ..methods import DEFAULT_METHOD
 from . import app
 from ._common import handle_errors, progress_bar
-from .io_commands import (
+from .options import (
+    BackendOpt,
     FramesOpt,
     InputArg,
+    MethodOpt,
+    OptionOpt,
     PresetOpt,
     QuietOpt,
     ScaleOpt,
+    SeedOpt,
+    SizeOpt,
     StartOpt,
     StrideOpt,
-    option_pairs,
+    method_options,
     size_option,
 )
 
 _DIFFUSION = "Diffusion"
+#: The former name of ``edit --method``, kept working for existing scripts (hidden from --help).
+NoiseAliasOpt = Annotated[str | None, typer.Option(
+    "--noise", "-n", hidden=True, help="Deprecated name of --method.")]
+
+
+def _method(method: str, noise: str | None) -> str:
+    """``--method``, or the deprecated ``--noise`` given instead of it (a note on stderr)."""
+    if noise is None:
+        return method
+    if method not in (DEFAULT_METHOD, noise):
+        raise ValueError(f"give --method or its former name --noise, not both (got {method!r} "
+                         f"and {noise!r})")
+    typer.echo("warpnoise: note: edit --noise is deprecated; use --method", err=True)
+    return noise
 
 
 def _quiet_hub_logs() -> None:
@@ -52,8 +71,8 @@ def _quiet_hub_logs() -> None:
 def edit_command(
     input: InputArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Edited video (.mp4).")],
-    noise: Annotated[str, typer.Option(
-        "--noise", "-n", help=f"Noise method: {', '.join(methods())}.")] = DEFAULT_METHOD,
+    method: MethodOpt = DEFAULT_METHOD,
+    noise: NoiseAliasOpt = None,
     model: Annotated[str, typer.Option(
         "--model", help="'bundled' (the project's models: a small pixel-space denoiser for "
         "--task sdedit, the conditional 4x super-resolver for --task sr4), a .safetensors saved "
@@ -95,16 +114,14 @@ def edit_command(
     eta: Annotated[float, typer.Option(
         "--eta", help="DDIM eta: 1 puts fresh warped noise in at every step, 0 only at the "
         "start.", rich_help_panel=_DIFFUSION)] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed, 0 to 2**64-1.")] = 0,
+    seed: SeedOpt = 0,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Frames per model call (memory vs speed).",
         rich_help_panel=_DIFFUSION)] = 8,
     dis_preset: PresetOpt = "medium",
-    option: Annotated[list[str] | None, typer.Option(
-        "--option", help="Noise method option KEY=VALUE (JSON value), repeatable.")] = None,
-    size: Annotated[str | None, typer.Option(
-        "--size", help="Resize input frames to WxH (multiples of 8 for a denoiser's sdedit).")
-    ] = None,
+    option: OptionOpt = None,
+    backend: BackendOpt = "auto",
+    size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
     frames: FramesOpt = None,
@@ -123,8 +140,10 @@ def edit_command(
     stochastic step (DDIM with --eta > 0, DDPM, Euler ancestral, DPM-Solver SDE).
 
     Needs the whole clip: its frames, flows and noise are held in memory (pick a part with
-    --start/--frames/--stride).
+    --start/--frames/--stride). The bundled denoiser's sdedit needs sizes in multiples of 8
+    (--size).
     """
+    from ..backends import check_available
     from ..editing.edit import (
         EditOptions,
         check_frame_size,
@@ -136,11 +155,16 @@ def edit_command(
     from ..estimate import estimate_flows
     from ..io.atomic import check_outputs
     from ..io.video import check_selection, read_frames, write_video
+    from ..rng import check_device
 
-    opts = EditOptions(method=noise, task=task, strength=strength, steps=steps, eta=eta,
+    method = _method(method, noise)
+    opts = EditOptions(method=method, task=task, strength=strength, steps=steps, eta=eta,
                        seed=seed, scheduler=scheduler, batch_size=batch_size,
-                       dis_preset=dis_preset, method_options=option_pairs(option or []))
+                       dis_preset=dis_preset,
+                       method_options=method_options(option, backend))
     opts.check()
+    if "backend" in opts.method_options:  # an explicit backend the device cannot run: now
+        check_available(opts.method_options["backend"], check_device(device))
     if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
     frame_size = size_option(size)
@@ -173,7 +197,7 @@ def edit_command(
     s = result.seconds
     t, h, w = result.frames.shape[:3]
     typer.echo(f"wrote {out}: {t} frames {w}x{h}, task {task}, model {edit_model.name}, "
-               f"noise {noise}, seed {seed}")
+               f"method {method}, seed {seed}")
     typer.echo(f"time {s['total']:.1f} s: flow {s['flow']:.1f} s, noise {s['noise']:.1f} s, "
                f"diffusion {s['diffusion']:.1f} s")
     if measures is not None:

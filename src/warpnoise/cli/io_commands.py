@@ -3,79 +3,41 @@ to a report. Thin: parse, call :mod:`warpnoise.pipeline` / :mod:`warpnoise.repor
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..methods import DEFAULT_METHOD, methods
+from ..methods import DEFAULT_METHOD
 from . import app
 from ._common import handle_errors, progress_bar
-
-_SELECT = "Frame selection"
-_FLOW = "Optical flow"
-_LATENT = "Diffusion models"
-
-InputArg = Annotated[Path, typer.Argument(
-    help="Video file (mp4, avi, mov, webm, gif, ...) or a folder of images (natural order).",
-    show_default=False)]
-SizeOpt = Annotated[str | None, typer.Option(
-    "--size", help="Resize frames to WxH pixels, e.g. 512x384.", rich_help_panel=_SELECT)]
-ScaleOpt = Annotated[float | None, typer.Option(
-    "--scale", help="Resize frames by this factor (instead of --size).", rich_help_panel=_SELECT)]
-StartOpt = Annotated[int, typer.Option("--start", help="First frame to use (0-based).",
-                                       rich_help_panel=_SELECT)]
-FramesOpt = Annotated[int | None, typer.Option(
-    "--frames", help="Use at most this many frames (default: all).", rich_help_panel=_SELECT)]
-StrideOpt = Annotated[int, typer.Option("--stride", help="Use every N-th frame.",
-                                        rich_help_panel=_SELECT)]
-PresetOpt = Annotated[str, typer.Option(
-    "--dis-preset", help="DIS preset: ultrafast, fast or medium.", rich_help_panel=_FLOW)]
-RaftOpt = Annotated[Path | None, typer.Option(
-    "--raft-weights", help="Local torchvision RAFT weights (.pth) for --flow raft; needs "
-    "torchvision. Nothing is downloaded.", rich_help_panel=_FLOW)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-_OCCLUSION_HELP = (
-    "Pixels failing the forward-backward check |b + f(x+b)|² > 0.01 (|b|² + |f(x+b)|²) + 0.5 px² "
-    "(Sundaram et al. 2010) are disoccluded and get fresh noise."
+from .options import (
+    FLOW,
+    BackendOpt,
+    ChannelsOpt,
+    DegradationMapOpt,
+    DegradationOpt,
+    DeviceOpt,
+    DownsampleOpt,
+    DtypeOpt,
+    FlowOpt,
+    FramesOpt,
+    InputArg,
+    LatentOpt,
+    MethodOpt,
+    OptionOpt,
+    PresetOpt,
+    QuietOpt,
+    RaftOpt,
+    RecordSourcePathOpt,
+    ScaleOpt,
+    SeedOpt,
+    SizeOpt,
+    StartOpt,
+    StrideOpt,
+    noise_options,
 )
-
-
-def latent_models() -> list[str]:
-    from ..latent.presets import PRESETS
-
-    return list(PRESETS)
-
-
-def size_option(text: str | None) -> tuple[int, int] | None:
-    from ..io.video import parse_size
-
-    return None if text is None else parse_size(text)
-
-
-def option_pairs(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option must look like KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
-def _with_backend(options: dict[str, Any], backend: str) -> dict[str, Any]:
-    """The method options with ``--backend`` (``auto`` is the methods' default: left out)."""
-    if backend == "auto":
-        return options
-    if "backend" in options:
-        raise ValueError("give --backend or --option backend=..., not both")
-    return {**options, "backend": backend}
 
 
 @app.command("flow")
@@ -87,7 +49,7 @@ def flow_command(
         "and 'forward', (T-1, 2, H, W), dx then dy in pixels.")],
     flow: Annotated[str, typer.Option(
         "--flow", help="Estimator: dis (OpenCV DIS), farneback or raft.",
-        rich_help_panel=_FLOW)] = "dis",
+        rich_help_panel=FLOW)] = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
     size: SizeOpt = None,
@@ -106,12 +68,10 @@ def flow_command(
     the second estimates and writes each flow as it goes; memory does not grow with the clip's
     length (the file does: 16 bytes per pixel and frame).
     """
-    from ..pipeline import NoiseOptions, video_to_flows
+    from ..pipeline import video_to_flows
 
-    opts = NoiseOptions(flow=flow, dis_preset=dis_preset,
-                        raft_weights=None if raft_weights is None else str(raft_weights),
-                        size=size_option(size), scale=scale, start=start, frames=frames,
-                        stride=stride)
+    opts = noise_options(flow=flow, dis_preset=dis_preset, raft_weights=raft_weights, size=size,
+                         scale=scale, start=start, frames=frames, stride=stride)
     with progress_bar(quiet) as progress:
         res = video_to_flows(input, output, opts, progress=progress)
     typer.echo(f"wrote {output}: {res.flows} backward + {res.flows} forward flows, "
@@ -125,54 +85,23 @@ def noise_command(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Noise file: .safetensors (tensor 'noise' (T, C, H, W) + metadata) "
         "or .npy (Go-with-the-Flow's [T, H, W, C] float16).")],
-    method: Annotated[str, typer.Option(
-        "--method", "-m", help=f"Warping method: {', '.join(methods())}. control-a-video "
-        "masks by frame differences normalised over the whole clip: it reads the input twice "
-        "(--option tau=0.1).")] = DEFAULT_METHOD,
-    channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels.")] = 4,
-    downsample: Annotated[int, typer.Option(
-        "--downsample", help="Integrate FxF blocks (sum / F) after warping at pixel resolution: "
-        "latent noise for a VAE with factor F, still i.i.d. N(0,1).")] = 1,
-    flow: Annotated[str, typer.Option(
-        "--flow", help="dis, farneback, raft, or a flow file (.safetensors/.npz from `warpnoise "
-        "flow`, .npy, .flo or a folder of .flo). " + _OCCLUSION_HELP,
-        rich_help_panel=_FLOW)] = "dis",
+    method: MethodOpt = DEFAULT_METHOD,
+    channels: ChannelsOpt = 4,
+    downsample: DownsampleOpt = 1,
+    flow: FlowOpt = "dis",
     dis_preset: PresetOpt = "medium",
     raft_weights: RaftOpt = None,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Random seed, 0 to 2**64-1 (same seed, same noise).")] = 0,
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="float32 or float16 (.safetensors; .npy is always float16).")] = "float32",
+    seed: SeedOpt = 0,
+    dtype: DtypeOpt = "float32",
     preview: Annotated[Path | None, typer.Option(
         "--preview", help="Also write an mp4: input | flow (colour wheel) | noise.")] = None,
-    device: Annotated[str, typer.Option(
-        "--device", help="Where the warper runs: cpu or cuda (flow runs on the CPU).")
-    ] = "cpu",
-    option: Annotated[list[str] | None, typer.Option(
-        "--option", help="Method option KEY=VALUE (JSON value), repeatable, e.g. upsample=4.")
-    ] = None,
-    backend: Annotated[str, typer.Option(
-        "--backend", help="Kernels of the persistent method: auto (Triton on CUDA, numba on the "
-        "CPU; if they fail on the first frame, a warning and the torch path), numba, triton or "
-        "torch (an explicit choice fails instead of falling back).")] = "auto",
-    latent: Annotated[str | None, typer.Option(
-        "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline "
-        f"(.safetensors, tensor 'latents'): {', '.join(latent_models())}. Sets channels and "
-        "downsample; checks the frame and size rules. Holds the latent frames in memory until "
-        "the end (the tensor is arranged whole; a small fraction of the pixel noise).",
-        rich_help_panel=_LATENT)] = None,
-    degradation: Annotated[float, typer.Option(
-        "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1]: Q <- ((1-γ)Q + γζ) / "
-        "sqrt((1-γ)²+γ²), ζ fresh N(0,1) from the seed; 0 = warped noise, 1 = fresh noise.",
-        rich_help_panel=_LATENT)] = 0.0,
-    degradation_map: Annotated[Path | None, typer.Option(
-        "--degradation-map", help="A per-pixel γ instead of --degradation: a grayscale image "
-        "(black 0, white 1; 8 or 16 bits) or a .npy of (H, W) values in [0, 1], with the frames' "
-        "aspect ratio; area-averaged to the noise grid.", rich_help_panel=_LATENT)] = None,
-    record_source_path: Annotated[bool, typer.Option(
-        "--record-source-path", help="Store the full paths of the input video and flow/map "
-        "files in the noise file's metadata (default: file names only, so a shared file does "
-        "not reveal your folders).")] = False,
+    device: DeviceOpt = "cpu",
+    option: OptionOpt = None,
+    backend: BackendOpt = "auto",
+    latent: LatentOpt = None,
+    degradation: DegradationOpt = 0.0,
+    degradation_map: DegradationMapOpt = None,
+    record_source_path: RecordSourcePathOpt = False,
     size: SizeOpt = None,
     scale: ScaleOpt = None,
     start: StartOpt = 0,
@@ -188,21 +117,19 @@ def noise_command(
     Streams: a first pass decodes the clip to count its frames and check they decode (nothing
     is kept; the file's header states its length); the second decodes, estimates flow, warps and
     writes frame by frame, holding a few frames and flows whatever the clip's length (see
-    docs/memory.md).
+    docs/memory.md). control-a-video normalises frame differences over the whole clip: it reads
+    the input once more.
     """
     from ..diagnostics import compile_notice
     from ..latent.presets import latent_preset
-    from ..pipeline import NoiseOptions, video_to_noise
+    from ..pipeline import video_to_noise
 
-    opts = NoiseOptions(
+    opts = noise_options(
         method=method, channels=channels, downsample=downsample, flow=flow,
-        dis_preset=dis_preset, raft_weights=None if raft_weights is None else str(raft_weights),
-        seed=seed, dtype=dtype, size=size_option(size), scale=scale, start=start, frames=frames,
-        stride=stride, method_options=_with_backend(option_pairs(option or []), backend),
-        device=device,
-        latent=latent, degradation=degradation,
-        degradation_map=None if degradation_map is None else str(degradation_map),
-        record_source_path=record_source_path)
+        dis_preset=dis_preset, raft_weights=raft_weights, seed=seed, dtype=dtype, device=device,
+        option=option, backend=backend, latent=latent, degradation=degradation,
+        degradation_map=degradation_map, record_source_path=record_source_path, size=size,
+        scale=scale, start=start, frames=frames, stride=stride)
     opts.check()
     notice = None if quiet else compile_notice(method, channels if latent is None else
                                                latent_preset(latent).channels, device,

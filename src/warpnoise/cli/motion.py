@@ -11,7 +11,7 @@ import typer
 
 from . import app
 from ._common import handle_errors, progress_bar
-from .io_commands import QuietOpt, latent_models
+from .options import QuietOpt, latent_models
 
 _CAMERA = "Ready-made camera moves (instead of a motion file)"
 _LATENT = "Diffusion models"
