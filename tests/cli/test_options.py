@@ -1,4 +1,4 @@
-"""The noise options declared once: ``noise``, ``batch`` and ``edit`` show the same flags, help,
+"""The noise options declared once: ``noise``, ``batch``, ``edit`` and ``motion`` show the same flags, help,
 panel and default for each option they share, the defaults are the library's, and the parsed
 values become the same ``NoiseOptions`` as the library's own spelling."""
 
@@ -21,6 +21,9 @@ NOT_SHARED = {"input", "output", "preview", "quiet", "help"}
 #: resolution; its --device and --dtype place the model too, and are its own).
 EDIT_SHARED = {"method", "seed", "option", "backend", "dis_preset", "size", "scale", "start",
                "frames", "stride"}
+#: The noise options ``motion`` takes (its flows are exact, its frames come from the motion).
+MOTION_SHARED = {"method", "channels", "seed", "dtype", "device", "option", "backend", "latent",
+                 "degradation", "degradation_map"}
 #: CLI parameter -> NoiseOptions field, where the names differ.
 FIELD = {"option": "method_options", "backend": "method_options"}
 
@@ -38,7 +41,7 @@ def declaration(param: Any) -> dict[str, Any]:
 def commands() -> dict[str, dict[str, dict[str, Any]]]:
     group = typer.main.get_command(load_commands())
     return {name: {p.name: declaration(p) for p in group.commands[name].params}
-            for name in ("noise", "batch", "edit")}
+            for name in ("noise", "batch", "edit", "motion")}
 
 
 def test_noise_options_are_declared_identically_in_noise_batch_and_edit(
@@ -54,6 +57,8 @@ def test_noise_options_are_declared_identically_in_noise_batch_and_edit(
         assert batch == commands["noise"][name], name
     for name in sorted(EDIT_SHARED):
         assert commands["edit"][name] == commands["noise"][name], name
+    for name in sorted(MOTION_SHARED):
+        assert commands["motion"][name] == commands["noise"][name], name
     assert "noise" not in commands["noise"] and "noise" not in commands["batch"]
 
 

@@ -121,7 +121,6 @@ def noise_command(
     the input once more.
     """
     from ..diagnostics import compile_notice
-    from ..latent.presets import latent_preset
     from ..pipeline import video_to_noise
 
     opts = noise_options(
@@ -130,14 +129,13 @@ def noise_command(
         option=option, backend=backend, latent=latent, degradation=degradation,
         degradation_map=degradation_map, record_source_path=record_source_path, size=size,
         scale=scale, start=start, frames=frames, stride=stride)
-    opts.check()
-    notice = None if quiet else compile_notice(method, channels if latent is None else
-                                               latent_preset(latent).channels, device,
+    plan = opts.plan()  # every option checked, once, before any work
+    notice = None if quiet else compile_notice(method, plan.target.channels, device,
                                                opts.method_options)
     if notice is not None:
         typer.echo(notice, err=True)
     with progress_bar(quiet) as progress:
-        result = video_to_noise(input, output, opts, preview=preview, progress=progress)
+        result = video_to_noise(input, output, plan, preview=preview, progress=progress)
     s = result.seconds
     steps = max(result.frames - 1, 1)
     shape = tuple(result.shape)

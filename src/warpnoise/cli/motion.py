@@ -9,12 +9,25 @@ from typing import Annotated
 
 import typer
 
+from ..methods import DEFAULT_METHOD
 from . import app
 from ._common import handle_errors, progress_bar
-from .options import QuietOpt, latent_models
+from .options import (
+    BackendOpt,
+    ChannelsOpt,
+    DegradationMapOpt,
+    DegradationOpt,
+    DeviceOpt,
+    DtypeOpt,
+    LatentOpt,
+    MethodOpt,
+    OptionOpt,
+    QuietOpt,
+    SeedOpt,
+    noise_options,
+)
 
 _CAMERA = "Ready-made camera moves (instead of a motion file)"
-_LATENT = "Diffusion models"
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
@@ -58,17 +71,16 @@ def motion_command(
     fps: Annotated[float, typer.Option(
         "--fps", help="Frame rate of the ready-made moves' videos.", rich_help_panel=_CAMERA)
     ] = 16.0,
-    latent: Annotated[str | None, typer.Option(
-        "--latent", help="Write exactly the latents= tensor of this model's diffusers pipeline: "
-        f"{', '.join(latent_models())}. Sets channels and downsample; checks the frame and "
-        "size rules.", rich_help_panel=_LATENT)] = None,
-    degradation: Annotated[float, typer.Option(
-        "--degradation", help="Go-with-the-Flow's degradation γ in [0, 1] (0.5 for its LoRAs).",
-        rich_help_panel=_LATENT)] = 0.0,
-    channels: Annotated[int, typer.Option("--channels", "-c", help="Noise channels (without "
-                                          "--latent).")] = 4,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Random seed, 0 to 2**64-1 (same seed, same noise).")] = 0,
+    method: MethodOpt = DEFAULT_METHOD,
+    channels: ChannelsOpt = 4,
+    seed: SeedOpt = 0,
+    dtype: DtypeOpt = "float32",
+    device: DeviceOpt = "cpu",
+    option: OptionOpt = None,
+    backend: BackendOpt = "auto",
+    latent: LatentOpt = None,
+    degradation: DegradationOpt = 0.0,
+    degradation_map: DegradationMapOpt = None,
     preview: Annotated[bool, typer.Option(
         "--preview", help="Also write preview.mp4: animation with layer outlines | flow | "
         "noise.")] = False,
@@ -82,10 +94,11 @@ def motion_command(
     video per layer into the output folder. Everything is checked before any work.
     """
     from .. import motion as mo
-    from ..pipeline import NoiseOptions
 
-    opts = NoiseOptions(channels=channels, seed=seed, latent=latent, degradation=degradation)
-    opts.check()
+    opts = noise_options(method=method, channels=channels, seed=seed, dtype=dtype,
+                         device=device, option=option, backend=backend, latent=latent,
+                         degradation=degradation, degradation_map=degradation_map)
+    opts.plan()  # every noise option checked before the motion is read
     camera = pan is not None or zoom is not None or rotate is not None
     if motion is not None and camera:
         raise ValueError("give a motion file or --pan/--zoom/--rotate, not both (put the camera "
