@@ -1,6 +1,6 @@
-"""The noise options declared once: ``noise``, ``batch``, ``edit`` and ``motion`` show the same flags, help,
-panel and default for each option they share, the defaults are the library's, and the parsed
-values become the same ``NoiseOptions`` as the library's own spelling."""
+"""The noise options declared once: ``noise``, ``batch``, ``edit`` and ``motion`` show the same
+flags, help, panel and default for each option they share, the defaults are the library's, and
+the parsed values become the same ``NoiseOptions`` as the library's own spelling."""
 
 from __future__ import annotations
 
