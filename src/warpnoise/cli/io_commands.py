@@ -239,7 +239,9 @@ def _print_report(path: Path, meta: dict[str, str], report: Any, flow_note: str,
     t, c, h, w = report.shape
     console.print(f"[bold]{path}[/]: {t} frames x {c} channels x {h} x {w}"
                   + (f", method {meta['method']}, seed {meta.get('seed', '?')}"
-                     if "method" in meta else ""), highlight=False)
+                     if "method" in meta else "")
+                  + (f", backend {meta['backend']}" if "backend" in meta else ""),
+                  highlight=False)
     temporal = {s["frame"]: s for s in (report.temporal or [])}
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for col in ("frame", "mean", "std", "KS p", "lag1 x", "lag1 y", "chan", "Moran z",
