@@ -100,13 +100,17 @@ def test_methods_run_on_cuda(method: str) -> None:
     assert out.device.type == "cuda" and torch.isfinite(out).all()
 
 
-def test_ctrl_c_inside_a_kernel_is_a_keyboard_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ._native_interrupt import InterruptedInKernel
+def test_ctrl_c_inside_a_numba_kernel_is_a_keyboard_interrupt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba backend of ``persistent`` unwraps the interrupt numba's boxing wraps."""
+    from warpnoise.kernels import boxes
 
-    monkeypatch.setitem(REGISTRY, "interrupted-in-kernel", InterruptedInKernel)
-    w = warpnoise.NoiseWarper(1, 4, 4, method="interrupted-in-kernel", seed=0)
+    from ._native_interrupt import interrupted_kernel
+
+    monkeypatch.setattr(boxes, "step", lambda *args: interrupted_kernel())
+    w = warpnoise.NoiseWarper(1, 8, 8, seed=0, backend="numba")
     with pytest.raises(KeyboardInterrupt):  # not numba's SystemError
-        w.step(torch.zeros(2, 4, 4))
+        w.step(torch.zeros(2, 8, 8))
 
 
 def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch,

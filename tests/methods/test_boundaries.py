@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import warpnoise
-from warpnoise.methods import persistent
+from warpnoise.methods.persistent import torch_backend
 
 from ._checks import exactness_failures
 from ._layers import Scene, edge_classes
@@ -33,11 +33,11 @@ SCENES = {
 FRAMES, SEEDS = 8, 3
 
 
-def _run(scene: Scene, seeds: int = SEEDS) -> dict[str, list[float]]:
+def _run(scene: Scene, seeds: int = SEEDS, backend: str = "auto") -> dict[str, list[float]]:
     """Carry per pixel class, pooled over frames and seeds (numerator and denominator summed)."""
     sums: dict[str, list[float]] = {}
     for seed in range(seeds):
-        w = warpnoise.NoiseWarper(4, scene.h, scene.w, seed=seed)
+        w = warpnoise.NoiseWarper(4, scene.h, scene.w, seed=seed, backend=backend)
         prev = w.noise
         for t in range(1, FRAMES + 1):
             b, f = scene.flows(t)
@@ -65,11 +65,9 @@ CASES = [(name, "kernel") for name in sorted(SCENES)] + [
 
 @pytest.mark.parametrize(("name", "path"), CASES)
 @pytest.mark.slow
-def test_edges_and_background_keep_their_noise(name: str, path: str, monkeypatch) -> None:
-    if path == "torch":
-        monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
+def test_edges_and_background_keep_their_noise(name: str, path: str) -> None:
     scene = SCENES[name]
-    sums = _run(scene, SEEDS if path == "kernel" else 2)
+    sums = _run(scene, SEEDS if path == "kernel" else 2, "auto" if path == "kernel" else "torch")
     got = {k: num / den for k, (num, den) in sums.items()}
     target = 1.0 if name == "whole_pixel" else got["interior"]
     classes = ["layer_edge", "background_edge"]
@@ -109,9 +107,8 @@ def test_old_midpoint_rule_fails_the_edge_test(monkeypatch) -> None:
     """Linking every pair of neighbours (the rule before boundary-aware boxes: midpoints to
     whatever neighbour, interpolation across the boundary) loses the edges' noise: the test
     above can fail."""
-    monkeypatch.setattr(persistent, "_use_kernel", lambda device: False)
-    monkeypatch.setattr(persistent, "_linked", lambda a, usable, axis: torch.ones_like(
+    monkeypatch.setattr(torch_backend, "_linked", lambda a, usable, axis: torch.ones_like(
         usable.narrow(1 - axis, 0, usable.shape[1 - axis] - 1)))
-    sums = _run(SCENES["whole_pixel"], seeds=1)
+    sums = _run(SCENES["whole_pixel"], seeds=1, backend="torch")
     got = {k: num / den for k, (num, den) in sums.items()}
     assert got["layer_edge"] < 0.8 and got["background_edge"] < 0.9, got
