@@ -12,6 +12,8 @@ not the thread schedule.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -31,7 +33,8 @@ from .rule import (
     value_masks_on,
 )
 
-__all__ = ["TorchBackend", "advance", "all_links", "box_edges", "integrate_boxes", "links_of"]
+__all__ = ["Pieces", "TorchBackend", "advance", "all_links", "box_edges", "integrate_boxes",
+           "links_of", "pieces"]
 
 
 class TorchBackend:
@@ -266,6 +269,82 @@ def _owned(r0: Tensor, r1: Tensor, s0: Tensor, s1: Tensor, k: int) -> Tensor:
     return (masks[:, None] >> bits) & 1 == 1
 
 
+class Pieces(NamedTuple):
+    """The geometry of one integration pass: each pixel's box, the pieces it cuts from the source
+    cells and their claims (what the numba kernel's ``pixel_boxes`` and claims walk compute).
+
+    ``edges`` ``(4, H, W)`` float64 holding the float32 box edges ``x0, x1, y0, y1``; ``cell0``
+    ``(4, H, W)`` int64 first cell and counts ``cx0, cy0, ncx, ncy`` (``cx0 = -1``: no box);
+    ``links`` ``(H, W)`` uint8. Per piece (``N``): its pixel ``pix`` (flat), position ``dy, dx``
+    in the box, source cell ``cell`` (flat), area ``area`` (float64) and sub-pixel ranges
+    ``r0, r1, s0, s1``. ``cover`` ``(Ha Wa,)`` float64 and ``claims`` ``(Ha Wa, E)`` int64: how
+    many pieces claim each field value (None without a field).
+    """
+
+    edges: Tensor
+    cell0: Tensor
+    links: Tensor
+    pix: Tensor
+    dy: Tensor
+    dx: Tensor
+    cell: Tensor
+    area: Tensor
+    r0: Tensor
+    r1: Tensor
+    s0: Tensor
+    s1: Tensor
+    cover: Tensor
+    claims: Tensor | None
+
+
+def pieces(acc_map: Tensor, active: Tensor, ha: int, wa: int, k: int | None,
+           barred: Tensor | None = None) -> Pieces:
+    """The boxes of the ``active`` pixels at source positions ``acc_map`` ``(2, H, W)`` float64
+    in an ``ha x wa`` source, their pieces, cover and (with ``k``, a field's sub-pixel factor)
+    claims; cells ``barred`` ``(Ha, Wa)`` are not sources."""
+    dev = acc_map.device
+    (x0, x1, y0, y1), links = box_edges(acc_map, active)
+    # The kernels store edges as float32 and read them back: the same cells, spans and claims.
+    x0, x1, y0, y1 = (e.float().double() for e in (x0, x1, y0, y1))
+    cx0 = torch.floor(x0 + 0.5).long()
+    cy0 = torch.floor(y0 + 0.5).long()
+    ncx = (torch.ceil(x1 + 0.5).long() - 1).clamp_max(wa - 1) - cx0 + 1
+    ncy = (torch.ceil(y1 + 0.5).long() - 1).clamp_max(ha - 1) - cy0 + 1
+    valid = active & (x1 > x0) & (y1 > y0) & (x0 >= -0.5) & (y0 >= -0.5)
+    valid &= (x1 <= wa - 0.5) & (y1 <= ha - 0.5)
+    valid &= (ncx >= 1) & (ncy >= 1) & (ncx <= MAX_SIDE) & (ncy <= MAX_SIDE)
+
+    # Candidate pieces: MAX_SIDE x MAX_SIDE cells from the first one, per valid pixel.
+    pix = valid.flatten().nonzero().squeeze(1)
+    side = torch.arange(MAX_SIDE, device=dev)
+    cxs = cx0.flatten()[pix, None] + side  # (P, MAX_SIDE)
+    cys = cy0.flatten()[pix, None] + side
+    sk = k or 1
+    ox, s0, s1 = _spans(x0.flatten()[pix, None], x1.flatten()[pix, None], cxs.double(), sk)
+    oy, r0, r1 = _spans(y0.flatten()[pix, None], y1.flatten()[pix, None], cys.double(), sk)
+    inx = side < ncx.flatten()[pix, None]
+    iny = side < ncy.flatten()[pix, None]
+    area = oy[:, :, None] * ox[:, None, :] * (iny[:, :, None] & inx[:, None, :])  # (P, S, S)
+    p_i, dy_i, dx_i = (area > 0).nonzero(as_tuple=True)
+    cy, cx = cys[p_i, dy_i], cxs[p_i, dx_i]
+    if barred is not None:
+        keep = ~barred[cy, cx]
+        p_i, dy_i, dx_i, cy, cx = p_i[keep], dy_i[keep], dx_i[keep], cy[keep], cx[keep]
+    a = area[p_i, dy_i, dx_i]
+    cell = cy * wa + cx
+    cover = torch.zeros(ha * wa, dtype=torch.float64, device=dev).index_add_(0, cell, a)
+    r0, r1, s0, s1 = r0[p_i, dy_i], r1[p_i, dy_i], s0[p_i, dx_i], s1[p_i, dx_i]
+    claims = None
+    if k is not None:
+        n_val = field_size(k)
+        own = _owned(r0, r1, s0, s1, k)  # (N, E)
+        val_id = cell[:, None] * n_val + torch.arange(n_val, device=dev)
+        claims = torch.bincount(val_id[own], minlength=ha * wa * n_val).view(ha * wa, n_val)
+    cell0 = torch.stack([torch.where(valid, cx0, -1), cy0, ncx, ncy])
+    return Pieces(torch.stack([x0, x1, y0, y1]), cell0, links, pix[p_i], dy_i, dx_i, cell, a,
+                  r0, r1, s0, s1, cover, claims)
+
+
 def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor | None, k: int,
                     barred: Tensor | None, key: int, base: int = 0
                     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -291,49 +370,21 @@ def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor |
     _, h, w = acc_map.shape
     c_n, ha, wa = xa.shape
     n_val = field_size(k)
-    (x0, x1, y0, y1), links = box_edges(acc_map, active)
-    # The kernels store edges as float32 and read them back: the same cells, spans and claims.
-    x0, x1, y0, y1 = (e.float().double() for e in (x0, x1, y0, y1))
     off_piece, off_rem, off_fresh, _ = counter_offsets(h, w, c_n, base)
     chan = torch.arange(c_n, device=dev)
-    cx0 = torch.floor(x0 + 0.5).long()
-    cy0 = torch.floor(y0 + 0.5).long()
-    ncx = (torch.ceil(x1 + 0.5).long() - 1).clamp_max(wa - 1) - cx0 + 1
-    ncy = (torch.ceil(y1 + 0.5).long() - 1).clamp_max(ha - 1) - cy0 + 1
-    valid = active & (x1 > x0) & (y1 > y0) & (x0 >= -0.5) & (y0 >= -0.5)
-    valid &= (x1 <= wa - 0.5) & (y1 <= ha - 0.5)
-    valid &= (ncx >= 1) & (ncy >= 1) & (ncx <= MAX_SIDE) & (ncy <= MAX_SIDE)
-
-    # Candidate pieces: MAX_SIDE x MAX_SIDE cells from the first one, per valid pixel.
-    pix = valid.flatten().nonzero().squeeze(1)
-    d3 = torch.arange(MAX_SIDE, device=dev)
-    cxs = cx0.flatten()[pix, None] + d3  # (P, 3)
-    cys = cy0.flatten()[pix, None] + d3
-    ox, s0, s1 = _spans(x0.flatten()[pix, None], x1.flatten()[pix, None], cxs.double(), k)
-    oy, r0, r1 = _spans(y0.flatten()[pix, None], y1.flatten()[pix, None], cys.double(), k)
-    inx = d3 < ncx.flatten()[pix, None]
-    iny = d3 < ncy.flatten()[pix, None]
-    area = oy[:, :, None] * ox[:, None, :] * (iny[:, :, None] & inx[:, None, :])  # (P, 3, 3)
-    p_i, dy_i, dx_i = (area > 0).nonzero(as_tuple=True)
-    cy, cx = cys[p_i, dy_i], cxs[p_i, dx_i]
-    keep = torch.ones_like(cy, dtype=torch.bool) if barred is None else ~barred[cy, cx]
-    p_i, dy_i, dx_i, cy, cx = p_i[keep], dy_i[keep], dx_i[keep], cy[keep], cx[keep]
-    a = area[p_i, dy_i, dx_i]
-    cell = cy * wa + cx
-    cover = torch.zeros(ha * wa, dtype=torch.float64, device=dev).index_add_(0, cell, a)
+    pc = pieces(acc_map, active, ha, wa, k if field is not None else None, barred)
+    links, cell, a, cover, claims = pc.links, pc.cell, pc.area, pc.cover, pc.claims
     a_eff = a / cover[cell].clamp_min(1.0)
 
     # What each piece owns: its claimed values, unless another piece of the cell claims them.
-    slot = (pix[p_i] * SLOTS + dy_i * MAX_SIDE + dx_i) * c_n + off_piece
+    slot = (pc.pix * SLOTS + pc.dy * MAX_SIDE + pc.dx) * c_n + off_piece
     y = torch.zeros(a.numel(), c_n, dtype=torch.float64, device=dev)
     has = torch.zeros(a.numel(), dtype=torch.bool, device=dev)
     free_sum = torch.zeros(ha * wa, c_n, dtype=torch.float64, device=dev)
     n_free = torch.zeros(ha * wa, dtype=torch.long, device=dev)
-    if field is not None:
-        own = _owned(r0[p_i, dy_i], r1[p_i, dy_i], s0[p_i, dx_i], s1[p_i, dx_i], k)  # (N, V)
-        val_id = cell[:, None] * n_val + torch.arange(n_val, device=dev)
-        claims = torch.bincount(val_id[own], minlength=ha * wa * n_val).view(ha * wa, n_val)
-        mine = own & (claims.view(-1)[val_id] == 1)
+    if field is not None and claims is not None:
+        own = _owned(pc.r0, pc.r1, pc.s0, pc.s1, k)  # (N, E)
+        mine = own & (claims[cell] == 1)
         n = mine.sum(dim=1)
         vals = field.reshape(ha * wa, n_val, c_n).double()
         sums = (vals[cell] * mine[..., None]).sum(dim=1)
@@ -354,9 +405,9 @@ def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor |
     rem_y[drawn] = counter_normal(key, (off_rem + drawn * c_n)[:, None] + chan)
     rem_y = rem_y * rem.sqrt()[:, None]
     dval = xa.reshape(c_n, ha * wa).T.double() - (sy + rem_y)
-    pieces = a_eff[:, None] * dval[cell] + y
-    flat = pix[p_i]
-    acc = torch.zeros(h * w, c_n, dtype=torch.float64, device=dev).index_add_(0, flat, pieces)
+    bridge = a_eff[:, None] * dval[cell] + y
+    flat = pc.pix
+    acc = torch.zeros(h * w, c_n, dtype=torch.float64, device=dev).index_add_(0, flat, bridge)
     tot = torch.zeros(h * w, dtype=torch.float64, device=dev).index_add_(0, flat, a_eff)
     has_area = tot > 0
     out = acc / tot.clamp_min(1e-300).sqrt()[:, None]
