@@ -100,7 +100,7 @@ import torch
 from torch import Tensor
 
 from ...backends import check_backend, run_compiled
-from ...rng import draw_root, normal_tensor
+from ...rng import draw_root
 from ..base import register
 from ..integral import check_anchor_options, needs_anchor
 from .backend import Backend, backend_for, make_backend
@@ -170,15 +170,20 @@ class Persistent:
         """A new sequence: the root key from ``generator`` (one draw), frame 0's ``shape``
         ``(C, H, W)`` noise counter-drawn on ``device``, and the first anchor."""
         root = draw_root(generator)
-        return self._begin(normal_tensor(first_key(root), shape, device, dtype), root)
+        backend = self._backend(device)
+        noise = backend.normal(first_key(root), shape, device).to(dtype)
+        return self._begin(noise, root, backend)
 
     def init(self, noise: Tensor, generator: torch.Generator) -> PersistentState:
         """A new sequence from given frame-0 noise (the protocol's form): the root key from
         ``generator``."""
-        return self._begin(noise, draw_root(generator))
+        return self._begin(noise, draw_root(generator), self._backend(noise.device))
 
-    def _begin(self, noise: Tensor, root: int) -> PersistentState:
-        backend = self._given or make_backend(backend_for(noise.device, self.backend)[0])
+    def _backend(self, device: torch.device) -> Backend:
+        """The backend a sequence on ``device`` runs, chosen once when it starts."""
+        return self._given or make_backend(backend_for(device, self.backend)[0])
+
+    def _begin(self, noise: Tensor, root: int, backend: Backend) -> PersistentState:
         state = backend.anchor(noise, field_key(root, 0), self.k)
         state.root = root
         return state

@@ -23,9 +23,13 @@ class Backend(Protocol):
     persistent field ``normal(key, flat index)`` ``(H, W, k^2 + 4k + 4, C)`` float32, every
     pixel at its own centre; in the buffers of ``reuse`` (a state of this backend) if given.
     ``step`` advances a state of this backend by one frame, its fresh draws keyed by ``key``.
+    ``normal`` draws a float32 tensor of ``shape`` on ``device`` whose flat entry ``i`` is
+    ``normal(key, i)`` (frame 0's noise, the field).
     """
 
     name: str
+
+    def normal(self, key: int, shape: tuple[int, ...], device: torch.device) -> Tensor: ...
 
     def anchor(self, noise: Tensor, key: int, k: int,
                reuse: PersistentState | None = None) -> PersistentState: ...

@@ -20,6 +20,14 @@ class NumbaBackend:
 
     name = "numba"
 
+    def normal(self, key: int, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        from ...kernels.hashing import fill_normal
+
+        out = torch.empty(shape)
+        with native_interrupts():
+            fill_normal(np.uint64(key), out.numpy())
+        return out
+
     def anchor(self, noise: Tensor, key: int, k: int,
                reuse: PersistentState | None = None) -> PersistentState:
         from ...kernels import boxes

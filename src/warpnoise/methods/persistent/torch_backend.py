@@ -42,6 +42,9 @@ class TorchBackend:
 
     name = "torch"
 
+    def normal(self, key: int, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        return normal_tensor(key, shape, device)
+
     def anchor(self, noise: Tensor, key: int, k: int,
                reuse: PersistentState | None = None) -> PersistentState:
         c, h, w = noise.shape

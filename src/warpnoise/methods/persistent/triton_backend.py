@@ -19,6 +19,13 @@ class TritonBackend:
 
     name = "triton"
 
+    def normal(self, key: int, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        from ...kernels import triton_boxes as T
+
+        out = torch.empty(shape, device=device)
+        T.fill_normal(out, key)
+        return out
+
     def anchor(self, noise: Tensor, key: int, k: int,
                reuse: PersistentState | None = None) -> PersistentState:
         from ...kernels import triton_boxes as T
