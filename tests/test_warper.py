@@ -164,3 +164,21 @@ def test_methods_is_callable_and_its_modules_import_by_dotted_name() -> None:
     from warpnoise.methods import methods
 
     assert methods() == warpnoise.methods()
+
+
+def test_a_seed_reproduces_counter_drawn_noise_whatever_the_device() -> None:
+    """``persistent`` draws by counters: a seed seeds a CPU generator whatever the device (so a
+    CUDA run gives the CPU run's noise), and a generator passed in gives the root instead."""
+    w = warpnoise.NoiseWarper(4, 16, 24, seed=3, device="cpu")
+    assert w.generator.device.type == "cpu"
+    same = warpnoise.NoiseWarper(4, 16, 24, generator=torch.Generator().manual_seed(3))
+    other = warpnoise.NoiseWarper(4, 16, 24, seed=4)
+    assert torch.equal(w.noise, same.noise) and not torch.equal(w.noise, other.noise)
+    flow = F.rotation(16, 24, 3.0)
+    assert torch.equal(w.step(flow), same.step(flow))
+
+
+def test_backend_names_the_kernels_a_sequence_runs() -> None:
+    assert warpnoise.NoiseWarper(1, 8, 8, seed=0).backend == "numba"
+    assert warpnoise.NoiseWarper(1, 8, 8, seed=0, backend="torch").backend == "torch"
+    assert warpnoise.NoiseWarper(1, 8, 8, method="integral", seed=0).backend == "torch"
