@@ -36,7 +36,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks
+from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, SLOTS, counter_offsets, value_masks
 from .hashing import normal
 
 #: Source-row bands of the scatters, run in parallel: as many threads can share the scatters. A
@@ -44,7 +44,6 @@ from .hashing import normal
 #: straddles two bands sums its pieces in two parts, so another count rounds differently).
 BANDS = 16
 BLOCK = 32  # pixels per row block whose reach in source rows is recorded
-_SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
 _NO_FLOW = np.zeros((1, 1), np.float32)  # stands in for absent forward flows
 
 
@@ -520,7 +519,7 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                     scale = math.sqrt(a_eff / n)
                                 else:
                                     base = off_piece + np.uint64(
-                                        ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
+                                        ((i * w + j) * SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
                                     for c in range(c_n):
                                         yv[c] = normal(key, base + np.uint64(c))
                                     scale = math.sqrt(a_eff)
@@ -691,7 +690,8 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
         field: ``(Ha, Wa, E, C)`` float32 persistent values independent of ``xa``
             (:func:`field_size`; ``E = 0``: every ``Y`` fresh); ``k`` sub-pixels per axis.
         barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
-        key, base: counter-based draws use ``normal(key, base + ...)``.
+        key, base: every fresh draw is ``normal(key, counter)``, counters from ``base`` laid out
+            by :func:`warpnoise.kernels.counter_offsets` (the same in every backend).
         keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
 
     Returns:
@@ -700,8 +700,8 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
     h, w = ax.shape
     c_n, ha, wa = xa.shape
     pixel_boxes(ax, ay, ws.role, role, ha, wa, ws.edges, ws.cell0, ws.reach, links)
-    off_rem = np.uint64(base + h * w * _SLOTS * c_n)
-    off_fresh = off_rem + np.uint64(ha * wa * c_n)
+    _, rem, fresh, end = counter_offsets(h, w, c_n, base)
+    off_rem, off_fresh = np.uint64(rem), np.uint64(fresh)
     scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
     restrict = barred is not None
     cells = barred if restrict else _NO_CELLS
@@ -715,7 +715,7 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
             ws.rows, ws.stamp, np.uint32(ws.tag))
     gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
            off_fresh, role == ANCHORED, out, keep, traced)
-    return int(off_fresh) - base + h * w * c_n
+    return end - base
 
 
 def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
