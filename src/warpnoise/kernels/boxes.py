@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 
 from ..flow import FB_ALPHA, FB_BETA
 from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, SLOTS, counter_offsets, value_masks
-from .hashing import normal
+from .hashing import fill_normal, normals
 
 #: Source-row bands of the scatters, run in parallel: as many threads can share the scatters. A
 #: constant, not the thread count, so the bits do not depend on the machine (a pixel whose box
@@ -399,9 +399,7 @@ def _open_cell(cy: int, cx: int, field, k: int, key: np.uint64, off_rem: np.uint
         _sum_values(field, cy, cx, free, yv)
         scale = math.sqrt(rem / n_rem)
     else:
-        base = off_rem + np.uint64((cy * sy.shape[1] + cx) * c_n)
-        for c in range(c_n):
-            yv[c] = normal(key, base + np.uint64(c))
+        normals(key, off_rem + np.uint64((cy * sy.shape[1] + cx) * c_n), yv, c_n)
         scale = math.sqrt(rem)
     for c in range(c_n):
         sy[cy, cx, c] = yv[c] * scale
@@ -518,10 +516,9 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                     _sum_values(field, cy, cx, mine, yv)
                                     scale = math.sqrt(a_eff / n)
                                 else:
-                                    base = off_piece + np.uint64(
-                                        ((i * w + j) * SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
-                                    for c in range(c_n):
-                                        yv[c] = normal(key, base + np.uint64(c))
+                                    normals(key, off_piece + np.uint64(
+                                        ((i * w + j) * SLOTS + dy * MAX_SIDE + cx - cx0) * c_n),
+                                        yv, c_n)
                                     scale = math.sqrt(a_eff)
                                 for c in range(c_n):
                                     v = yv[c] * scale
@@ -586,11 +583,10 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         for c in range(c_n):
                             keep[c, i, j] = out[c, i, j]
                 elif anchored:
-                    base = off_fresh + np.uint64((i * w + j) * c_n)
+                    normals(key, off_fresh + np.uint64((i * w + j) * c_n), acc, c_n)
                     for c in range(c_n):
-                        v = normal(key, base + np.uint64(c))
-                        out[c, i, j] = v
-                        keep[c, i, j] = v
+                        out[c, i, j] = acc[c]
+                        keep[c, i, j] = acc[c]
                     traced[i, j] = False
 
     return scatter, gather
@@ -760,7 +756,8 @@ def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.nda
 def _dispatchers(channels: int) -> dict[str, Any]:
     """The compiled functions a step with ``channels`` channels runs."""
     scatter, gather = _KERNELS.get(channels, _KERNELS[0])
-    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather}
+    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather,
+            "fill_normal": fill_normal}
 
 
 def _cached(dispatcher: Any) -> bool | None:

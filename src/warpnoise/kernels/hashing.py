@@ -53,6 +53,23 @@ def _polar(key: np.uint64, pair: np.uint64) -> tuple[float, float]:
     return math.sqrt(-2.0 * math.log(u1)), _TWO_PI * u2
 
 
+@nb.njit(inline="always", cache=True)
+def normals(key: np.uint64, base: np.uint64, out, n: int) -> None:
+    """``out[c] = normal(key, base + c)`` for ``c < n``, both values of each whole pair from one
+    radius and angle (half the logarithms and square roots of ``n`` single draws)."""
+    c = 0
+    if base & np.uint64(1) and n > 0:
+        out[0] = normal(key, base)
+        c = 1
+    while c + 1 < n:
+        r, theta = _polar(key, (base + np.uint64(c)) >> np.uint64(1))
+        out[c] = r * math.cos(theta)
+        out[c + 1] = r * math.sin(theta)
+        c += 2
+    if c < n:
+        out[c] = normal(key, base + np.uint64(c))
+
+
 @nb.njit(parallel=True, cache=True)
 def fill_normal(key: np.uint64, out) -> None:
     """``out.flat[i] = normal(key, i)`` for a C-contiguous float32 array, in parallel (both
