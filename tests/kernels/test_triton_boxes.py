@@ -344,8 +344,8 @@ def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
 @pytest.mark.slow
 def test_every_kernel_compiles_for_cuda_without_fused_float64_geometry() -> None:
     """The interpreter does not compile: here Triton's compiler builds each kernel for an H100,
-    for the anchored and the loose pass and the largest upsample, and the geometry kernels
-    (whose float64 must round as the CPU kernel's) contain no fused multiply-add. It runs in a
+    for the anchored and the loose pass and the largest upsample (and the field's fill), and the
+    geometry kernels (whose float64 must round as the CPU kernel's) contain no fused multiply-add. It runs in a
     child process without ``TRITON_INTERPRET``, under which ``@triton.jit`` gives interpreted
     functions that cannot be compiled."""
     pytest.importorskip("triton.backends.nvidia.compiler", reason="no CUDA backend in triton")
@@ -356,7 +356,7 @@ def test_every_kernel_compiles_for_cuda_without_fused_float64_geometry() -> None
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert len(report) == 9
+    assert len(report) == 10
     for label, ptx in report.items():
         assert ptx["entry"], label
         if ptx["exact"]:
