@@ -345,9 +345,9 @@ def test_public_entry_points_run_the_triton_step(device: torch.device, tmp_path,
 def test_every_kernel_compiles_for_cuda_without_fused_float64_geometry() -> None:
     """The interpreter does not compile: here Triton's compiler builds each kernel for an H100,
     for the anchored and the loose pass and the largest upsample (and the field's fill), and the
-    geometry kernels (whose float64 must round as the CPU kernel's) contain no fused multiply-add. It runs in a
-    child process without ``TRITON_INTERPRET``, under which ``@triton.jit`` gives interpreted
-    functions that cannot be compiled."""
+    geometry kernels (whose float64 must round as the CPU kernel's) contain no fused
+    multiply-add. It runs in a child process without ``TRITON_INTERPRET``, under which
+    ``@triton.jit`` gives interpreted functions that cannot be compiled."""
     pytest.importorskip("triton.backends.nvidia.compiler", reason="no CUDA backend in triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     root = Path(__file__).resolve().parents[2]
