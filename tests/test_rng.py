@@ -48,7 +48,7 @@ def test_cuda_without_cuda_is_named_before_torch_is_asked(monkeypatch: pytest.Mo
 # The counter-based normal every backend of ``persistent`` draws.
 
 
-def test_counter_normal_is_the_numba_function_bit_for_bit() -> None:
+def test_counter_normal_is_the_numba_function() -> None:
     """The torch form (int64 with wrap-around and masked shifts) is numba's uint64 algorithm:
     the same words, hence the same uniforms; the float64 results agree to libm rounding."""
     pytest.importorskip("numba")
