@@ -57,7 +57,6 @@ def _timed(fn, frames: int, reps: int) -> float:
 def measure(path: str, size: str, frames: int, reps: int, warmup: int) -> float:
     """One process's ms/frame for ``path`` at ``size`` (``nan``: out of GPU memory)."""
     import warpnoise
-    from warpnoise.methods import persistent
 
     c, h, w = _size(size)
     dev = torch.device("cuda")
@@ -68,8 +67,9 @@ def measure(path: str, size: str, frames: int, reps: int, warmup: int) -> float:
             def fn() -> None:
                 torch.randn(c, h, w, generator=g, device=dev)
         else:
-            persistent.USE_TRITON = path == "triton"
-            warper = warpnoise.NoiseWarper(c, h, w, seed=0, device=dev)
+            # "auto" runs the Triton kernels where triton imports, else torch (as users run it).
+            warper = warpnoise.NoiseWarper(c, h, w, seed=0, device=dev,
+                                           backend="auto" if path == "triton" else "torch")
             flow = rotation_flow(h, w, 1.0, dev)
 
             def fn() -> None:

@@ -56,9 +56,9 @@ def _timed(fn: Callable[..., Any], name: str, acc: dict[str, float]) -> Callable
 def measure(size: int) -> dict[str, list[float]]:
     """``{phase: [ms per frame, ratio to the floor]}``, medians over repetitions, in this
     process."""
-    from warpnoise.methods.persistent import _use_kernel
+    from warpnoise.methods.persistent import backend_for
 
-    if not _use_kernel(torch.device("cpu")):
+    if backend_for(torch.device("cpu"))[0] != "numba":
         raise SystemExit("numba is not installed: persistent runs its torch path, no phases")
     from warpnoise.kernels import boxes
 

@@ -13,10 +13,8 @@ Steps (each one reported, a failure does not stop the others):
 3. determinism of the Triton path: the same seed twice, 30 frames of 4 x 512 x 512 with a moving
    layer over a rotating background (fresh draws, loose pixels), bit-identical or not;
 4. agreement with the CPU (numba) backend on the same 30 frames at 4 x 256 x 256 from the same
-   anchor: the bits are not expected to match everywhere (another generator draws the fresh
-   values, and float32 sums round in another order), so it reports the worst absolute difference
-   where both paths drew on the anchor, the share of all values within 1e-4, and each path's
-   mean and standard deviation;
+   seed (every backend draws the same counter-based values; float32 sums round in another
+   order): the same anchored pixels, and the worst absolute difference within 1e-4;
 5. ``warpnoise noise --device cuda`` on the bundled clip, end to end (wall seconds);
 6. the torch path against the Triton path on the same GPU at 4 x 512 x 512 (ms/frame).
 
@@ -70,12 +68,22 @@ def _steps(warper, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(out), torch.stack(traced)
 
 
+def _triton(device: torch.device) -> object:
+    """The Triton backend for ``device``: by name on CUDA, an instance on the CPU (the kernels
+    interpreted, for the tests of this script)."""
+    if device.type == "cuda":
+        return "triton"
+    from warpnoise.methods.persistent.triton_backend import TritonBackend
+
+    return TritonBackend()
+
+
 def determinism(device: torch.device, size: tuple[int, int, int] = (4, 512, 512),
                 frames: int = FRAMES) -> tuple[bool, str]:
     """Whether the Triton path gives the same bits twice from the same seed."""
     import warpnoise
 
-    a, b = (_steps(warpnoise.NoiseWarper(*size, seed=7, device=device, backend="triton"),
+    a, b = (_steps(warpnoise.NoiseWarper(*size, seed=7, device=device, backend=_triton(device)),
                    frames)[0] for _ in range(2))
     same = torch.equal(a, b)
     detail = "bit-identical" if same else f"differ: max |a - b| {float((a - b).abs().max()):.3g}"
@@ -84,35 +92,31 @@ def determinism(device: torch.device, size: tuple[int, int, int] = (4, 512, 512)
 
 def agreement(device: torch.device, size: tuple[int, int, int] = (4, 256, 256),
               frames: int = FRAMES) -> tuple[bool, str]:
-    """The Triton path against the numba kernel on the CPU from the same anchor (a CUDA and a
-    CPU generator draw different numbers from one seed, so the CPU's anchor noise and field are
-    copied to the device; no re-anchoring within the frames). Passes when both paths anchor the
-    same pixels (the geometry is the same to the bit) and both paths' values have mean 0 and
-    std 1 (four standard errors); the differences of the values are reported, not judged."""
+    """The Triton path against the numba kernel on the CPU from the same seed (both draw the
+    same counter-based values; a re-anchoring at frame 16). Passes when both paths anchor the
+    same pixels (the geometry is the same to the bit), every value agrees within 1e-4 and both
+    paths' values have mean 0 and std 1 (four standard errors)."""
     import warpnoise
 
-    opts = dict(seed=3, anchor_every=frames + 1, max_fresh=1.0)
+    opts = dict(seed=3, anchor_every=16)
     cpu_w = warpnoise.NoiseWarper(*size, device="cpu", backend="numba", **opts)
-    gpu_w = warpnoise.NoiseWarper(*size, device=device, backend="triton", **opts)
-    for name in ("noise", "anchor", "field"):
-        getattr(gpu_w._state, name).copy_(getattr(cpu_w._state, name))
+    gpu_w = warpnoise.NoiseWarper(*size, device=device, backend=_triton(device), **opts)
     gpu, gpu_traced = _steps(gpu_w, frames)
     cpu, cpu_traced = _steps(cpu_w, frames)
-    both = (gpu_traced & cpu_traced)[:, None].expand_as(gpu)
     diff = (gpu - cpu).abs()
-    worst = float(diff[both].max()) if bool(both.any()) else math.nan
+    worst = float(diff.max())
     close = float((diff <= 1e-4).double().mean())
     corr = float(torch.corrcoef(torch.stack([gpu.flatten(), cpu.flatten()]))[0, 1])
     same_roles = bool(torch.equal(gpu_traced, cpu_traced))
     stats = [(float(v.mean()), float(v.std())) for v in (gpu, cpu)]
     tol = 4.0 / math.sqrt(gpu[0].numel())  # four standard errors of one frame's mean
-    ok = same_roles and all(abs(m) < tol and abs(s - 1) < tol for m, s in stats)
+    ok = same_roles and worst < 1e-4 and all(abs(m) < tol and abs(s - 1) < tol
+                                             for m, s in stats)
     return ok, (f"{frames} frames of {'x'.join(map(str, size))}: anchored pixels "
                 f"{'identical' if same_roles else 'DIFFERENT'}; {close:.1%} of the values "
-                f"within 1e-4, correlation {corr:.4f}, worst |triton - numba| {worst:.3g} where "
-                "both drew on the anchor (fresh draws for slivers and contested sub-pixels come "
-                "from other generators: no bit-equality across backends); mean/std triton "
-                f"{stats[0][0]:+.4f}/{stats[0][1]:.4f}, numba {stats[1][0]:+.4f}/{stats[1][1]:.4f}")
+                f"within 1e-4, correlation {corr:.6f}, worst |triton - numba| {worst:.3g}; "
+                f"mean/std triton {stats[0][0]:+.4f}/{stats[0][1]:.4f}, numba "
+                f"{stats[1][0]:+.4f}/{stats[1][1]:.4f}")
 
 
 def speeds(device: torch.device, size: tuple[int, int, int] = (4, 512, 512),

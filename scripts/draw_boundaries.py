@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 import warpnoise
-from warpnoise.methods import persistent
+from warpnoise.methods.persistent import torch_backend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from methods import test_boundaries  # the tests' layered scenes and their carry per class
@@ -37,13 +37,16 @@ SCENE = Scene(96, 96, 40, 20, 28, dx=3.0)
 T, SEEDS = 3, 24
 
 
+_BACKEND = ["auto"]  # the old rule runs on the torch backend, whose links it replaces
+
+
 def _all_linked(a: Tensor, usable: Tensor, axis: int) -> Tensor:
     return torch.ones_like(usable.narrow(1 - axis, 0, usable.shape[1 - axis] - 1))
 
 
 def _frames(seed: int) -> tuple[Tensor, Tensor]:
     """Frames ``T - 1`` and ``T`` of one seed, ``(C, H, W)`` each."""
-    w = warpnoise.NoiseWarper(4, SCENE.h, SCENE.w, seed=seed)
+    w = warpnoise.NoiseWarper(4, SCENE.h, SCENE.w, seed=seed, backend=_BACKEND[0])
     prev = noise = w.noise
     for t in range(1, T + 1):
         prev, noise = noise, w.step(*SCENE.flows(t))
@@ -52,10 +55,10 @@ def _frames(seed: int) -> tuple[Tensor, Tensor]:
 
 def _carry_map(old: bool) -> tuple[Tensor, Tensor]:
     """Frame ``T``'s first channel for seed 0 and the per-pixel carry over every seed."""
-    saved = persistent._use_kernel, persistent._linked
+    saved = torch_backend._linked
     if old:
-        persistent._use_kernel = lambda device: False
-        persistent._linked = _all_linked
+        _BACKEND[0] = "torch"
+        torch_backend._linked = _all_linked
     try:
         num = torch.zeros(SCENE.h, SCENE.w, dtype=torch.float64)
         den = torch.zeros_like(num)
@@ -67,7 +70,8 @@ def _carry_map(old: bool) -> tuple[Tensor, Tensor]:
             den += (pred * pred).sum(0)
             first = noise[0] if first is None else first
     finally:
-        persistent._use_kernel, persistent._linked = saved
+        _BACKEND[0] = "auto"
+        torch_backend._linked = saved
     # Pixels with nothing to carry (uncovered this frame) have no carry: NaN, drawn blank.
     return first, torch.where(den > 0, num / den.clamp_min(1e-12), float("nan"))
 

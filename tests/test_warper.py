@@ -100,13 +100,17 @@ def test_methods_run_on_cuda(method: str) -> None:
     assert out.device.type == "cuda" and torch.isfinite(out).all()
 
 
-def test_ctrl_c_inside_a_kernel_is_a_keyboard_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ._native_interrupt import InterruptedInKernel
+def test_ctrl_c_inside_a_numba_kernel_is_a_keyboard_interrupt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numba backend of ``persistent`` unwraps the interrupt numba's boxing wraps."""
+    from warpnoise.kernels import boxes
 
-    monkeypatch.setitem(REGISTRY, "interrupted-in-kernel", InterruptedInKernel)
-    w = warpnoise.NoiseWarper(1, 4, 4, method="interrupted-in-kernel", seed=0)
+    from ._native_interrupt import interrupted_kernel
+
+    monkeypatch.setattr(boxes, "step", lambda *args: interrupted_kernel())
+    w = warpnoise.NoiseWarper(1, 8, 8, seed=0, backend="numba")
     with pytest.raises(KeyboardInterrupt):  # not numba's SystemError
-        w.step(torch.zeros(2, 4, 4))
+        w.step(torch.zeros(2, 8, 8))
 
 
 def test_ctrl_c_during_a_step_waits_for_the_step_to_finish(monkeypatch: pytest.MonkeyPatch,
@@ -160,3 +164,21 @@ def test_methods_is_callable_and_its_modules_import_by_dotted_name() -> None:
     from warpnoise.methods import methods
 
     assert methods() == warpnoise.methods()
+
+
+def test_a_seed_reproduces_counter_drawn_noise_whatever_the_device() -> None:
+    """``persistent`` draws by counters: a seed seeds a CPU generator whatever the device (so a
+    CUDA run gives the CPU run's noise), and a generator passed in gives the root instead."""
+    w = warpnoise.NoiseWarper(4, 16, 24, seed=3, device="cpu")
+    assert w.generator.device.type == "cpu"
+    same = warpnoise.NoiseWarper(4, 16, 24, generator=torch.Generator().manual_seed(3))
+    other = warpnoise.NoiseWarper(4, 16, 24, seed=4)
+    assert torch.equal(w.noise, same.noise) and not torch.equal(w.noise, other.noise)
+    flow = F.rotation(16, 24, 3.0)
+    assert torch.equal(w.step(flow), same.step(flow))
+
+
+def test_backend_names_the_kernels_a_sequence_runs() -> None:
+    assert warpnoise.NoiseWarper(1, 8, 8, seed=0).backend == "numba"
+    assert warpnoise.NoiseWarper(1, 8, 8, seed=0, backend="torch").backend == "torch"
+    assert warpnoise.NoiseWarper(1, 8, 8, method="integral", seed=0).backend == "torch"

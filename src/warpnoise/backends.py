@@ -5,8 +5,9 @@ A method with compiled kernels takes ``backend=`` (:data:`BACKENDS`): ``"auto"``
 picks the fastest path the device and the installed packages allow (:func:`choose`), and when that
 path's kernels fail to compile or launch on the first step of a sequence, the method warns once
 (:class:`BackendFallbackWarning`, naming the cause and where to report it) and continues on the
-torch path on the same device: the noise stays exact (i.i.d. N(0, 1) per frame), only its bits
-differ from the compiled path's. A failed path is remembered for the rest of the process, so later
+torch path on the same device: the noise stays exact (i.i.d. N(0, 1) per frame), and where the
+method's backends draw alike (``persistent``, ``snap``) it is the compiled path's noise to float
+rounding. A failed path is remembered for the rest of the process, so later
 sequences go to the torch path at once. An explicit ``"numba"`` or ``"triton"`` is checked before
 any work (:func:`check_available`) and a failure of its kernels raises :class:`BackendError`.
 
@@ -113,10 +114,11 @@ def choose(method: str, requested: str, device: torch.device, *, use_triton: boo
            triton_on_cpu: bool = False) -> tuple[str, str]:
     """The backend ``method`` runs on ``device`` and why: ``(backend, reason)``.
 
-    ``"auto"``: Triton on CUDA when triton imports (``use_triton``), numba on the CPU when numba
-    imports, else the torch path; a compiled path that failed earlier in this process is skipped.
-    ``triton_on_cpu`` runs Triton in its interpreter on CPU tensors (tests). An explicit backend
-    is returned as is, or ValueError when it cannot run on ``device``.
+    ``"auto"``: Triton on CUDA when triton imports (for methods with Triton kernels,
+    ``use_triton``), numba on the CPU when numba imports, else the torch path; a compiled path
+    that failed earlier in this process is skipped. ``triton_on_cpu`` lets Triton run in its
+    interpreter on CPU tensors. An explicit backend is returned as is, or ValueError when it
+    cannot run on ``device``.
     """
     check_backend(requested)
     if requested != "auto":
@@ -135,7 +137,7 @@ def choose(method: str, requested: str, device: torch.device, *, use_triton: boo
         if device.type == "cuda":
             return "torch", reason
     elif wants_triton:
-        return "torch", "Triton switched off (persistent.USE_TRITON = False)"
+        return "torch", f"{method} has no Triton kernels"
     if device.type == "cpu":
         if not have_numba():
             return "torch", "numba is not installed"
@@ -194,7 +196,7 @@ def run_compiled(method: str, backend: str, requested: str, device: torch.device
         if key not in _FAILED:
             warnings.warn(
                 f"{method}: the {backend} kernels failed on {device} ({cause}); continuing on the "
-                f"torch path (exact noise, slower, other bits than the {backend} path); {REPORT}. "
+                f"torch path (exact noise, slower); {REPORT}. "
                 "backend='torch' skips this attempt.", BackendFallbackWarning, stacklevel=2)
         _FAILED[key] = cause
         return fallback()

@@ -7,9 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._interrupt import deferred_interrupts, native_interrupts
+from ._interrupt import deferred_interrupts
 from .flow import as_flow, as_flows
 from .methods import DEFAULT_METHOD, get_method
+from .methods.base import counter_rng
 from .rng import check_device, make_generator
 
 __all__ = ["NoiseWarper", "warp_noise"]
@@ -35,8 +36,13 @@ class NoiseWarper:
         height: the noise's height.
         width: the noise's width.
         method: a name from :func:`warpnoise.methods`.
-        seed: seeds a new generator on ``device`` (default 0). Ignored if ``generator`` is given.
-        generator: a ``torch.Generator`` on ``device``; every random draw comes from it.
+        seed: seeds a new generator (default 0). Ignored if ``generator`` is given. For a method
+            that draws by counters (``persistent``: :func:`warpnoise.methods.base.counter_rng`)
+            the generator is made on the CPU whatever ``device``, so a seed gives the same noise
+            on every device and backend; other methods seed a generator on ``device``.
+        generator: a ``torch.Generator`` on ``device``; every random draw comes from it (a
+            counter-drawing method reads one root key from it): the noise reproduces on that
+            device.
         device: where the noise lives. A device this machine does not have (``"cuda"`` without
             CUDA) is a ``ValueError``.
         dtype: the noise's floating dtype. Computation runs in float32 (float64 if asked) and
@@ -73,13 +79,28 @@ class NoiseWarper:
         self._work_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         self.method_name = method
         self.method = get_method(method, **options)
-        self.generator = make_generator(None if generator is not None else seed, generator,
-                                        self.device)
-        first = torch.randn(self.shape, generator=self.generator, device=self.device,
-                            dtype=self._work_dtype)
-        with deferred_interrupts(), native_interrupts():  # see warpnoise._interrupt
-            self._state = self.method.init(first, self.generator)
+        counted = counter_rng(self.method)
+        self.generator = make_generator(
+            None if generator is not None else seed, generator,
+            self.device if generator is not None or not counted else torch.device("cpu"))
+        with deferred_interrupts():  # see warpnoise._interrupt
+            if counted:
+                self._state = self.method.start(self.shape, self.generator, self.device,
+                                                self._work_dtype)
+            else:
+                first = torch.randn(self.shape, generator=self.generator, device=self.device,
+                                    dtype=self._work_dtype)
+                self._state = self.method.init(first, self.generator)
         self.frame = 0
+
+    @property
+    def backend(self) -> str:
+        """The backend the sequence runs on: ``"numba"``, ``"triton"`` or ``"torch"`` (chosen
+        when it started; ``"torch"`` after a compiled backend fell back, and for methods
+        without compiled backends)."""
+        b = getattr(self._state, "backend", None)
+        name = b if isinstance(b, str) else getattr(b, "name", None)
+        return name or "torch"
 
     @property
     def noise(self) -> Tensor:
@@ -98,8 +119,9 @@ class NoiseWarper:
         f = None if forward_flow is None else as_flow(
             forward_flow, h, w, name="forward_flow", device=self.device, dtype=self._work_dtype)
         # Ctrl-C waits for the end of the step: numba's kernels and its cache loading are not
-        # safe to interrupt (see warpnoise._interrupt).
-        with deferred_interrupts(), native_interrupts():
+        # safe to interrupt (see warpnoise._interrupt; the numba backend also unwraps interrupts
+        # raised inside compiled code).
+        with deferred_interrupts():
             self._state = self.method.step(self._state, b, f, self.generator)
             self.frame += 1  # a held interrupt is raised after a whole, counted step
         return self.noise

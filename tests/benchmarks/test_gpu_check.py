@@ -24,9 +24,6 @@ def test_exits_0_with_a_message_without_cuda() -> None:
 @pytest.fixture
 def gpu_check(monkeypatch: pytest.MonkeyPatch):
     pytest.importorskip("triton")
-    from warpnoise.methods import persistent
-
-    monkeypatch.setattr(persistent, "TRITON_ON_CPU", True)
     monkeypatch.syspath_prepend(str(BENCH))
     import gpu_check
 
@@ -38,11 +35,10 @@ def test_triton_determinism_check_passes_on_the_interpreter(gpu_check) -> None:
     assert ok and "bit-identical" in detail
 
 
-def test_agreement_check_compares_both_backends_from_one_anchor(gpu_check) -> None:
-    """The same anchor on both paths: the same anchored pixels, values strongly correlated
-    (shared anchor noise and field) but not all equal (fresh draws differ by design)."""
-    ok, detail = gpu_check.agreement(torch.device("cpu"), (4, 32, 32), frames=2)
+def test_agreement_check_compares_both_backends_from_one_seed(gpu_check) -> None:
+    """The same seed on both backends: the same anchored pixels and every value within 1e-4
+    (the same counter-based draws), over a re-anchoring."""
+    ok, detail = gpu_check.agreement(torch.device("cpu"), (4, 32, 32), frames=18)
     assert ok and "anchored pixels identical" in detail, detail
-    corr = float(detail.split("correlation ")[1].split(",")[0])
     share = float(detail.split("; ")[1].split("%")[0])
-    assert corr > 0.5 and 0 < share < 100, detail
+    assert share == 100.0, detail

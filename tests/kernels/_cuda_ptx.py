@@ -16,7 +16,7 @@ from typing import Any
 C = 4
 PTR = {"fp64": "*fp64", "fp32": "*fp32", "i1": "*i1", "u8": "*u8", "i32": "*i32", "i64": "*i64"}
 TYPES = dict(H="i32", W="i32", HA="i32", WA="i32", want="i32", NCELL="i32", size="i64",
-             offset="i64", gate=PTR["i32"], key=PTR["i64"], map_prev=PTR["fp64"],
+             offset="i64", gate=PTR["i32"], key="i64", N="i64", map_prev=PTR["fp64"],
              traced_prev=PTR["i1"], links=PTR["u8"], b=PTR["fp32"], f=PTR["fp32"],
              map_new=PTR["fp64"], src=PTR["fp64"], role=PTR["u8"], n_loose=PTR["i32"],
              pos=PTR["fp64"], edges=PTR["fp32"], cell0=PTR["i32"], barred=PTR["u8"],
@@ -46,6 +46,7 @@ def configurations() -> list[tuple[str, Any, dict, bool]]:
         ("remainders", T._remainders_kernel,
          dict(FULL=15, K=2, REM_EPS_=1e-9, **anchored, **cells), False),
         ("gather", T._gather_kernel, dict(K=2, RESTRICT=False, FILL=True, **cells), False),
+        ("fill", T._fill_kernel, block, False),
     ]
 
 

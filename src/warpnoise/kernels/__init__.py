@@ -1,5 +1,6 @@
-"""Compiled kernels of the ``persistent`` method (numba on the CPU) and the constants and tables
-they share with its torch path, so both follow one rule."""
+"""Compiled kernels of the ``persistent`` method (numba on the CPU, Triton on CUDA) and the
+constants and tables every backend of it reads, so all follow one rule
+(:mod:`warpnoise.methods.persistent.rule`)."""
 
 import functools
 
@@ -16,6 +17,23 @@ REM_EPS = 1e-9
 MAX_SIDE = 3
 #: Pixel roles: no source (fresh noise), drawing on the anchor, carried from the previous frame.
 FRESH, ANCHORED, LOOSE = 0, 1, 2
+
+
+#: Counters per pixel and channel of a step's fresh piece draws: one per cell its box may cut.
+SLOTS = MAX_SIDE * MAX_SIDE
+
+
+def counter_offsets(h: int, w: int, c: int, base: int = 0) -> tuple[int, int, int, int]:
+    """Where the counters of one integration pass start, from ``base``, for an ``h x w`` frame
+    and source of ``c`` channels: ``(piece, remainder, fresh, end)``. Counter of the fresh ``Y``
+    of the piece of pixel ``(i, j)`` in cell ``(cy0 + dy, cx0 + dx)`` of its box (first cell
+    ``(cy0, cx0)``), channel ``ch``: ``piece + ((i w + j) SLOTS + dy MAX_SIDE + dx) c + ch``;
+    of cell ``q``'s fresh remainder: ``remainder + q c + ch``; of pixel ``p``'s fresh noise (a
+    pixel without a pre-image): ``fresh + p c + ch``. The loose pass starts at the anchored
+    pass's ``end``. Every backend draws ``normal(step key, counter)`` there."""
+    rem = base + h * w * SLOTS * c
+    fresh = rem + h * w * c
+    return base, rem, fresh, fresh + h * w * c
 
 
 #: The largest sub-pixel factor: every value of a cell then has a bit in one 64-bit claims mask.

@@ -36,15 +36,14 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks
-from .hashing import normal
+from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, SLOTS, counter_offsets, value_masks
+from .hashing import fill_normal, normals
 
 #: Source-row bands of the scatters, run in parallel: as many threads can share the scatters. A
 #: constant, not the thread count, so the bits do not depend on the machine (a pixel whose box
 #: straddles two bands sums its pieces in two parts, so another count rounds differently).
 BANDS = 16
 BLOCK = 32  # pixels per row block whose reach in source rows is recorded
-_SLOTS = MAX_SIDE * MAX_SIDE  # counter range of a pixel's pieces
 _NO_FLOW = np.zeros((1, 1), np.float32)  # stands in for absent forward flows
 
 
@@ -400,9 +399,7 @@ def _open_cell(cy: int, cx: int, field, k: int, key: np.uint64, off_rem: np.uint
         _sum_values(field, cy, cx, free, yv)
         scale = math.sqrt(rem / n_rem)
     else:
-        base = off_rem + np.uint64((cy * sy.shape[1] + cx) * c_n)
-        for c in range(c_n):
-            yv[c] = normal(key, base + np.uint64(c))
+        normals(key, off_rem + np.uint64((cy * sy.shape[1] + cx) * c_n), yv, c_n)
         scale = math.sqrt(rem)
     for c in range(c_n):
         sy[cy, cx, c] = yv[c] * scale
@@ -519,10 +516,9 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                                     _sum_values(field, cy, cx, mine, yv)
                                     scale = math.sqrt(a_eff / n)
                                 else:
-                                    base = off_piece + np.uint64(
-                                        ((i * w + j) * _SLOTS + dy * MAX_SIDE + cx - cx0) * c_n)
-                                    for c in range(c_n):
-                                        yv[c] = normal(key, base + np.uint64(c))
+                                    normals(key, off_piece + np.uint64(
+                                        ((i * w + j) * SLOTS + dy * MAX_SIDE + cx - cx0) * c_n),
+                                        yv, c_n)
                                     scale = math.sqrt(a_eff)
                                 for c in range(c_n):
                                     v = yv[c] * scale
@@ -587,11 +583,10 @@ def _channel_kernels(channels: int) -> tuple[Any, Any]:
                         for c in range(c_n):
                             keep[c, i, j] = out[c, i, j]
                 elif anchored:
-                    base = off_fresh + np.uint64((i * w + j) * c_n)
+                    normals(key, off_fresh + np.uint64((i * w + j) * c_n), acc, c_n)
                     for c in range(c_n):
-                        v = normal(key, base + np.uint64(c))
-                        out[c, i, j] = v
-                        keep[c, i, j] = v
+                        out[c, i, j] = acc[c]
+                        keep[c, i, j] = acc[c]
                     traced[i, j] = False
 
     return scatter, gather
@@ -691,7 +686,8 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
         field: ``(Ha, Wa, E, C)`` float32 persistent values independent of ``xa``
             (:func:`field_size`; ``E = 0``: every ``Y`` fresh); ``k`` sub-pixels per axis.
         barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
-        key, base: counter-based draws use ``normal(key, base + ...)``.
+        key, base: every fresh draw is ``normal(key, counter)``, counters from ``base`` laid out
+            by :func:`warpnoise.kernels.counter_offsets` (the same in every backend).
         keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
 
     Returns:
@@ -700,8 +696,8 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
     h, w = ax.shape
     c_n, ha, wa = xa.shape
     pixel_boxes(ax, ay, ws.role, role, ha, wa, ws.edges, ws.cell0, ws.reach, links)
-    off_rem = np.uint64(base + h * w * _SLOTS * c_n)
-    off_fresh = off_rem + np.uint64(ha * wa * c_n)
+    _, rem, fresh, end = counter_offsets(h, w, c_n, base)
+    off_rem, off_fresh = np.uint64(rem), np.uint64(fresh)
     scatter, gather = _KERNELS.get(c_n, _KERNELS[0])
     restrict = barred is not None
     cells = barred if restrict else _NO_CELLS
@@ -715,7 +711,7 @@ def integrate(ws: Workspace, ax: np.ndarray, ay: np.ndarray, role: int, xa: np.n
             ws.rows, ws.stamp, np.uint32(ws.tag))
     gather(ws.edges, ws.cell0, ws.icov, ws.d, ws.ybuf, ws.band_of, restrict, cells, key,
            off_fresh, role == ANCHORED, out, keep, traced)
-    return int(off_fresh) - base + h * w * c_n
+    return end - base
 
 
 def step(ws: Workspace, bx: np.ndarray, by: np.ndarray, fx: np.ndarray | None,
@@ -760,7 +756,8 @@ def box_integrate(ax: np.ndarray, ay: np.ndarray, usable: np.ndarray, xa: np.nda
 def _dispatchers(channels: int) -> dict[str, Any]:
     """The compiled functions a step with ``channels`` channels runs."""
     scatter, gather = _KERNELS.get(channels, _KERNELS[0])
-    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather}
+    return {"advance": advance, "pixel_boxes": pixel_boxes, "scatter": scatter, "gather": gather,
+            "fill_normal": fill_normal}
 
 
 def _cached(dispatcher: Any) -> bool | None:

@@ -41,13 +41,11 @@ unit of area per pixel), far from overflow. A ``Y`` is float32; ``Y 2^32`` is an
 below ``2^31``. The sums are exact where the CPU kernel's float64 sums round, and both end in the
 float32 ``d``. Everything else is per pixel or per cell, in a fixed order.
 
-Random draws: ``tl.randn(key, offset)``, Philox4x32-10 keyed by the step's key (a device tensor
-drawn from the caller's generator, so no host sync) and a 64-bit counter, with a disjoint counter
-range per draw kind (:data:`_PIECE` ... :data:`_LOOSE_REM`, ``2^44`` counters each) and a fixed
-counter per piece, cell or pixel and channel, as the CPU kernel's counters. Triton's Box-Muller
-clamps its first uniform at ``1e-7``, so a draw never exceeds 5.68 in magnitude (N(0, 1) puts
-1.3e-8 of its mass beyond): invisible to any test, stated for completeness. The bits differ from
-the CPU kernel's (its own ziggurat); the law is the same.
+Random draws: ``_normal(key, counter)``, the counter-based normal of every backend
+(:func:`warpnoise.rng.counter_normal`: SplitMix64 in uint64, Box-Muller in float64), keyed by the
+step's key (a host integer derived from the sequence's root: no host sync) with the CPU kernel's
+counter per piece, cell or pixel and channel (:func:`warpnoise.kernels.counter_offsets`), so the
+fresh draws are the CPU kernel's values; the persistent field is drawn by :func:`fill_normal`.
 
 Precision: the geometry is the CPU kernel's, bit for bit. The accumulated map and source
 positions are float64, as there, and ``advance``, ``links`` and ``boxes`` repeat its float64
@@ -74,10 +72,11 @@ import triton.language as tl
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA
-from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, value_masks_on
+from ..rng import GOLDEN, MIX1, MIX2
+from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, counter_offsets, value_masks_on
 
-__all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate", "integrate",
-           "step"]
+__all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate", "fill_normal",
+           "integrate", "step"]
 
 FIX = 2.0**32  # fixed-point scale of cover and the per-cell sums of Y
 _COLS = 3  # int64 columns per cell before the sums of Y: cover, claimed, conflict (the CPU
@@ -87,11 +86,45 @@ _SIDE_C = tl.constexpr(MAX_SIDE)
 _COLS_C = tl.constexpr(_COLS)
 _FIX_C = tl.constexpr(FIX)
 _FIX_INT_C = tl.constexpr(int(FIX))
-# Disjoint Philox counter ranges per kind of draw.
-_SPAN = 1 << 44
-_PIECE, _REM, _FRESH, _LOOSE_PIECE, _LOOSE_REM = (kind * _SPAN for kind in range(5))
+# The counter-based normal's constants, uint64 (warpnoise.rng).
+_GOLDEN_C = tl.constexpr(GOLDEN)
+_STRIDE_C = tl.constexpr((2 * GOLDEN) % 2**64)
+_MIX1_C = tl.constexpr(MIX1)
+_MIX2_C = tl.constexpr(MIX2)
 _GPU_BLOCK = 256  # pixels (or cells) per program on the GPU
 _INTERPRETED_BLOCK = 1 << 16  # the interpreter pays per operation, not per element
+
+
+@triton.jit
+def _splitmix(x):
+    """SplitMix64's output for uint64 state ``x``."""
+    z = x + _GOLDEN_C
+    z = (z ^ (z >> 30)) * _MIX1_C
+    z = (z ^ (z >> 27)) * _MIX2_C
+    return z ^ (z >> 31)
+
+
+@triton.jit
+def _normal(key, counter):
+    """``normal(key, counter)`` (:func:`warpnoise.rng.counter_normal`) for int64 ``key`` (the
+    uint64 key's bits) and int64 counters, float64: the same integer steps as numba's and
+    torch's."""
+    c = counter.to(tl.uint64, bitcast=True)
+    base = key.to(tl.int64).to(tl.uint64, bitcast=True) + (c >> 1) * _STRIDE_C
+    h1 = _splitmix(base)
+    h2 = _splitmix(base + _GOLDEN_C)
+    u1 = ((h1 >> 11) + 1).to(tl.float64) * (1.0 / 9007199254740992.0)
+    u2 = (h2 >> 11).to(tl.float64) * (1.0 / 9007199254740992.0)
+    r = tl.sqrt(-2.0 * tl.log(u1))
+    theta = 6.283185307179586 * u2
+    return tl.where((c & 1) == 1, r * tl.sin(theta), r * tl.cos(theta))
+
+
+@triton.jit
+def _fill_kernel(out, key, N, BLOCK: tl.constexpr):
+    """``out[i] = normal(key, i)`` (float32) for ``i < N``."""
+    q = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out + q, _normal(key, q).to(tl.float32), mask=q < N)
 
 
 @triton.jit
@@ -293,7 +326,7 @@ def _boxes_kernel(pos, role, links, want, edges, cell0, H, W, HA, WA, BLOCK: tl.
     cy0 = tl.floor(y0.to(tl.float64) + 0.5).to(tl.int32)
     ncx = tl.minimum(tl.ceil(x1.to(tl.float64) + 0.5).to(tl.int32) - 1, WA - 1) - cx0 + 1
     ncy = tl.minimum(tl.ceil(y1.to(tl.float64) + 0.5).to(tl.int32) - 1, HA - 1) - cy0 + 1
-    ok = ok & (ncx >= 1) & (ncy >= 1) & (ncx <= 3) & (ncy <= 3)
+    ok = ok & (ncx >= 1) & (ncy >= 1) & (ncx <= _SIDE_C) & (ncy <= _SIDE_C)
     tl.store(edges + p, x0, mask=mine)
     tl.store(edges + n + p, x1, mask=mine)
     tl.store(edges + 2 * n + p, y0, mask=mine)
@@ -441,7 +474,6 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
     n = H * W
     p, on, _, _ = _pixels(H, W, BLOCK)
     ch = tl.arange(0, CP)[None, :]
-    seed = tl.load(key)
     cx0, cy0, ncx, ncy, x0, x1, y0, y1 = _load_box(edges, cell0, p, n, on)
     for dy in range(_SIDE_C):
         acc = tl.zeros([BLOCK, CP], tl.float32)
@@ -460,7 +492,7 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
             fresh = ok & (cnt == 0)
             if tl.sum(fresh.to(tl.int32), axis=0) > 0:
                 slot = (p * (_SIDE_C * _SIDE_C) + dy * _SIDE_C + dx).to(tl.int64)
-                z = tl.randn(seed, offset + (slot * C)[:, None] + ch)
+                z = _normal(key, offset + (slot * C)[:, None] + ch).to(tl.float32)
                 y = tl.where(fresh[:, None], z * tl.sqrt(a_eff)[:, None], y)
             y = tl.where(ok[:, None], y, 0.0)
             tl.atomic_add(row[:, None] + _COLS_C + ch, (y * _FIX_C).to(tl.int64),
@@ -499,7 +531,7 @@ def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl
     y = s * tl.sqrt(tl.maximum(rem, 0.0) / tl.maximum(cnt, 1).to(tl.float32))[:, None]
     fresh = has_rem & (cnt == 0)
     if tl.sum(fresh.to(tl.int32), axis=0) > 0:
-        z = tl.randn(tl.load(key), offset + (q.to(tl.int64) * C)[:, None] + ch)
+        z = _normal(key, offset + (q.to(tl.int64) * C)[:, None] + ch).to(tl.float32)
         y = tl.where(fresh[:, None], z * tl.sqrt(tl.maximum(rem, 0.0))[:, None], y)
     y = tl.where(has_rem[:, None], y, 0.0)
     sy = tl.load(row[:, None] + _COLS_C + ch, mask=cm, other=0).to(tl.float32) * (
@@ -544,7 +576,7 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
     if FILL:
         fresh = on & ~has
         if tl.sum(fresh.to(tl.int32), axis=0) > 0:
-            z = tl.randn(tl.load(key), offset + (p.to(tl.int64) * C)[:, None] + ch)
+            z = _normal(key, offset + (p.to(tl.int64) * C)[:, None] + ch).to(tl.float32)
             val = tl.where(fresh[:, None], z, val)
             tl.store(keep + at, z, mask=fresh[:, None] & cm)
         tl.store(out + at, val, mask=on[:, None] & cm)
@@ -683,6 +715,21 @@ def _kernels(device: torch.device) -> tuple[_Kernels, int]:
     return kern, kern.block
 
 
+def _signed(key: int) -> int:
+    """A uint64 key as the int64 with its bits (what a kernel argument holds)."""
+    return key - 2**64 if key >= 2**63 else key
+
+
+def fill_normal(out: Tensor, key: int) -> None:
+    """``out.flat[i] = normal(key, i)`` for a contiguous float32 tensor, in one kernel."""
+    kern, block = _kernels(out.device)
+    n = out.numel()
+    block, grid = _block(n, block)
+    on_device = torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext()
+    with on_device:
+        kern._fill_kernel[grid](out, _signed(key), n, BLOCK=block)
+
+
 def _block(size: int, block: int) -> tuple[int, tuple[int]]:
     block = min(block, triton.next_power_of_2(max(size, 16)))
     return block, (triton.cdiv(size, block),)
@@ -710,8 +757,8 @@ def advance(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None) -
 
 
 def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor | None, k: int,
-              barred: Tensor | None, key: Tensor, out: Tensor, keep: Tensor, traced: Tensor
-              ) -> None:
+              barred: Tensor | None, key: int, out: Tensor, keep: Tensor, traced: Tensor,
+              base: int = 0) -> None:
     """Integrate the pixels of one role (``ws.role``) on their source, into ``out``
     ``(C, H, W)`` float32 (the CPU kernel's ``integrate``).
 
@@ -724,7 +771,8 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
         field: ``(Ha, Wa, k^2 + 4k + 4, C)`` float32 persistent values independent of ``xa``,
             or None (every ``Y`` fresh).
         barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
-        key: ``(1,)`` int64 on the device, the Philox key of the step.
+        key: the step's key, an int in ``[0, 2^64)``; base: the first counter of this pass
+            (:func:`warpnoise.kernels.counter_offsets`).
         keep: ``(C, H, W)`` float32 receiving the loose (not anchored) pixels' noise.
     """
     kern, block0 = _kernels(pos.device)
@@ -741,6 +789,8 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
     cp = triton.next_power_of_2(c_n)
     ncol = _COLS + c_n
     shape = dict(K=k_, C=c_n, CP=cp, NCOL=ncol)
+    key = _signed(key)
+    off_piece, off_rem, off_fresh, _ = counter_offsets(h, w, c_n, base)
     kern._links_kernel[grid](pos, ws.role, ws.links, role, h, w, ALL=anchored, JUMP_=JUMP,
                              BLOCK=block, gate=gate, **kern.exact)
     kern._boxes_kernel[grid](pos, ws.role, ws.links, role, ws.edges, ws.cell0, h, w, ha, wa,
@@ -752,23 +802,23 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
                               HAS_FIELD=field is not None, RESTRICT=restrict, NCOL=ncol,
                               BLOCK=block, gate=gate)
     kern._pieces_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, masks, values, ws.ybuf,
-                              key, _PIECE if anchored else _LOOSE_PIECE, h, w, wa,
+                              key, off_piece, h, w, wa,
                               HAS_FIELD=field is not None, RESTRICT=restrict, BLOCK=block,
                               gate=gate, **shape)
     cblock, cgrid = _block(ha * wa, block0)
     full = (1 << (k_ * k_)) - 1 if field is not None else 0
     kern._remainders_kernel[cgrid](ws.cells, values, xa, cells_barred, ws.d, key,
-                                   _REM if anchored else _LOOSE_REM, ha * wa,
+                                   off_rem, ha * wa,
                                    FULL=full - (1 << 64) if full >= 1 << 63 else full,
                                    HAS_FIELD=field is not None, RESTRICT=restrict,
                                    REM_EPS_=REM_EPS, BLOCK=cblock, gate=gate, **shape)
     kern._gather_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, ws.d, ws.ybuf, key,
-                              _FRESH, out, keep, traced, h, w, wa, RESTRICT=restrict,
+                              off_fresh, out, keep, traced, h, w, wa, RESTRICT=restrict,
                               FILL=anchored, BLOCK=block, gate=gate, **shape)
 
 
 def step(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None, xa: Tensor,
-         field: Tensor, k: int, key: Tensor) -> Tensor:
+         field: Tensor, k: int, key: int) -> Tensor:
     """One whole warping step on the device: advance the map held in ``ws`` by the backward flow
     (with frame t-1's forward flow for occlusion, if given), integrate the anchored pixels on the
     anchor (``xa`` ``(C, H, W)``, ``field``) and the loose ones on the previous frame's loose
@@ -785,12 +835,12 @@ def step(ws: Workspace, backward_flow: Tensor, forward_flow: Tensor | None, xa: 
         integrate(ws, ws.maps[nxt], ANCHORED, xa, field, k, None, key, out, ws.keep[nxt],
                   ws.traced[nxt])
         integrate(ws, ws.src, LOOSE, ws.keep[cur], None, k, ws.traced[cur], key, out,
-                  ws.keep[nxt], ws.traced[nxt])
+                  ws.keep[nxt], ws.traced[nxt], counter_offsets(h, w, c_n)[3])
     ws.current = nxt
     return out
 
 
-def box_integrate(pos: Tensor, usable: Tensor, xa: Tensor, field: Tensor, k: int, key: Tensor
+def box_integrate(pos: Tensor, usable: Tensor, xa: Tensor, field: Tensor, k: int, key: int
                   ) -> tuple[Tensor, Tensor, Workspace]:
     """The anchored integration alone, in a fresh workspace: ``(noise (C, H, W), traced (H, W),
     workspace)`` for the ``usable`` pixels at anchor positions ``pos`` ``(2, H, W)``. For tests

@@ -10,8 +10,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["REGISTRY", "WarpMethod", "WarpState", "check_options", "get_method", "needs_frames",
-           "register", "uses_flows"]
+__all__ = ["REGISTRY", "WarpMethod", "WarpState", "check_options", "counter_rng", "get_method",
+           "needs_frames", "register", "uses_flows"]
 
 
 @dataclass
@@ -38,6 +38,14 @@ class WarpMethod(Protocol):
     ``needs_frames = True``, which tells the callers that hold the frames to pass them
     (:func:`needs_frames`). A method that ignores the flows ``step`` receives sets
     ``uses_flows = False``, so that callers need not estimate them (:func:`uses_flows`).
+
+    A method whose draws are all counter-based (``normal(key, counter)``, the same values on every
+    device and backend) sets ``counter_rng = True`` and adds ``start(shape, generator, device,
+    dtype)``: it reads one root key from ``generator`` and returns the initial state, frame 0's
+    noise included (drawn by counters too). :class:`warpnoise.NoiseWarper` then calls ``start``
+    instead of drawing frame 0 and calling ``init``, with a generator on the CPU seeded from the
+    seed whatever the device, so a seed gives the same noise on every device
+    (:func:`counter_rng`); ``init`` still works (the root key from its generator).
     """
 
     def init(self, noise: Tensor, generator: torch.Generator) -> WarpState: ...
@@ -99,6 +107,12 @@ def _check_option_types(name: str, factory: Any, options: dict[str, object]) -> 
 def needs_frames(name: str) -> bool:
     """Whether the method registered as ``name`` takes the video's frames as ``frames=``."""
     return bool(getattr(REGISTRY.get(name), "needs_frames", False))
+
+
+def counter_rng(method: object) -> bool:
+    """Whether ``method`` (an instance or its class) draws by counters from one root key and
+    provides ``start`` (see :class:`WarpMethod`)."""
+    return bool(getattr(method, "counter_rng", False))
 
 
 def uses_flows(name: str) -> bool:
