@@ -12,6 +12,7 @@ from tests.io._clips import moving_frames, sample_path, write_png_folder
 from warpnoise import DEFAULT_METHOD
 from warpnoise.io.flowfile import load_flows, save_flows
 from warpnoise.io.noisefile import load_noise
+from warpnoise.methods.persistent import BITS_VERSION
 from warpnoise.pipeline import (
     LOOKAHEAD,
     NoiseOptions,
@@ -43,6 +44,15 @@ def test_noise_file_has_shape_dtype_and_metadata(clip: Path, tmp_path: Path) -> 
         "random", "7", "dis", "64x48")
     assert meta["source"] == clip.name and "warpnoise_version" in meta
     assert ("noise", 4, 4) in calls and any(c[0] == "decode" for c in calls)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_metadata_records_the_backend_and_bits_that_made_the_noise(clip: Path, tmp_path: Path,
+                                                                    backend: str) -> None:
+    out = tmp_path / "n.safetensors"
+    video_to_noise(clip, out, NoiseOptions(seed=7, method_options={"backend": backend}))
+    meta = validate_noise_file(out)["metadata"]
+    assert (meta["backend"], meta["bits_version"]) == (backend, str(BITS_VERSION))
 
 
 def test_same_seed_same_noise_and_float16(clip: Path, tmp_path: Path) -> None:

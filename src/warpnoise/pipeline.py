@@ -400,6 +400,8 @@ def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str 
     stream.start()  # the backend is chosen now, and recorded
     if stream.backend is not None:
         meta["backend"] = stream.backend
+    if stream.bits_version is not None:
+        meta["bits_version"] = str(stream.bits_version)
     with stack:
         sink: Any = stack.enter_context(
             NoiseWriter(output, shape, meta, dtype=plan.dtype) if preset is None else

@@ -241,6 +241,13 @@ class NoiseStream:
         None for a method that does not say."""
         return None if self._warper is None else getattr(self._warper, "backend", None)
 
+    @property
+    def bits_version(self) -> int | None:
+        """The version of the bits the method's seed gives (``persistent``'s ``BITS_VERSION``),
+        once started; None for a method that does not number them."""
+        return None if self._warper is None else getattr(self._warper.method, "bits_version",
+                                                         None)
+
     def run(self, steps: Iterable[Step], *, every: bool = False) -> Iterator[NoiseFrame]:
         """Warp every step and yield the kept frames' noise (with ``every``, every frame's: the
         ones a temporal VAE drops come integrated, not degraded, ``kept`` False). A step's

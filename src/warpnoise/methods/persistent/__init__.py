@@ -150,6 +150,8 @@ class Persistent:
     """
 
     counter_rng = True
+    #: The version of the bits a seed gives (recorded in noise files' metadata).
+    bits_version = BITS_VERSION
 
     def __init__(self, upsample: int = 2, anchor_every: int = 64, max_fresh: float = 0.25,
                  backend: str | Backend = "auto") -> None:
