@@ -42,10 +42,11 @@ behind ``x + b(x)``, so the noise lags at most ``slack`` behind the content and 
 catch-up steps (``slack=0.5``, the default: the nearest home always, no lag beyond rounding).
 ``benchmarks/bench_flicker.py`` measures the edited video (docs/snap.md).
 
-Backends. The torch path (:func:`snap_sources`) runs on any device, CUDA included; on the CPU a
-numba kernel (:mod:`warpnoise.kernels.snap`) runs the same rule with the same float64 arithmetic
-and the same candidate order, and both draw the fresh values with :func:`.base.fresh_like` from the
-caller's generator: the two give the same bits.
+Backends. The torch path (:func:`snap_sources`) runs on any device; on the CPU a numba kernel
+(:mod:`warpnoise.kernels.snap`) and on CUDA Triton kernels (:mod:`warpnoise.kernels.triton_snap`)
+run the same rule with the same float64 arithmetic and the same candidate order, and all draw the
+fresh values with :func:`.base.fresh_like` from the caller's generator: the three give the same
+bits.
 """
 
 from __future__ import annotations
@@ -55,15 +56,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends import choose, have_numba, run_compiled
+from ..backends import BACKENDS, check_backend, choose, run_compiled
 from ..flow import FB_ALPHA, FB_BETA, pixel_grid
 from .base import WarpState, fresh_like, register
 
 __all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "snap_sources", "take_sources"]
 
-#: ``backend`` choices: ``auto`` runs the numba kernel on the CPU where numba imports and torch
-#: elsewhere (CUDA, MPS); ``torch`` and ``numba`` force one (``numba`` needs CPU tensors).
-BACKENDS = ("auto", "torch", "numba")
+#: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
+TRITON_ON_CPU = False
+#: Set to False to run the torch path on CUDA even where triton imports (benchmarks, debugging).
+USE_TRITON = True
 
 #: The candidates around ``round(x + b(x))``, in the order both backends visit them (ties keep
 #: the first).
@@ -89,43 +91,46 @@ class Snap:
         slack: how far (pixels) a value's home may lag behind ``x + b(x)`` before the pixel takes
             a nearer value instead of the one at ``round(x + b(x))`` (0.5 to 2, default 0.5: the
             nearest home always).
-        backend: ``auto`` (default), ``torch`` or ``numba`` (:data:`BACKENDS`); all give the same
-            bits.
+        backend: ``"auto"`` (default: Triton on CUDA, numba on the CPU, the torch path elsewhere;
+            a compiled path that fails hands over to the torch path with a warning), or
+            ``"numba"``, ``"triton"`` or ``"torch"`` to insist on one
+            (:data:`warpnoise.backends.BACKENDS`). All give the same bits.
     """
 
     def __init__(self, slack: float = 0.5, backend: str = "auto") -> None:
         if not 0.5 <= slack <= 2.0:
             raise ValueError(f"slack must be in [0.5, 2], got {slack!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "numba" and not have_numba():
-            raise ValueError("backend 'numba' needs numba installed")
         self.slack = float(slack)
-        self.backend = backend
+        self.backend = check_backend(backend)
 
-    def uses_kernel(self, device: torch.device) -> bool:
-        """Whether steps on ``device`` run the numba kernel (:func:`warpnoise.backends.choose`:
-        ``auto`` takes it on the CPU where numba imports and has not failed in this process)."""
-        return choose("snap", self.backend, device, use_triton=False)[0] == "numba"
+    def path(self, device: torch.device) -> str:
+        """The backend steps on ``device`` run (:func:`warpnoise.backends.choose`: ``auto``
+        takes Triton on CUDA and numba on the CPU where they import and have not failed in this
+        process; ValueError for an explicit backend that cannot run on ``device``)."""
+        return choose("snap", self.backend, device, use_triton=USE_TRITON,
+                      triton_on_cpu=TRITON_ON_CPU)[0]
 
     def init(self, noise: Tensor, generator: torch.Generator) -> SnapState:
+        self.path(noise.device)  # an explicit backend that cannot run here fails before any work
         _, h, w = noise.shape
         return SnapState(noise, torch.zeros(2, h, w, dtype=torch.float64, device=noise.device))
 
     def step(self, state: SnapState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> SnapState:
         device = state.noise.device
-        if self.uses_kernel(device):
-            from ..kernels.snap import snap_sources_numba
-
-            # Both paths give the same bits and keep no buffers, so a failed kernel can hand
-            # over at any step.
-            idx, offset = run_compiled(
-                "snap", "numba", self.backend, device,
-                lambda: snap_sources_numba(state.offset, backward_flow, forward_flow, self.slack),
-                lambda: snap_sources(state.offset, backward_flow, forward_flow, self.slack))
+        path = self.path(device)
+        args = (state.offset, backward_flow, forward_flow, self.slack)
+        if path == "torch":
+            idx, offset = snap_sources(*args)
         else:
-            idx, offset = snap_sources(state.offset, backward_flow, forward_flow, self.slack)
+            if path == "triton":
+                from ..kernels.triton_snap import snap_sources_triton as compiled
+            else:
+                from ..kernels.snap import snap_sources_numba as compiled
+            # Every path gives the same bits and keeps no buffers, so a failed kernel can hand
+            # over at any step.
+            idx, offset = run_compiled("snap", path, self.backend, device,
+                                       lambda: compiled(*args), lambda: snap_sources(*args))
         return SnapState(take_sources(state.noise, idx, generator), offset)
 
 
