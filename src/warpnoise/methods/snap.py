@@ -58,9 +58,10 @@ from torch import Tensor
 
 from ..backends import BACKENDS, check_backend, choose, run_compiled
 from ..flow import FB_ALPHA, FB_BETA, pixel_grid
-from .base import WarpState, fresh_like, register
+from .base import WarpState, register
 
-__all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "snap_sources", "take_sources"]
+__all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "draw_fresh", "gather_sources",
+           "snap_sources", "take_sources"]
 
 #: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
 TRITON_ON_CPU = False
@@ -122,17 +123,25 @@ class Snap:
         args = (state.offset, backward_flow, forward_flow, self.slack)
         if path == "torch":
             idx, offset = snap_sources(*args)
+            return SnapState(take_sources(state.noise, idx, generator), offset)
+        if path == "triton":
+            from ..kernels.triton_snap import snap_sources_triton as compiled
         else:
-            if path == "triton":
-                from ..kernels.triton_snap import snap_sources_triton as compiled
-            else:
-                from ..kernels.snap import snap_sources_numba as compiled
-            # Every path gives the same bits and keeps no buffers, so a failed kernel can hand
-            # over at any step.
-            idx, offset = run_compiled("snap", path, self.backend, device,
-                                       lambda: compiled(*args), lambda: snap_sources(*args))
-        return SnapState(take_sources(state.noise, idx, generator), offset)
+            from ..kernels.snap import snap_sources_numba as compiled
+        # Every path gives the same bits and keeps no buffers, so a failed kernel can hand over
+        # at any step.
+        idx, offset = run_compiled("snap", path, self.backend, device, lambda: compiled(*args),
+                                   lambda: snap_sources(*args))
+        fresh = draw_fresh(state.noise, idx, generator)
+        if path == "numba":
+            from ..kernels.snap import gather_numba
 
+            noise = run_compiled("snap", path, self.backend, device,
+                                 lambda: gather_numba(state.noise, idx, fresh),
+                                 lambda: gather_sources(state.noise, idx, fresh))
+        else:
+            noise = gather_sources(state.noise, idx, fresh)
+        return SnapState(noise, offset)
 
 def claim_nearest(cell: Tensor, dist: Tensor, want: Tensor, n_cells: int) -> Tensor:
     """Give each wanted cell to one pixel: the one at the least ``dist``, ties to the first in
@@ -226,7 +235,27 @@ def _nearest_free_home(offset: Tensor, s: Tensor, b: Tensor, forward_flow: Tenso
 
 def take_sources(previous: Tensor, idx: Tensor, generator: torch.Generator) -> Tensor:
     """Frame t's ``(C, H, W)`` noise: frame t-1's values at the flat pixels ``idx`` ``(H, W)``,
-    fresh draws from ``generator`` (in raster order, :func:`.base.fresh_like`) where ``idx < 0``."""
+    fresh draws from ``generator`` (in raster order, as :func:`.base.fresh_like` draws them) where
+    ``idx < 0``."""
+    return gather_sources(previous, idx, draw_fresh(previous, idx, generator))
+
+
+def draw_fresh(previous: Tensor, idx: Tensor, generator: torch.Generator) -> Tensor:
+    """The fresh values of frame t, ``(C, n)`` for the ``n`` pixels where ``idx < 0``, drawn as
+    :func:`.base.fresh_like` draws them (nothing drawn when ``n == 0``)."""
+    c = previous.shape[0]
+    n = int((idx < 0).sum())
+    if n == 0:
+        return previous.new_empty(c, 0)
+    return torch.randn(c, n, generator=generator, device=previous.device, dtype=previous.dtype)
+
+
+def gather_sources(previous: Tensor, idx: Tensor, fresh: Tensor) -> Tensor:
+    """Frame t's ``(C, H, W)`` noise (new memory): ``previous`` ``(C, H, W)`` at the flat pixels
+    ``idx`` ``(H, W)``, and the columns of ``fresh`` ``(C, n)`` in raster order where
+    ``idx < 0``."""
     c, h, w = previous.shape
     noise = previous.reshape(c, h * w)[:, idx.flatten().clamp_min(0)].view(c, h, w)
-    return fresh_like(noise, idx < 0, generator)
+    if fresh.shape[1]:
+        noise[:, idx < 0] = fresh
+    return noise
