@@ -26,8 +26,16 @@ area-downsampling. Every run uses DDIM with eta = 1 (fresh warped noise at every
     python benchmarks/bench_flicker.py                          # every noise, clip and task
     python benchmarks/bench_flicker.py --seeds 0 1 2            # median (range) over 3 seeds
     python benchmarks/bench_flicker.py --clips demo --tasks sdedit0.3 --noises snap nearest
+    python benchmarks/bench_flicker.py --sticking --noises snap snap:slack=2 persistent nearest
 
 A noise is a method name, with numeric options after a colon: ``snap:slack=2``.
+
+``--sticking`` measures, instead of edits, whether each noise moves with slow motion
+(:func:`sticking`): after 30 frames of a 0.37 px/frame translation, the correlation of the noise
+with frame 0's along the accumulated motion (rounded to whole pixels), and the integer shift at
+which it correlates best. A noise that sticks to the screen correlates best at shift 0; the
+target is a correlation of at least 0.95 along the motion (whole-value noises; ∫-noise keeps the
+overlap of the fractional remainder, ``(1 - |e_x|)(1 - |e_y|)``, by construction).
 """
 
 from __future__ import annotations
@@ -163,6 +171,55 @@ def run(clip: dict, task: str, noise: str, seed: int, models: dict) -> tuple[flo
     return we * 255.0, detail_ratio(res.frames, gt)
 
 
+def shifted_corr(a: torch.Tensor, b: torch.Tensor, dx: int, dy: int, margin: int) -> float:
+    """``corr(a(x), b(x - d))`` over the ``(C, H, W)`` frames' pixels at least ``margin`` from
+    the border (where content enters with fresh noise); ``margin >= |dx|, |dy|``."""
+    m = margin
+    _, h, w = a.shape
+    x = a[:, m:h - m, m:w - m].flatten().double()
+    y = b[:, m - dy:h - m - dy, m - dx:w - m - dx].flatten().double()
+    return float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+
+
+def sticking(noise: str, d: tuple[float, float] = (0.37, 0.21), frames: int = 30,
+             size: int = 128, seed: int = 0) -> dict[str, object]:
+    """Whether ``noise`` moves with a slow translation of ``d`` px/frame (content moves by
+    ``+d``; backward flow ``-d``, forward flow ``+d``) over ``frames`` frames of ``4 x size^2``.
+
+    Returns ``along`` (the correlation of the last frame with frame 0 along the accumulated
+    motion rounded to whole pixels), ``at_zero`` (the same without any shift: high when the
+    noise sticks to the screen), ``best`` (the integer shift ``(dx, dy)`` of the best
+    correlation) and ``best_corr``, and ``max_lag`` (the largest distance, over every frame,
+    between the best integer shift and the accumulated motion ``t d``)."""
+    method, options = parse_noise(noise)
+    w = warpnoise.NoiseWarper(4, size, size, method=method, seed=seed, **options)
+    b = torch.empty(2, size, size)
+    b[0], b[1] = -d[0], -d[1]
+    first, lag, margin = w.noise, 0.0, math.ceil(frames * max(map(abs, d))) + 2
+    shifts = [(x, y) for x in range(margin + 1) for y in range(margin + 1)]
+    for t in range(1, frames + 1):
+        now = w.step(b, -b)
+        corr = {s: shifted_corr(now, first, *s, margin) for s in shifts}
+        best = max(corr, key=corr.__getitem__)
+        lag = max(lag, math.hypot(best[0] - t * d[0], best[1] - t * d[1]))
+    along = (round(frames * d[0]), round(frames * d[1]))
+    return {"along": corr[along], "at_zero": corr[(0, 0)], "best": best,
+            "best_corr": corr[best], "max_lag": lag}
+
+
+def print_sticking(noises: list[str], seed: int) -> None:
+    """The :func:`sticking` table of ``noises`` under 0.37 px/frame, along x and diagonally."""
+    print("after 30 frames of a slow translation, 4 x 128^2, seed", seed)
+    print("| noise | motion (px/frame) | corr along the motion | corr at shift 0 | best shift "
+          "(corr) | max lag (px) |")
+    print("|---|---|---:|---:|---|---:|")
+    for noise in noises:
+        for d in ((0.37, 0.0), (0.37, 0.21)):
+            r = sticking(noise, d, seed=seed)
+            print(f"| {noise} | {d} | {r['along']:.3f} | {r['at_zero']:.3f} | {r['best']} "
+                  f"({r['best_corr']:.3f}) | {r['max_lag']:.2f} |", flush=True)
+
+
 def _cell(values: list[tuple[float, float]]) -> str:
     we = [v[0] for v in values]
     det = statistics.median(v[1] for v in values)
@@ -176,6 +233,8 @@ def main() -> None:
     p.add_argument("--clips", nargs="+", default=list(CLIPS), choices=CLIPS)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--sticking", action="store_true",
+                   help="measure whether each noise moves with slow motion (no edits)")
     args = p.parse_args()
     for n in args.noises:
         name, options = parse_noise(n)
@@ -184,6 +243,9 @@ def main() -> None:
         except ValueError as e:
             p.error(str(e))
     torch.set_grad_enabled(False)
+    if args.sticking:
+        print_sticking(args.noises, args.seeds[0])
+        return
     tic = time.perf_counter()
     clips = load_clips(args.clips)
     models = {"sdedit": load_denoiser(), "sr4": load_sr_model()}

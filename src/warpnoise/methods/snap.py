@@ -42,10 +42,11 @@ behind ``x + b(x)``, so the noise lags at most ``slack`` behind the content and 
 catch-up steps (``slack=0.5``, the default: the nearest home always, no lag beyond rounding).
 ``benchmarks/bench_flicker.py`` measures the edited video (docs/snap.md).
 
-Backends. The torch path (:func:`snap_sources`) runs on any device, CUDA included; on the CPU a
-numba kernel (:mod:`warpnoise.kernels.snap`) runs the same rule with the same float64 arithmetic
-and the same candidate order, and both draw the fresh values with :func:`.base.fresh_like` from the
-caller's generator: the two give the same bits.
+Backends. The torch path (:func:`snap_sources`) runs on any device; on the CPU a numba kernel
+(:mod:`warpnoise.kernels.snap`) and on CUDA Triton kernels (:mod:`warpnoise.kernels.triton_snap`)
+run the same rule with the same float64 arithmetic and the same candidate order, and all draw the
+fresh values with :func:`.base.fresh_like` from the caller's generator: the three give the same
+bits.
 """
 
 from __future__ import annotations
@@ -55,15 +56,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends import choose, have_numba, run_compiled
+from ..backends import BACKENDS, check_backend, choose, run_compiled
 from ..flow import FB_ALPHA, FB_BETA, pixel_grid
-from .base import WarpState, fresh_like, register
+from .base import WarpState, register
 
-__all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "snap_sources", "take_sources"]
+__all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "draw_fresh", "gather_sources",
+           "snap_sources", "take_sources"]
 
-#: ``backend`` choices: ``auto`` runs the numba kernel on the CPU where numba imports and torch
-#: elsewhere (CUDA, MPS); ``torch`` and ``numba`` force one (``numba`` needs CPU tensors).
-BACKENDS = ("auto", "torch", "numba")
+#: Run the Triton kernels on CPU tensors too, in Triton's interpreter (slow: for tests).
+TRITON_ON_CPU = False
+#: Set to False to run the torch path on CUDA even where triton imports (benchmarks, debugging).
+USE_TRITON = True
 
 #: The candidates around ``round(x + b(x))``, in the order both backends visit them (ties keep
 #: the first).
@@ -89,45 +92,56 @@ class Snap:
         slack: how far (pixels) a value's home may lag behind ``x + b(x)`` before the pixel takes
             a nearer value instead of the one at ``round(x + b(x))`` (0.5 to 2, default 0.5: the
             nearest home always).
-        backend: ``auto`` (default), ``torch`` or ``numba`` (:data:`BACKENDS`); all give the same
-            bits.
+        backend: ``"auto"`` (default: Triton on CUDA, numba on the CPU, the torch path elsewhere;
+            a compiled path that fails hands over to the torch path with a warning), or
+            ``"numba"``, ``"triton"`` or ``"torch"`` to insist on one
+            (:data:`warpnoise.backends.BACKENDS`). All give the same bits.
     """
 
     def __init__(self, slack: float = 0.5, backend: str = "auto") -> None:
         if not 0.5 <= slack <= 2.0:
             raise ValueError(f"slack must be in [0.5, 2], got {slack!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "numba" and not have_numba():
-            raise ValueError("backend 'numba' needs numba installed")
         self.slack = float(slack)
-        self.backend = backend
+        self.backend = check_backend(backend)
 
-    def uses_kernel(self, device: torch.device) -> bool:
-        """Whether steps on ``device`` run the numba kernel (:func:`warpnoise.backends.choose`:
-        ``auto`` takes it on the CPU where numba imports and has not failed in this process)."""
-        return choose("snap", self.backend, device, use_triton=False)[0] == "numba"
+    def path(self, device: torch.device) -> str:
+        """The backend steps on ``device`` run (:func:`warpnoise.backends.choose`: ``auto``
+        takes Triton on CUDA and numba on the CPU where they import and have not failed in this
+        process; ValueError for an explicit backend that cannot run on ``device``)."""
+        return choose("snap", self.backend, device, use_triton=USE_TRITON,
+                      triton_on_cpu=TRITON_ON_CPU)[0]
 
     def init(self, noise: Tensor, generator: torch.Generator) -> SnapState:
+        self.path(noise.device)  # an explicit backend that cannot run here fails before any work
         _, h, w = noise.shape
         return SnapState(noise, torch.zeros(2, h, w, dtype=torch.float64, device=noise.device))
 
     def step(self, state: SnapState, backward_flow: Tensor, forward_flow: Tensor | None,
              generator: torch.Generator) -> SnapState:
         device = state.noise.device
-        if self.uses_kernel(device):
-            from ..kernels.snap import snap_sources_numba
-
-            # Both paths give the same bits and keep no buffers, so a failed kernel can hand
-            # over at any step.
-            idx, offset = run_compiled(
-                "snap", "numba", self.backend, device,
-                lambda: snap_sources_numba(state.offset, backward_flow, forward_flow, self.slack),
-                lambda: snap_sources(state.offset, backward_flow, forward_flow, self.slack))
+        path = self.path(device)
+        args = (state.offset, backward_flow, forward_flow, self.slack)
+        if path == "torch":
+            idx, offset = snap_sources(*args)
+            return SnapState(take_sources(state.noise, idx, generator), offset)
+        if path == "triton":
+            from ..kernels.triton_snap import snap_sources_triton as compiled
         else:
-            idx, offset = snap_sources(state.offset, backward_flow, forward_flow, self.slack)
-        return SnapState(take_sources(state.noise, idx, generator), offset)
+            from ..kernels.snap import snap_sources_numba as compiled
+        # Every path gives the same bits and keeps no buffers, so a failed kernel can hand over
+        # at any step.
+        idx, offset = run_compiled("snap", path, self.backend, device, lambda: compiled(*args),
+                                   lambda: snap_sources(*args))
+        fresh = draw_fresh(state.noise, idx, generator)
+        if path == "numba":
+            from ..kernels.snap import gather_numba
 
+            noise = run_compiled("snap", path, self.backend, device,
+                                 lambda: gather_numba(state.noise, idx, fresh),
+                                 lambda: gather_sources(state.noise, idx, fresh))
+        else:
+            noise = gather_sources(state.noise, idx, fresh)
+        return SnapState(noise, offset)
 
 def claim_nearest(cell: Tensor, dist: Tensor, want: Tensor, n_cells: int) -> Tensor:
     """Give each wanted cell to one pixel: the one at the least ``dist``, ties to the first in
@@ -221,7 +235,27 @@ def _nearest_free_home(offset: Tensor, s: Tensor, b: Tensor, forward_flow: Tenso
 
 def take_sources(previous: Tensor, idx: Tensor, generator: torch.Generator) -> Tensor:
     """Frame t's ``(C, H, W)`` noise: frame t-1's values at the flat pixels ``idx`` ``(H, W)``,
-    fresh draws from ``generator`` (in raster order, :func:`.base.fresh_like`) where ``idx < 0``."""
+    fresh draws from ``generator`` (in raster order, as :func:`.base.fresh_like` draws them) where
+    ``idx < 0``."""
+    return gather_sources(previous, idx, draw_fresh(previous, idx, generator))
+
+
+def draw_fresh(previous: Tensor, idx: Tensor, generator: torch.Generator) -> Tensor:
+    """The fresh values of frame t, ``(C, n)`` for the ``n`` pixels where ``idx < 0``, drawn as
+    :func:`.base.fresh_like` draws them (nothing drawn when ``n == 0``)."""
+    c = previous.shape[0]
+    n = int((idx < 0).sum())
+    if n == 0:
+        return previous.new_empty(c, 0)
+    return torch.randn(c, n, generator=generator, device=previous.device, dtype=previous.dtype)
+
+
+def gather_sources(previous: Tensor, idx: Tensor, fresh: Tensor) -> Tensor:
+    """Frame t's ``(C, H, W)`` noise (new memory): ``previous`` ``(C, H, W)`` at the flat pixels
+    ``idx`` ``(H, W)``, and the columns of ``fresh`` ``(C, n)`` in raster order where
+    ``idx < 0``."""
     c, h, w = previous.shape
     noise = previous.reshape(c, h * w)[:, idx.flatten().clamp_min(0)].view(c, h, w)
-    return fresh_like(noise, idx < 0, generator)
+    if fresh.shape[1]:
+        noise[:, idx < 0] = fresh
+    return noise
