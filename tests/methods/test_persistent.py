@@ -309,20 +309,20 @@ def test_auto_falls_back_to_torch_when_a_triton_launch_fails(monkeypatch, no_fai
     ``backend="torch"``; an explicit ``backend="triton"`` raises instead."""
     pytest.importorskip("triton")
     from warpnoise.backends import BackendError, BackendFallbackWarning
-    from warpnoise.kernels import triton_boxes as T
+    from warpnoise.kernels.triton_interp import Interpreted
     from warpnoise.methods.persistent.triton_backend import TritonBackend
 
     # "auto" as on CUDA: the Triton kernels (here interpreted on CPU tensors).
     monkeypatch.setattr(persistent, "backend_for", lambda device, requested="auto": (
         "triton" if requested == "auto" else requested, "test"))
-    real = T._Interpreted.__getitem__
+    real = Interpreted.__getitem__
 
     def launch(self, grid):
         if self.kernel.fn.__name__ == "_boxes_kernel":
             raise RuntimeError("Triton Error [CUDA]: device kernel image is invalid (simulated)")
         return real(self, grid)
 
-    monkeypatch.setattr(T._Interpreted, "__getitem__", launch)
+    monkeypatch.setattr(Interpreted, "__getitem__", launch)
     h = w = 16
     flows = _layered_flows(h, w, 2)
     warper = warpnoise.NoiseWarper(4, h, w, seed=4)

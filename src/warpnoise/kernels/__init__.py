@@ -19,6 +19,14 @@ MAX_SIDE = 3
 FRESH, ANCHORED, LOOSE = 0, 1, 2
 
 
+#: ``snap``: the candidates around ``round(x + b(x))``, in the order every backend visits them
+#: (ties keep the first).
+SNAP_OFFSETS = tuple((dy, dx) for dy in (0, -1, 1) for dx in (0, -1, 1))
+#: ``snap``: rounds of claims; a pixel that lost its nearest home to a nearer pixel takes the
+#: nearest home still free, if any (zoom-out and rotation leave free homes beside most losers).
+SNAP_ROUNDS = 3
+
+
 #: Counters per pixel and channel of a step's fresh piece draws: one per cell its box may cut.
 SLOTS = MAX_SIDE * MAX_SIDE
 

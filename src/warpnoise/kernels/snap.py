@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA
-from ..methods.snap import OFFSETS, ROUNDS
+from . import SNAP_OFFSETS as OFFSETS
+from . import SNAP_ROUNDS as ROUNDS
 
 _DY = np.array([dy for dy, _ in OFFSETS], np.int64)
 _DX = np.array([dx for _, dx in OFFSETS], np.int64)

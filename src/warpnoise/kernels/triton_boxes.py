@@ -56,8 +56,8 @@ exactly), and the cover equal within the fixed-point rounding above. The noise a
 ``d``, the pieces) is float32 on float32 data, as the CPU kernel's storage.
 
 The kernels compile for CUDA and run, unchanged, in Triton's interpreter on CPU tensors (launched
-as ``TRITON_INTERPRET=1`` launches every kernel: :class:`_Interpreted`), which is how the tests
-check them on a machine without a GPU.
+as ``TRITON_INTERPRET=1`` launches every kernel: :class:`.triton_interp.Interpreted`), which is
+how the tests check them on a machine without a GPU.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ from torch import Tensor
 from ..flow import FB_ALPHA, FB_BETA
 from ..rng import GOLDEN, MIX1, MIX2
 from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, counter_offsets, value_masks_on
+from .triton_interp import Interpreted
 
 __all__ = ["ANCHORED", "FRESH", "LOOSE", "Workspace", "advance", "box_integrate", "fill_normal",
            "integrate", "step"]
@@ -648,46 +649,6 @@ class Workspace:
         self.links[-1, :] &= 1
 
 
-class _Interpreted:
-    """A kernel run by Triton's interpreter on CPU tensors, whatever ``TRITON_INTERPRET`` was
-    when triton was imported: what that variable does to every kernel, done to this one. The
-    interpreter runs a kernel as Python on numpy with ``triton.language`` patched to numpy
-    builtins; for the duration of a launch, the ``@triton.jit`` helpers the kernel calls (ours
-    and ``triton.language``'s) run as interpreted Python too, and every patch is undone after it.
-    """
-
-    def __init__(self, kernel: Any) -> None:
-        # Interpreter internals (tested with triton 3.9), imported only where the CPU asks.
-        from triton.runtime.interpreter import InterpretedFunction
-
-        self.kernel = InterpretedFunction(kernel.fn)
-
-    def __getitem__(self, grid: tuple[int, ...]) -> Any:
-        from triton.runtime.interpreter import _patch_lang
-        from triton.runtime.jit import JITFunction
-
-        def launch(*args: Any, **kwargs: Any) -> Any:
-            compiled_call = JITFunction.__call__
-            # ``triton.language`` and ``triton.language.core``, as the helpers see them.
-            scopes = [_patch_lang(self.kernel.fn), _patch_lang(tl.standard.zeros.fn)]
-            JITFunction.__call__ = _call_interpreted  # type: ignore[method-assign]
-            try:
-                return self.kernel[grid](*args, **kwargs)
-            finally:
-                JITFunction.__call__ = compiled_call  # type: ignore[method-assign]
-                for scope in reversed(scopes):
-                    scope.restore()
-
-        return launch
-
-
-def _call_interpreted(helper: Any, *args: Any, **kwargs: Any) -> Any:
-    """A ``@triton.jit`` helper called from an interpreted kernel: its interpreted form."""
-    from triton.runtime.interpreter import InterpretedFunction
-
-    return InterpretedFunction(helper.fn).rewrite()(*args, **kwargs)
-
-
 class _Kernels:
     """This module's kernels as launched on one kind of device."""
 
@@ -702,7 +663,7 @@ class _Kernels:
     def __getattr__(self, name: str) -> Any:
         if name not in self.launchers:
             kernel = globals()[name]
-            self.launchers[name] = _Interpreted(kernel) if self.interpret else kernel
+            self.launchers[name] = Interpreted(kernel) if self.interpret else kernel
         return self.launchers[name]
 
 

@@ -4,7 +4,7 @@ The same rule as the torch path (:func:`warpnoise.methods.snap.snap_sources`) an
 (:mod:`warpnoise.kernels.snap`), with the same float64 arithmetic in the same order and the same
 candidate order, so the three give the same sources and offsets, hence the same bits (the fresh
 draws come from the caller's generator in all three, :func:`warpnoise.methods.base.fresh_like`).
-Each of the :data:`~warpnoise.methods.snap.ROUNDS` rounds is three kernels over pixels:
+Each of the :data:`~warpnoise.kernels.SNAP_ROUNDS` rounds is three kernels over pixels:
 
 1. ``_homes_kernel``: each pixel not yet served finds the nearest free home around
    ``round(x + b(x))`` (the forward-backward test of
@@ -37,8 +37,9 @@ import triton.language as tl
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA
-from ..methods.snap import OFFSETS, ROUNDS
-from .triton_boxes import _Interpreted
+from . import SNAP_OFFSETS as OFFSETS
+from . import SNAP_ROUNDS as ROUNDS
+from .triton_interp import Interpreted
 
 __all__ = ["snap_sources_triton"]
 
@@ -148,7 +149,7 @@ def _accept_kernel(src, home, owner, done, taken, new, N, BLOCK: tl.constexpr):
 
 @functools.cache
 def _interpreted(kernel: Any) -> Any:
-    return _Interpreted(kernel)
+    return Interpreted(kernel)
 
 
 def _launcher(kernel: Any, device: torch.device) -> Any:

@@ -58,6 +58,8 @@ from torch import Tensor
 
 from ..backends import BACKENDS, check_backend, choose, run_compiled
 from ..flow import FB_ALPHA, FB_BETA, pixel_grid
+from ..kernels import SNAP_OFFSETS as OFFSETS
+from ..kernels import SNAP_ROUNDS as ROUNDS
 from .base import WarpState, register
 
 __all__ = ["BACKENDS", "Snap", "SnapState", "claim_nearest", "draw_fresh", "gather_sources",
@@ -68,12 +70,6 @@ TRITON_ON_CPU = False
 #: Set to False to run the torch path on CUDA even where triton imports (benchmarks, debugging).
 USE_TRITON = True
 
-#: The candidates around ``round(x + b(x))``, in the order both backends visit them (ties keep
-#: the first).
-OFFSETS = tuple((dy, dx) for dy in (0, -1, 1) for dx in (0, -1, 1))
-#: Rounds of claims: a pixel that lost its nearest home to a nearer pixel takes the nearest home
-#: still free, if any (zoom-out and rotation leave free homes beside most losers).
-ROUNDS = 3
 
 
 @dataclass
