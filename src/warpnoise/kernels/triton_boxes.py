@@ -42,10 +42,13 @@ below ``2^31``. The sums are exact where the CPU kernel's float64 sums round, an
 float32 ``d``. Everything else is per pixel or per cell, in a fixed order.
 
 Random draws: ``_normal(key, counter)``, the counter-based normal of every backend
-(:func:`warpnoise.rng.counter_normal`: SplitMix64 in uint64, Box-Muller in float64), keyed by the
-step's key (a host integer derived from the sequence's root: no host sync) with the CPU kernel's
-counter per piece, cell or pixel and channel (:func:`warpnoise.kernels.counter_offsets`), so the
-fresh draws are the CPU kernel's values; the persistent field is drawn by :func:`fill_normal`.
+(:func:`warpnoise.rng.counter_normal`: SplitMix64 in uint64, the ziggurat in float64 with the
+tables of :func:`warpnoise.rng.ziggurat_table`, each lane's rejection loop a state machine
+stepped until every lane has accepted), keyed by the step's key (a host integer derived from
+the sequence's root: no host sync) with the CPU kernel's counter per piece, cell or pixel and
+channel (:func:`warpnoise.kernels.counter_offsets`), so the fresh draws are the CPU kernel's
+values (the same bits for the 98.8% a table look-up accepts, float64 rounding of ``exp`` and
+``log`` apart for the rest); the persistent field is drawn by :func:`fill_normal`.
 
 Precision: the geometry is the CPU kernel's, bit for bit. The accumulated map and source
 positions are float64, as there, and ``advance``, ``links`` and ``boxes`` repeat its float64
