@@ -127,14 +127,15 @@ def _signed(x: int) -> int:
 
 def _srl(z: Tensor, s: int) -> Tensor:
     """Logical right shift of int64 ``z`` (torch's ``>>`` is arithmetic)."""
-    return (z >> s) & ((1 << (64 - s)) - 1)
+    return (z >> s).bitwise_and_((1 << (64 - s)) - 1)
 
 
 def _splitmix(x: Tensor) -> Tensor:
+    # In place on the new tensor ``z``: half the time of a temporary per operation.
     z = x + _signed(GOLDEN)
-    z = (z ^ _srl(z, 30)) * _signed(MIX1)
-    z = (z ^ _srl(z, 27)) * _signed(MIX2)
-    return z ^ _srl(z, 31)
+    z.bitwise_xor_(_srl(z, 30)).mul_(_signed(MIX1))
+    z.bitwise_xor_(_srl(z, 27)).mul_(_signed(MIX2))
+    return z.bitwise_xor_(_srl(z, 31))
 
 
 #: The ziggurat's layers, edge, and common area (Marsaglia & Tsang 2000, the 128-layer table of
@@ -173,7 +174,13 @@ def ziggurat_table(device: torch.device | str = "cpu") -> Tensor:
 
 def _uniform(h: Tensor) -> Tensor:
     """(0, 1] from the top 53 bits of the words ``h``."""
-    return (_srl(h, 11) + 1).double() * _INV_2_53
+    return _srl(h, 11).add_(1).double().mul_(_INV_2_53)
+
+
+def _signed_unit(h: Tensor) -> Tensor:
+    """[-1, 1) from the top 53 bits of the words ``h``: ``2 (h >> 11) / 2^53 - 1``, the scalings
+    by powers of two exact, so the same bits as the scalar forms."""
+    return _srl(h, 11).double().mul_(2.0 * _INV_2_53).sub_(1.0)
 
 
 def counter_normal(key: int, counter: Tensor) -> Tensor:
@@ -199,7 +206,7 @@ def counter_normal(key: int, counter: Tensor) -> Tensor:
     zx, zr = table[:ZIG_LAYERS + 1], table[ZIG_LAYERS + 1:]
     h = _splitmix(counter * _signed(GOLDEN) + _signed(key))
     i = h & (ZIG_LAYERS - 1)
-    u = 2.0 * (_srl(h, 11).double() * _INV_2_53) - 1.0
+    u = _signed_unit(h)
     out = u * zx[i]
     todo = (u.abs() >= zr[i]).nonzero(as_tuple=True)
     h, i, u = h[todo], i[todo], u[todo]
@@ -219,7 +226,7 @@ def counter_normal(key: int, counter: Tensor) -> Tensor:
         rej = ~ok
         todo, h = tuple(t[rej] for t in todo), _splitmix(h[rej])
         i = h & (ZIG_LAYERS - 1)
-        u = 2.0 * (_srl(h, 11).double() * _INV_2_53) - 1.0
+        u = _signed_unit(h)
         fast = u.abs() < zr[i]
         out[tuple(t[fast] for t in todo)] = u[fast] * zx[i[fast]]
         slow = ~fast
