@@ -22,7 +22,7 @@ TYPES = dict(H="i32", W="i32", HA="i32", WA="i32", want="i32", NCELL="i32", size
              pos=PTR["fp64"], edges=PTR["fp32"], cell0=PTR["i32"], barred=PTR["u8"],
              cells=PTR["i64"], masks=PTR["i64"], field=PTR["fp32"], ybuf=PTR["fp32"],
              d=PTR["fp32"], xa=PTR["fp32"], out=PTR["fp32"], keep=PTR["fp32"],
-             traced=PTR["i1"], buf=PTR["i64"])
+             traced=PTR["i1"], buf=PTR["i64"], zig=PTR["fp64"])
 
 
 def configurations() -> list[tuple[str, Any, dict, bool]]:

@@ -42,10 +42,13 @@ below ``2^31``. The sums are exact where the CPU kernel's float64 sums round, an
 float32 ``d``. Everything else is per pixel or per cell, in a fixed order.
 
 Random draws: ``_normal(key, counter)``, the counter-based normal of every backend
-(:func:`warpnoise.rng.counter_normal`: SplitMix64 in uint64, Box-Muller in float64), keyed by the
-step's key (a host integer derived from the sequence's root: no host sync) with the CPU kernel's
-counter per piece, cell or pixel and channel (:func:`warpnoise.kernels.counter_offsets`), so the
-fresh draws are the CPU kernel's values; the persistent field is drawn by :func:`fill_normal`.
+(:func:`warpnoise.rng.counter_normal`: SplitMix64 in uint64, the ziggurat in float64 with the
+tables of :func:`warpnoise.rng.ziggurat_table`, each lane's rejection loop a state machine
+stepped until every lane has accepted), keyed by the step's key (a host integer derived from
+the sequence's root: no host sync) with the CPU kernel's counter per piece, cell or pixel and
+channel (:func:`warpnoise.kernels.counter_offsets`), so the fresh draws are the CPU kernel's
+values (the same bits for the 98.8% a table look-up accepts, float64 rounding of ``exp`` and
+``log`` apart for the rest); the persistent field is drawn by :func:`fill_normal`.
 
 Precision: the geometry is the CPU kernel's, bit for bit. The accumulated map and source
 positions are float64, as there, and ``advance``, ``links`` and ``boxes`` repeat its float64
@@ -72,7 +75,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..flow import FB_ALPHA, FB_BETA
-from ..rng import GOLDEN, MIX1, MIX2
+from ..rng import GOLDEN, MIX1, MIX2, ZIG_LAYERS, ZIG_R, ziggurat_table
 from . import ANCHORED, FRESH, JUMP, LOOSE, MAX_SIDE, REM_EPS, counter_offsets, value_masks_on
 from .triton_interp import Interpreted
 
@@ -89,9 +92,15 @@ _FIX_C = tl.constexpr(FIX)
 _FIX_INT_C = tl.constexpr(int(FIX))
 # The counter-based normal's constants, uint64 (warpnoise.rng).
 _GOLDEN_C = tl.constexpr(GOLDEN)
-_STRIDE_C = tl.constexpr((2 * GOLDEN) % 2**64)
 _MIX1_C = tl.constexpr(MIX1)
 _MIX2_C = tl.constexpr(MIX2)
+_LAYERS_C = tl.constexpr(ZIG_LAYERS)
+_R_C = tl.constexpr(ZIG_R)
+# The states of a lane of ``_normal``: accepted (0), a new word to try, a word to decide the
+# wedge or go to the tail with, in the tail.
+_NEW = tl.constexpr(1)
+_DECIDE = tl.constexpr(2)
+_TAIL = tl.constexpr(3)
 _GPU_BLOCK = 256  # pixels (or cells) per program on the GPU
 _INTERPRETED_BLOCK = 1 << 16  # the interpreter pays per operation, not per element
 
@@ -106,26 +115,62 @@ def _splitmix(x):
 
 
 @triton.jit
-def _normal(key, counter):
-    """``normal(key, counter)`` (:func:`warpnoise.rng.counter_normal`) for int64 ``key`` (the
-    uint64 key's bits) and int64 counters, float64: the same integer steps as numba's and
-    torch's."""
-    c = counter.to(tl.uint64, bitcast=True)
-    base = key.to(tl.int64).to(tl.uint64, bitcast=True) + (c >> 1) * _STRIDE_C
-    h1 = _splitmix(base)
-    h2 = _splitmix(base + _GOLDEN_C)
-    u1 = ((h1 >> 11) + 1).to(tl.float64) * (1.0 / 9007199254740992.0)
-    u2 = (h2 >> 11).to(tl.float64) * (1.0 / 9007199254740992.0)
-    r = tl.sqrt(-2.0 * tl.log(u1))
-    theta = 6.283185307179586 * u2
-    return tl.where((c & 1) == 1, r * tl.sin(theta), r * tl.cos(theta))
+def _uniform(h):
+    """(0, 1] from the top 53 bits of uint64 ``h``."""
+    return ((h >> 11) + 1).to(tl.float64) * (1.0 / 9007199254740992.0)
 
 
 @triton.jit
-def _fill_kernel(out, key, N, BLOCK: tl.constexpr):
+def _normal(key, counter, zig):
+    """``normal(key, counter)`` (:func:`warpnoise.rng.counter_normal`) for int64 ``key`` (the
+    uint64 key's bits) and int64 counters, float64: the same integer steps and tables
+    (``zig``: :func:`warpnoise.rng.ziggurat_table`) as numba's and torch's. Each lane runs the
+    ziggurat's rejection loop as a state machine (a new word, the wedge or tail decision, the
+    tail), all lanes stepping together until every one has accepted."""
+    c = counter.to(tl.uint64, bitcast=True)
+    h = _splitmix(key.to(tl.int64).to(tl.uint64, bitcast=True) + c * _GOLDEN_C)
+    i = (h & (_LAYERS_C - 1)).to(tl.int32)
+    u = 2.0 * ((h >> 11).to(tl.float64) * (1.0 / 9007199254740992.0)) - 1.0
+    res = u * 0.0
+    state = i * 0 + _NEW
+    while tl.max(state) > 0:
+        new = state == _NEW
+        i = tl.where(new, (h & (_LAYERS_C - 1)).to(tl.int32), i)
+        u = tl.where(new, 2.0 * ((h >> 11).to(tl.float64) * (1.0 / 9007199254740992.0)) - 1.0,
+                     u)
+        xi = tl.load(zig + i)
+        fast = new & (tl.abs(u) < tl.load(zig + _LAYERS_C + 1 + i))
+        res = tl.where(fast, u * xi, res)
+        h = tl.where(new & ~fast, _splitmix(h), h)
+        state = tl.where(fast, 0, tl.where(new, _DECIDE, state))
+        # Layer 0 goes to the tail; another layer's wedge accepts or starts over.
+        decide = state == _DECIDE
+        state = tl.where(decide & (i == 0), _TAIL, state)
+        wedge = decide & (i != 0)
+        x = u * xi
+        xn = tl.load(zig + i + 1)
+        f0 = tl.exp(-0.5 * (xi * xi - x * x))
+        f1 = tl.exp(-0.5 * (xn * xn - x * x))
+        took = wedge & (f1 + _uniform(h) * (f0 - f1) < 1.0)
+        res = tl.where(took, x, res)
+        h = tl.where(wedge & ~took, _splitmix(h), h)
+        state = tl.where(took, 0, tl.where(wedge, _NEW, state))
+        tail = state == _TAIL
+        a = -tl.log(_uniform(h)) / _R_C
+        h1 = _splitmix(h)
+        b = -tl.log(_uniform(h1))
+        took = tail & (b + b > a * a)
+        res = tl.where(took, tl.where(u < 0.0, -(_R_C + a), _R_C + a), res)
+        h = tl.where(tail, _splitmix(h1), h)
+        state = tl.where(took, 0, state)
+    return res
+
+
+@triton.jit
+def _fill_kernel(out, key, zig, N, BLOCK: tl.constexpr):
     """``out[i] = normal(key, i)`` (float32) for ``i < N``."""
     q = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    tl.store(out + q, _normal(key, q).to(tl.float32), mask=q < N)
+    tl.store(out + q, _normal(key, q, zig).to(tl.float32), mask=q < N)
 
 
 @triton.jit
@@ -464,7 +509,8 @@ def _piece_sum(field, cell, mine, K: tl.constexpr, ch, C: tl.constexpr, ok):
 
 
 @triton.jit
-def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset, H, W, WA,
+def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, zig, offset, H, W,
+                   WA,
                    K: tl.constexpr, C: tl.constexpr, CP: tl.constexpr, HAS_FIELD: tl.constexpr,
                    RESTRICT: tl.constexpr, NCOL: tl.constexpr, BLOCK: tl.constexpr, gate):
     """Each piece's ``Y``: the sum of the values it owns scaled to variance ``a_eff`` (a fresh
@@ -493,7 +539,7 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
             fresh = ok & (cnt == 0)
             if tl.sum(fresh.to(tl.int32), axis=0) > 0:
                 slot = (p * (_SIDE_C * _SIDE_C) + dy * _SIDE_C + dx).to(tl.int64)
-                z = _normal(key, offset + (slot * C)[:, None] + ch).to(tl.float32)
+                z = _normal(key, offset + (slot * C)[:, None] + ch, zig).to(tl.float32)
                 y = tl.where(fresh[:, None], z * tl.sqrt(a_eff)[:, None], y)
             y = tl.where(ok[:, None], y, 0.0)
             tl.atomic_add(row[:, None] + _COLS_C + ch, (y * _FIX_C).to(tl.int64),
@@ -503,7 +549,7 @@ def _pieces_kernel(edges, cell0, barred, cells, masks, field, ybuf, key, offset,
 
 
 @triton.jit
-def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl.constexpr,
+def _remainders_kernel(cells, field, xa, barred, d, key, zig, offset, NCELL, FULL: tl.constexpr,
                        K: tl.constexpr, C: tl.constexpr, CP: tl.constexpr,
                        HAS_FIELD: tl.constexpr, RESTRICT: tl.constexpr, NCOL: tl.constexpr,
                        REM_EPS_: tl.constexpr, BLOCK: tl.constexpr, gate):
@@ -532,7 +578,7 @@ def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl
     y = s * tl.sqrt(tl.maximum(rem, 0.0) / tl.maximum(cnt, 1).to(tl.float32))[:, None]
     fresh = has_rem & (cnt == 0)
     if tl.sum(fresh.to(tl.int32), axis=0) > 0:
-        z = _normal(key, offset + (q.to(tl.int64) * C)[:, None] + ch).to(tl.float32)
+        z = _normal(key, offset + (q.to(tl.int64) * C)[:, None] + ch, zig).to(tl.float32)
         y = tl.where(fresh[:, None], z * tl.sqrt(tl.maximum(rem, 0.0))[:, None], y)
     y = tl.where(has_rem[:, None], y, 0.0)
     sy = tl.load(row[:, None] + _COLS_C + ch, mask=cm, other=0).to(tl.float32) * (
@@ -542,7 +588,7 @@ def _remainders_kernel(cells, field, xa, barred, d, key, offset, NCELL, FULL: tl
 
 
 @triton.jit
-def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep, traced, H, W,
+def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, zig, offset, out, keep, traced, H, W,
                    WA, K: tl.constexpr, C: tl.constexpr, CP: tl.constexpr,
                    RESTRICT: tl.constexpr, FILL: tl.constexpr, NCOL: tl.constexpr,
                    BLOCK: tl.constexpr, gate):
@@ -577,7 +623,7 @@ def _gather_kernel(edges, cell0, barred, cells, d, ybuf, key, offset, out, keep,
     if FILL:
         fresh = on & ~has
         if tl.sum(fresh.to(tl.int32), axis=0) > 0:
-            z = _normal(key, offset + (p.to(tl.int64) * C)[:, None] + ch).to(tl.float32)
+            z = _normal(key, offset + (p.to(tl.int64) * C)[:, None] + ch, zig).to(tl.float32)
             val = tl.where(fresh[:, None], z, val)
             tl.store(keep + at, z, mask=fresh[:, None] & cm)
         tl.store(out + at, val, mask=on[:, None] & cm)
@@ -688,7 +734,7 @@ def fill_normal(out: Tensor, key: int) -> None:
     block, grid = _block(n, block)
     on_device = torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext()
     with on_device:
-        kern._fill_kernel[grid](out, _signed(key), n, BLOCK=block)
+        kern._fill_kernel[grid](out, _signed(key), ziggurat_table(out.device), n, BLOCK=block)
 
 
 def _block(size: int, block: int) -> tuple[int, tuple[int]]:
@@ -751,6 +797,7 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
     ncol = _COLS + c_n
     shape = dict(K=k_, C=c_n, CP=cp, NCOL=ncol)
     key = _signed(key)
+    zig = ziggurat_table(pos.device)
     off_piece, off_rem, off_fresh, _ = counter_offsets(h, w, c_n, base)
     kern._links_kernel[grid](pos, ws.role, ws.links, role, h, w, ALL=anchored, JUMP_=JUMP,
                              BLOCK=block, gate=gate, **kern.exact)
@@ -763,18 +810,18 @@ def integrate(ws: Workspace, pos: Tensor, role: int, xa: Tensor, field: Tensor |
                               HAS_FIELD=field is not None, RESTRICT=restrict, NCOL=ncol,
                               BLOCK=block, gate=gate)
     kern._pieces_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, masks, values, ws.ybuf,
-                              key, off_piece, h, w, wa,
+                              key, zig, off_piece, h, w, wa,
                               HAS_FIELD=field is not None, RESTRICT=restrict, BLOCK=block,
                               gate=gate, **shape)
     cblock, cgrid = _block(ha * wa, block0)
     full = (1 << (k_ * k_)) - 1 if field is not None else 0
     kern._remainders_kernel[cgrid](ws.cells, values, xa, cells_barred, ws.d, key,
-                                   off_rem, ha * wa,
+                                   zig, off_rem, ha * wa,
                                    FULL=full - (1 << 64) if full >= 1 << 63 else full,
                                    HAS_FIELD=field is not None, RESTRICT=restrict,
                                    REM_EPS_=REM_EPS, BLOCK=cblock, gate=gate, **shape)
     kern._gather_kernel[grid](ws.edges, ws.cell0, cells_barred, ws.cells, ws.d, ws.ybuf, key,
-                              off_fresh, out, keep, traced, h, w, wa, RESTRICT=restrict,
+                              zig, off_fresh, out, keep, traced, h, w, wa, RESTRICT=restrict,
                               FILL=anchored, BLOCK=block, gate=gate, **shape)
 
 

@@ -71,9 +71,10 @@ CUDA without triton, the CPU without numba). The backend is chosen once, when a 
 the first step hand over to torch with a warning (:mod:`warpnoise.backends`).
 
 Same seed, same noise on every backend. Every draw is counter-based, ``normal(key, counter)``
-(:func:`warpnoise.rng.counter_normal`: SplitMix64 and Box-Muller, the same integer steps in
-numba, torch and Triton), with keys derived from one root drawn from the caller's generator and
-the same counter for the same piece, cell, pixel and channel on every backend (:mod:`.rule`).
+(:func:`warpnoise.rng.counter_normal`: SplitMix64 words and an exact ziggurat, the same integer
+steps and tables in numba, torch and Triton), with keys derived from one root drawn from the
+caller's generator and the same counter for the same piece, cell, pixel and channel on every
+backend (:mod:`.rule`).
 The geometry (maps, roles, links, boxes, claims) is computed with the same float64 operations in
 the same order, so it is identical; the noise sums are float32 on the compiled backends (fixed
 point on Triton) and float64 on torch, so backends agree to rounding (about 1e-6).
