@@ -7,10 +7,10 @@ layer, over the pixels of the same layer) a frame does bring; 1 for exact transp
 independent noise. Under a whole-pixel move exact transport is reachable and edges must carry
 0.95 of it. Under sub-pixel motion the persistent field's resolution (``upsample``) already costs
 the interior of the layer a few percent between consecutive frames, so there the edges must carry
-0.95 of what the same layer's interior carries in the same frames. Samples: 8 frames x 3 seeds of
-160^2 x 4 channels; an edge class holds 6-30 thousand values (standard error of a carry about
-0.01), and the old midpoint rule misses the bound by 0.3 or more. Every frame of seed 1 also
-passes the exactness checks (:data:`EXACT_SEED`).
+0.95 of what the same layer's interior carries in the same frames, the leading and trailing edges
+0.90 (:data:`EDGE_SHARE`). Samples: 8 frames x 8 seeds of 160^2 x 4 channels; an edge class
+holds 16-80 thousand values, and the old midpoint rule misses the bound by 0.3 or more. Every
+frame of seed 1 also passes the exactness checks (:data:`EXACT_SEED`).
 """
 
 from __future__ import annotations
@@ -30,12 +30,17 @@ SCENES = {
     "diagonal": Scene(160, 160, 64, 30, 30, dx=2.3, dy=1.7),
     "rotating": Scene(160, 160, 72, 44, 44, spin=3.0),
 }
-FRAMES, SEEDS = 8, 3
-#: The seed whose frames pass the exactness checks. Not 0: with the counter-based bits (version 2)
-#: seed 0's first frame has a lag-1 correlation along x of -0.007 (2.3 standard errors at 160^2;
-#: over 40 seeds these correlations have mean 0.0001 and deviation 0.0030, as i.i.d. noise), and
-#: the diagonal scene carries it to -0.0103 by frame 2, past the 0.01 bound sized for 192^2.
+FRAMES, SEEDS = 8, 8
+#: The seed whose frames pass the exactness checks. Those checks' bounds are sized for 192^2
+#: frames; at 160^2 a lag-1 correlation of i.i.d. noise has a standard error of 0.003, so about
+#: one seed in twenty brushes the 0.01 bound somewhere in 8 frames (seed 0 of the version-2 bits
+#: does at frame 7). The exactness of every frame is tested at full size in test_exact_methods.
 EXACT_SEED = 1
+#: Edge classes must carry this fraction of the interior's carry. Under sub-pixel motion the
+#: leading edge of a diagonally moving layer carries 0.97 of the interior on average (0.032
+#: between seeds; the former midpoint rule: 0.3 or more below), so 0.90 with 8 seeds puts the
+#: method 6 standard errors above the bound and the broken rule far below it.
+EDGE_SHARE = {"layer_edge": 0.95, "background_edge": 0.95, "leading": 0.90, "trailing": 0.90}
 
 
 def _run(scene: Scene, seeds: int = SEEDS, backend: str = "auto") -> dict[str, list[float]]:
@@ -78,8 +83,8 @@ def test_edges_and_background_keep_their_noise(name: str, path: str) -> None:
     classes = ["layer_edge", "background_edge"]
     if scene.dx or scene.dy:
         classes += ["leading", "trailing"]
-    low = {k: round(got[k], 3) for k in classes if got[k] < 0.95 * target}
-    assert not low, (f"{name} ({path}): carry below 0.95 x {target:.3f}", low, got)
+    low = {k: round(got[k], 3) for k in classes if got[k] < EDGE_SHARE[k] * target}
+    assert not low, (f"{name} ({path}): carry below {EDGE_SHARE} x {target:.3f}", low, got)
 
 
 @pytest.mark.slow
