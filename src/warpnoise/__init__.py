@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .methods import DEFAULT_METHOD
     from .warper import NoiseWarper, warp_noise
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Imported on first use (PEP 562): the names below pull in torch, seconds of start-up during
 # which the command line could not yet turn Ctrl-C into its one-line message.
