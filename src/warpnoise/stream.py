@@ -187,13 +187,18 @@ class NoiseStream:
     """Warp a stream of steps to noise on ``target``, frame by frame.
 
     Args:
-        warp, target, degradation: the resolved parts (see the module docstring).
-        frames, height, width: the pixel frames' count and size (``block`` must divide the size).
+        warp: the method, its options, seed and device (:class:`WarpSpec`).
+        target: the grid the noise ends on (:class:`Target`).
+        degradation: γ and its stream (:class:`Degradation`).
+        frames: the pixel frames' count.
+        height: the pixel frames' height (``target.block`` must divide it).
+        width: the pixel frames' width (likewise).
         guide: the re-iterable frames a frame-guided method reads (ignored by the others).
         generator: with ``warp.seed`` unused, the warper's own generator (samplers chaining
             draws); the degradation always draws from its own stream.
         device: where the yielded noise goes (``"cpu"``: files and ComfyUI; the warp's device
-            for samplers); ``dtype``: the noise's (float64 warps in float64).
+            for samplers).
+        dtype: the noise's (float64 warps in float64).
 
     ``seconds["warp"]`` accumulates the time spent warping and integrating. After the last
     frame, :attr:`generator` is the degradation stream (CogVideoX 1.5's padding continues it)

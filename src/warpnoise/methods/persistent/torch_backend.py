@@ -362,8 +362,9 @@ def integrate_boxes(acc_map: Tensor, active: Tensor, xa: Tensor, field: Tensor |
         field: ``(Ha, Wa, k^2 + 4k + 4, C)`` persistent values independent of ``xa``, or None
             (every ``Y`` a fresh draw: Deng et al.'s frame-to-frame bridge).
         barred: ``(Ha, Wa)`` bool cells that are not sources, or None.
-        key, base: every fresh draw is ``normal(key, counter)``, counters from ``base`` laid out
-            by :func:`warpnoise.kernels.counter_offsets`.
+        key: every fresh draw is ``normal(key, counter)``.
+        base: the first counter of this pass, laid out by
+            :func:`warpnoise.kernels.counter_offsets`.
 
     Returns:
         ``(noise (C, H, W) float64, has (H, W) bool, links (H, W) uint8)``: the integrated noise
