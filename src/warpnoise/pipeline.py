@@ -378,10 +378,7 @@ def check_frame_shape(options: NoiseOptions | NoisePlan, t: int, h: int, w: int)
     target = (options if isinstance(options, NoisePlan) else options.plan()).target
     if target.preset is not None:
         check_video(target.preset, t, h, w)
-    s = target.block
-    if h % s or w % s:
-        raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
-                         f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+    target.check_size(h, w)
 
 
 def _warp_steps(stack: contextlib.ExitStack, steps: Iterable[Step], output: str | os.PathLike,

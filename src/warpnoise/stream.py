@@ -122,6 +122,13 @@ class Target:
         """Whether pixel frame ``index`` is kept (every ``temporal``-th, from frame 0)."""
         return index % self.temporal == 0
 
+    def check_size(self, height: int, width: int) -> None:
+        """Raise ValueError unless the block size divides ``height x width`` frames."""
+        h, w, s = height, width, self.block
+        if h % s or w % s:
+            raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
+                             f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+
     def shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """``(F, C, h, w)`` of the kept frames of ``frames`` pixel frames of ``height x width``."""
         return ((frames - 1) // self.temporal + 1, self.channels, height // self.block,
@@ -221,9 +228,7 @@ class NoiseStream:
 
     def __post_init__(self) -> None:
         h, w, s = self.height, self.width, self.target.block
-        if h % s or w % s:
-            raise ValueError(f"frame size {w}x{h} is not divisible by --downsample {s}; resize "
-                             f"with --size (e.g. {w // s * s or s}x{h // s * s or s})")
+        self.target.check_size(h, w)
         self.gamma = self.degradation.on_grid((h, w), (h // s, w // s))
 
     @property

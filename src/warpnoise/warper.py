@@ -13,7 +13,7 @@ from .methods import DEFAULT_METHOD, get_method
 from .methods.base import counter_rng
 from .rng import check_device, make_generator
 
-__all__ = ["NoiseWarper", "warp_noise"]
+__all__ = ["NoiseWarper", "clip_flows", "warp_noise"]
 
 
 def _check_size(name: str, value: object) -> int:
@@ -127,6 +127,29 @@ class NoiseWarper:
         return self.noise
 
 
+def clip_flows(backward_flows: Any, forward_flows: Any | None = None,
+               device: torch.device | str | None = None) -> tuple[Tensor, Tensor | None]:
+    """A clip's flows checked and moved to ``device`` (default: the backward flows' device if
+    they are a tensor, else the CPU): ``(backward (T-1, 2, H, W), forward (T-1, 2, H, W) or
+    None)``, float32.
+
+    Raises:
+        ValueError: a bad shape, NaN or inf, forward flows of another size or count, or a device
+            this machine does not have.
+    """
+    if device is None:
+        device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
+    device = check_device(device)
+    flows = as_flows(backward_flows, name="backward_flows", device=device)
+    t1, _, h, w = flows.shape
+    if forward_flows is None:
+        return flows, None
+    fwd = as_flows(forward_flows, h, w, name="forward_flows", device=device)
+    if fwd.shape[0] != t1:
+        raise ValueError(f"forward_flows has {fwd.shape[0]} flows but backward_flows has {t1}")
+    return flows, fwd
+
+
 def warp_noise(
     backward_flows: Any,
     channels: int,
@@ -150,18 +173,9 @@ def warp_noise(
         >>> warp_noise(torch.zeros(2, 2, 32, 32), channels=3, method="fixed").shape
         torch.Size([3, 3, 32, 32])
     """
-    if device is None:
-        device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
-    device = check_device(device)
-    flows = as_flows(backward_flows, name="backward_flows", device=device)
+    flows, fwd = clip_flows(backward_flows, forward_flows, device)
+    device = flows.device
     t1, _, h, w = flows.shape
-    fwd = None
-    if forward_flows is not None:
-        fwd = as_flows(forward_flows, h, w, name="forward_flows", device=device)
-        if fwd.shape[0] != t1:
-            raise ValueError(
-                f"forward_flows has {fwd.shape[0]} flows but backward_flows has {t1}"
-            )
     warper = NoiseWarper(channels, h, w, method, seed=seed, generator=generator, device=device,
                          dtype=dtype, **options)
     out = torch.empty(t1 + 1, channels, h, w, device=device, dtype=dtype)

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..flow import as_flows
 from ..methods import DEFAULT_METHOD
-from ..rng import check_device, make_generator
+from ..rng import make_generator
 from ..stream import Degradation, NoiseStream, Target, WarpSpec
+from ..warper import clip_flows
 
 __all__ = ["WarpedNoiseSampler", "warped_noise"]
 
@@ -56,18 +56,10 @@ def warped_noise(
     Raises:
         ValueError: bad flows, method or options, or ``H``/``W`` not divisible by ``factor``.
     """
-    if device is None:
-        device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
-    device = check_device(device)
-    flows = as_flows(backward_flows, name="backward_flows", device=device)
+    flows, fwd = clip_flows(backward_flows, forward_flows, device)
+    device = flows.device
     t1, _, h, w = flows.shape
-    fwd = None
-    if forward_flows is not None:
-        fwd = as_flows(forward_flows, h, w, name="forward_flows", device=device)
-        if fwd.shape[0] != t1:
-            raise ValueError(f"forward_flows has {fwd.shape[0]} flows but backward_flows has {t1}")
-    if factor < 1 or h % factor or w % factor:
-        raise ValueError(f"flows of {h}x{w} pixels cannot be integrated by factor {factor}")
+    _check_factor(h, w, factor)
     guide = options.pop("frames", None)
     warp = WarpSpec.checked(method, options, 0 if seed is None else seed, device)
     stream = NoiseStream(warp, Target(channels, factor), Degradation(), t1 + 1, h, w,
@@ -78,6 +70,11 @@ def warped_noise(
     for item in stream.run(steps):
         out[item.index] = item.noise
     return out
+
+
+def _check_factor(h: int, w: int, factor: int) -> None:
+    if factor < 1 or h % factor or w % factor:
+        raise ValueError(f"flows of {h}x{w} pixels cannot be integrated by factor {factor}")
 
 
 class WarpedNoiseSampler:
@@ -120,12 +117,9 @@ class WarpedNoiseSampler:
             raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
         self.prefetch = prefetch
         self._queue: list[Tensor] = []
-        if device is None:
-            device = backward_flows.device if isinstance(backward_flows, Tensor) else "cpu"
-        self.device = check_device(device)
-        self.backward_flows = as_flows(backward_flows, name="backward_flows", device=self.device)
-        self.forward_flows = None if forward_flows is None else as_flows(
-            forward_flows, name="forward_flows", device=self.device)
+        self.backward_flows, self.forward_flows = clip_flows(backward_flows, forward_flows,
+                                                             device)
+        self.device = self.backward_flows.device
         self.channels = channels
         self.method = method
         self.factor = factor
@@ -135,8 +129,7 @@ class WarpedNoiseSampler:
         self._chain = make_generator(seed, None, "cpu")
         self.calls = 0
         t1, _, h, w = self.backward_flows.shape
-        if factor < 1 or h % factor or w % factor:
-            raise ValueError(f"flows of {h}x{w} pixels cannot be integrated by factor {factor}")
+        _check_factor(h, w, factor)
         self.shape = (t1 + 1, channels, h // factor, w // factor)
 
     def next_seed(self) -> int:
